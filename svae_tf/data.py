@@ -1,0 +1,470 @@
+"""Input pipelines: images from TensorFlow Datasets or a folder, as `tf.data`.
+
+One idea: every dataset the project uses becomes a `tf.data.Dataset` of float32
+image batches `[B, H, W, C]` holding the grey levels `uint8 / 255.0` in [0, 1].
+
+* Named datasets (`DATASETS`: "mnist", "cifar10", "imagenet64") are read with
+  `tfds.load(..., download=False)` from a prepared TFDS data directory; nothing
+  is ever downloaded. A missing dataset raises `DatasetNotFoundError`, whose
+  message names the directory searched and how to provide the data.
+* `"folder:/some/dir"` reads a user's directory of PNG/JPEG files.
+
+Images are *not* binarized by default: the model binarizes the Bernoulli
+likelihood target itself, and the discriminator must see grey levels (see
+NOTES.md). `binarize="static"` gives the fixed binarization used for MNIST
+likelihood evaluation (convention in `load_images`).
+
+The pipeline order is: read -> enumerate -> take -> decode/resize/binarize
+(uint8) -> cache (uint8) -> shuffle -> repeat -> batch -> to float32 ->
+prefetch. The result is a plain global-batch dataset; under a
+`tf.distribute` strategy Keras splits it (auto-shard policy DATA).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+__all__ = [
+    "DATASETS",
+    "DatasetNotFoundError",
+    "STATIC_BINARIZATION_SEED",
+    "image_shape",
+    "num_examples",
+    "load_images",
+]
+
+_log = logging.getLogger(__name__)
+
+# Project name -> TFDS names tried in order (the first one prepared is used).
+DATASETS: dict[str, list[str]] = {
+    "mnist": ["mnist"],
+    "cifar10": ["cifar10"],
+    "imagenet64": ["imagenet_resized/64x64", "downsampled_imagenet/64x64"],
+}
+
+# Shape of one example as stored, [H, W, C].
+_NATIVE_SHAPES: dict[str, tuple[int, int, int]] = {
+    "mnist": (28, 28, 1),
+    "cifar10": (32, 32, 3),
+    "imagenet64": (64, 64, 3),
+}
+
+# ImageNet 64x64 has no "test" split; its held-out split is "validation".
+_SPLIT_ALIASES: dict[str, dict[str, str]] = {"imagenet64": {"test": "validation"}}
+
+_FOLDER_PREFIX = "folder:"
+_FOLDER_EXTENSIONS = (".png", ".jpg", ".jpeg")  # matched case-insensitively
+_FOLDER_CHANNELS = 3  # folder images are always decoded to RGB
+
+# Fixed seed of the static binarization (see `load_images`).
+STATIC_BINARIZATION_SEED = 20170517
+
+_SHUFFLE_BUFFER_BYTES = 256 * 2**20  # shuffle buffer budget (uint8 images)
+_CACHE_WARN_BYTES = 4 * 2**30  # warn when an in-memory cache gets this big
+
+_TFDS_MISSING_ERRORS = (
+    tfds.core.registered.DatasetNotFoundError,  # name not registered (ValueError)
+    AssertionError,  # registered, but no prepared data in data_dir
+    FileNotFoundError,
+    tf.errors.NotFoundError,
+)
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset's files are not where we looked.
+
+    The message says which dataset, which directory was searched and how to
+    provide the data. Attributes: `name` (the project name) and `searched`
+    (the directories or files looked at).
+    """
+
+    def __init__(self, message: str, *, name: str = "", searched: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.name = name
+        self.searched = searched
+
+    def __str__(self) -> str:  # FileNotFoundError would format errno/filename
+        return self.args[0]
+
+
+# ----------------------------------------------------------------------------
+# Names, shapes and sizes.
+
+
+def _folder_path(name: str) -> Path | None:
+    """The directory of a `"folder:/dir"` name, else None."""
+    if not name.startswith(_FOLDER_PREFIX):
+        return None
+    path = name[len(_FOLDER_PREFIX):]
+    if not path:
+        raise ValueError(f"{name!r}: give a directory after 'folder:', e.g. 'folder:/data/faces'.")
+    return Path(path).expanduser()
+
+
+def _check_name(name: str) -> None:
+    if name not in DATASETS and _folder_path(name) is None:
+        raise ValueError(
+            f"Unknown dataset {name!r}: expected one of {sorted(DATASETS)} "
+            f"or 'folder:/path/to/images'."
+        )
+
+
+def image_shape(name: str, *, image_size: int | None = None) -> tuple[int, int, int]:
+    """Shape `(H, W, C)` of one image that `load_images(name, ...)` yields.
+
+    (28, 28, 1) for mnist, (32, 32, 3) for cifar10, (64, 64, 3) for imagenet64.
+    With `image_size` the images are resized to `(image_size, image_size, C)`;
+    folders need `image_size` and always have C = 3.
+    """
+    _check_name(name)
+    if _folder_path(name) is not None:
+        _check_folder_image_size(name, image_size)
+        return (image_size, image_size, _FOLDER_CHANNELS)
+    height, width, channels = _NATIVE_SHAPES[name]
+    if image_size is not None:
+        return (image_size, image_size, channels)
+    return (height, width, channels)
+
+
+def num_examples(name: str, split: str, data_dir: str | None = None) -> int:
+    """Number of examples in `split` (TFDS split strings such as "train[:10%]" work).
+
+    For a folder: the number of image files (split must be "train").
+    Raises `DatasetNotFoundError` when the data is missing.
+    """
+    _check_name(name)
+    folder = _folder_path(name)
+    if folder is not None:
+        _check_folder_split(name, split)
+        return len(_list_folder(folder))
+    _, builder, split = _find_tfds_builder(name, split, data_dir)
+    return int(builder.info.splits[split].num_examples)
+
+
+# ----------------------------------------------------------------------------
+# Finding TFDS data.
+
+
+def _resolve_data_dir(data_dir: str | None) -> tuple[str, str]:
+    """The TFDS data directory to search and where that choice came from."""
+    if data_dir:
+        return os.fspath(Path(data_dir).expanduser()), "the data_dir argument"
+    if os.environ.get("TFDS_DATA_DIR"):
+        return os.fspath(Path(os.environ["TFDS_DATA_DIR"]).expanduser()), "$TFDS_DATA_DIR"
+    return os.path.expanduser("~/tensorflow_datasets"), "the TFDS default; neither data_dir nor $TFDS_DATA_DIR was set"
+
+
+def _how_to_provide(name: str, data_dir: str) -> str:
+    if name == "imagenet64":
+        manual = f"{data_dir}/downloads/manual"
+        return (
+            "TFDS cannot download ImageNet 64x64 itself any more. Download the files by hand "
+            "(image-net.org, 'Downsampled ImageNet 64x64'; needs an ImageNet account) and prepare "
+            "either TFDS builder offline:\n"
+            "  * imagenet_resized/64x64: put Imagenet64_train_part1_npz.zip, Imagenet64_train_part2_npz.zip\n"
+            f"    and Imagenet64_val_npz.zip in the manual_dir ({manual} by default), then run\n"
+            f"      tfds build imagenet_resized/64x64 --data_dir={data_dir} [--manual_dir=MANUAL_DIR]\n"
+            "  * downsampled_imagenet/64x64: put train_64x64.tar and valid_64x64.tar in the manual_dir, then run\n"
+            f"      tfds build downsampled_imagenet/64x64 --data_dir={data_dir} [--manual_dir=MANUAL_DIR]\n"
+            "and point svae-tf at the data directory with TFDS_DATA_DIR=DIR or --data_dir=DIR."
+        )
+    tfds_name = DATASETS[name][0]
+    return (
+        f"Prepare it in TFDS format (on a machine with internet: `tfds build {tfds_name} "
+        f"--data_dir=DIR`, then copy DIR here) and point svae-tf at it with TFDS_DATA_DIR=DIR "
+        f"or --data_dir=DIR (load_images(..., data_dir=DIR))."
+    )
+
+
+def _not_found(name: str, data_dir: str, source: str, detail: str, searched: tuple[str, ...]) -> DatasetNotFoundError:
+    candidates = ", ".join(DATASETS[name])
+    message = (
+        f"Dataset {name!r} (TFDS: {candidates}) not found in data_dir {data_dir!r} "
+        f"({source}). {detail}\n{_how_to_provide(name, data_dir)}"
+    )
+    return DatasetNotFoundError(message, name=name, searched=searched)
+
+
+def _find_tfds_builder(name: str, split: str, data_dir: str | None):
+    """Return `(tfds_name, builder, tfds_split)` for the first prepared TFDS candidate.
+
+    Checks that the files of `split` exist, so a partial copy fails here with
+    `DatasetNotFoundError` and not later inside the iterator.
+    """
+    directory, source = _resolve_data_dir(data_dir)
+    for alias, target in _SPLIT_ALIASES.get(name, {}).items():
+        split = re.sub(rf"\b{alias}\b", target, split)
+    searched = tuple(os.path.join(directory, tfds_name.split("/")[0]) for tfds_name in DATASETS[name])
+    for tfds_name in DATASETS[name]:
+        try:
+            builder = tfds.builder(tfds_name, data_dir=directory)
+            prepared = builder.is_prepared()
+        except _TFDS_MISSING_ERRORS:
+            continue
+        if not prepared:
+            continue
+        split_info = builder.info.splits[split]  # ValueError for an unknown split
+        missing = [fi.filename for fi in split_info.file_instructions if not os.path.exists(fi.filename)]
+        if missing:
+            raise _not_found(
+                name, directory, source,
+                f"{tfds_name} is prepared there but files of split {split!r} are missing: {missing}.",
+                tuple(missing),
+            )
+        return tfds_name, builder, split
+    detail = "Searched: " + ", ".join(searched) + "."
+    raise _not_found(name, directory, source, detail, searched)
+
+
+def _tfds_examples(name: str, split: str, data_dir: str | None, with_labels: bool):
+    """`(dataset of (image uint8 [H,W,C], label int64 []), number of examples)`."""
+    tfds_name, builder, split = _find_tfds_builder(name, split, data_dir)
+    directory, source = _resolve_data_dir(data_dir)
+    try:
+        ds = tfds.load(
+            tfds_name,
+            split=split,
+            data_dir=directory,
+            download=False,
+            shuffle_files=False,  # fixed order: the example index keys the static binarization
+            read_config=tfds.ReadConfig(try_autocache=False),  # we cache decoded uint8 ourselves
+        )
+    except _TFDS_MISSING_ERRORS as err:
+        raise _not_found(name, directory, source, f"tfds.load failed: {err}", (directory,)) from err
+    has_labels = "label" in builder.info.features
+
+    def to_pair(example):
+        image = example["image"]  # uint8 [H, W, C]
+        if with_labels and has_labels:
+            label = tf.cast(example["label"], tf.int64)  # []
+        else:
+            label = tf.constant(-1, tf.int64)  # no labels for this dataset
+        return image, label
+
+    ds = ds.map(to_pair, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds, int(builder.info.splits[split].num_examples)
+
+
+# ----------------------------------------------------------------------------
+# Folders of images.
+
+
+def _check_folder_image_size(name: str, image_size: int | None) -> None:
+    if image_size is None:
+        raise ValueError(
+            f"{name!r}: folder datasets need image_size (e.g. image_size=64); "
+            f"images are center-cropped to a square and resized to image_size x image_size."
+        )
+
+
+def _check_folder_split(name: str, split: str) -> None:
+    if split != "train":
+        raise ValueError(f"{name!r}: a folder holds a single split, 'train'; got split={split!r}.")
+
+
+def _list_folder(folder: Path) -> list[str]:
+    """Sorted paths of the PNG/JPEG files under `folder`, recursively."""
+    if not folder.is_dir():
+        raise DatasetNotFoundError(
+            f"Image folder {os.fspath(folder)!r} does not exist or is not a directory. "
+            f"Pass 'folder:/path/to/images' naming a directory of PNG/JPEG files.",
+            name=f"{_FOLDER_PREFIX}{folder}", searched=(os.fspath(folder),),
+        )
+    paths = sorted(
+        os.fspath(p) for p in folder.rglob("*")
+        if p.suffix.lower() in _FOLDER_EXTENSIONS and p.is_file() and not p.name.startswith(".")
+    )
+    if not paths:
+        raise DatasetNotFoundError(
+            f"Image folder {os.fspath(folder)!r} contains no images "
+            f"({'/'.join(_FOLDER_EXTENSIONS)} files, searched recursively). "
+            f"Put PNG/JPEG files there or pass another 'folder:/path'.",
+            name=f"{_FOLDER_PREFIX}{folder}", searched=(os.fspath(folder),),
+        )
+    return paths
+
+
+def _folder_examples(folder: Path):
+    """`(dataset of (encoded bytes, label int64 []), number of examples)`; label is -1."""
+    paths = _list_folder(folder)
+    ds = tf.data.Dataset.from_tensor_slices(paths)
+    ds = ds.map(lambda p: (tf.io.read_file(p), tf.constant(-1, tf.int64)), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds, len(paths)
+
+
+def _decode(contents: tf.Tensor) -> tf.Tensor:
+    """PNG/JPEG bytes -> uint8 [h, w, 3] (grey becomes RGB, alpha is dropped)."""
+    image = tf.io.decode_image(contents, channels=_FOLDER_CHANNELS, dtype=tf.uint8, expand_animations=False)
+    image.set_shape([None, None, _FOLDER_CHANNELS])
+    return image
+
+
+# ----------------------------------------------------------------------------
+# Per-example transforms (uint8 in, uint8 out).
+
+
+def _square_resize(image: tf.Tensor, size: int) -> tf.Tensor:
+    """uint8 [h, w, C] -> uint8 [size, size, C].
+
+    Crops the largest central square, then resizes with antialiased bilinear
+    interpolation (area-like when shrinking). Images already `size x size` are
+    returned unchanged.
+    """
+    shape = tf.shape(image)
+    height, width = shape[0], shape[1]
+    side = tf.minimum(height, width)
+    square = tf.image.crop_to_bounding_box(image, (height - side) // 2, (width - side) // 2, side, side)
+
+    def resize():
+        resized = tf.image.resize(square, [size, size], method="bilinear", antialias=True)
+        return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+
+    out = tf.cond(tf.equal(side, size), lambda: square, resize)
+    out.set_shape([size, size, image.shape[-1]])
+    return out
+
+
+def _static_binarize(index: tf.Tensor, image: tf.Tensor) -> tf.Tensor:
+    """uint8 grey levels -> uint8 in {0, 255}: 255 where u < image / 255.
+
+    u ~ U[0, 1) from `tf.random.stateless_uniform` (Philox) with seed
+    `(STATIC_BINARIZATION_SEED, index)`, drawn in the image's shape.
+    """
+    seed = tf.stack([tf.constant(STATIC_BINARIZATION_SEED, tf.int64), tf.cast(index, tf.int64)])
+    u = tf.random.stateless_uniform(tf.shape(image), seed=seed, dtype=tf.float32, alg="philox")
+    p = tf.cast(image, tf.float32) / 255.0
+    return tf.cast(u < p, tf.uint8) * 255
+
+
+# ----------------------------------------------------------------------------
+# The pipeline.
+
+
+def load_images(
+    name: str,
+    split: str,
+    *,
+    batch_size: int,
+    data_dir: str | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
+    repeat: bool = False,
+    binarize: str = "none",
+    with_labels: bool = False,
+    drop_remainder: bool = False,
+    cache: bool = True,
+    image_size: int | None = None,
+    take: int | None = None,
+) -> tf.data.Dataset:
+    """Batches of images in [0, 1] from a TFDS dataset or a folder.
+
+    Args:
+      name: a key of `DATASETS` ("mnist", "cifar10", "imagenet64") or
+        "folder:/some/dir" (PNG/JPEG files found recursively, in sorted path
+        order; decoded to RGB, center-cropped to a square and resized to
+        `image_size`, which is required; only split "train" exists).
+      split: a TFDS split string ("train", "test", "train[:1000]", ...). For
+        imagenet64, "test" means its "validation" split.
+      batch_size: global batch size B.
+      data_dir: TFDS data directory; default $TFDS_DATA_DIR, else
+        ~/tensorflow_datasets. Nothing is downloaded.
+      shuffle: shuffle examples (buffer: the whole split when it fits in
+        256 MiB of uint8, else as many as fit), with `seed` and a new order each
+        epoch (`reshuffle_each_iteration=True`); the sequence of orders is
+        the same run to run.
+      seed: shuffle seed.
+      repeat: repeat forever (after shuffling, so epochs do not mix).
+      binarize: "none" (grey levels uint8 / 255) or "static": pixel = 1 if
+        u < p else 0, where p = uint8 / 255 and u ~ U[0, 1) is drawn by
+        `tf.random.stateless_uniform(..., seed=(STATIC_BINARIZATION_SEED,
+        index), alg="philox")` with `index` the example's position in `split`
+        (0-based, before `take`/shuffling). So the binary images are the same
+        run to run and do not depend on batch size, shuffling or `take`.
+        Used for likelihood evaluation on (dynamically/statically) binarized
+        MNIST; grey levels are kept otherwise because the discriminator must
+        see them and the model binarizes its likelihood target itself.
+      with_labels: also yield int64 labels (-1 where the dataset has none:
+        folders and downsampled_imagenet).
+      drop_remainder: drop the last partial batch (static batch dimension).
+      cache: cache the decoded uint8 examples in memory (after resize and
+        static binarization, before shuffling). Full imagenet64 needs ~15 GiB;
+        pass cache=False there.
+      image_size: resize to (image_size, image_size) (crop to a central
+        square first); None keeps the native size (folders require it).
+      take: use only the first `take` examples of the split.
+
+    Returns:
+      A `tf.data.Dataset` of float32 images [B, H, W, C] in [0, 1], or of
+      `(images, labels)` with labels int64 [B] when `with_labels`.
+
+    Raises:
+      DatasetNotFoundError: the data is missing (message names the directory).
+      ValueError: bad arguments (unknown name or split, missing image_size...).
+    """
+    _check_name(name)
+    if binarize not in ("none", "static"):
+        raise ValueError(f"binarize must be 'none' or 'static', got {binarize!r}.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    if take is not None and take < 1:
+        raise ValueError(f"take must be None or >= 1, got {take}.")
+    if image_size is not None and image_size < 1:
+        raise ValueError(f"image_size must be None or >= 1, got {image_size}.")
+
+    folder = _folder_path(name)
+    if folder is not None:
+        _check_folder_image_size(name, image_size)
+        _check_folder_split(name, split)
+        ds, count = _folder_examples(folder)  # (bytes, label)
+    else:
+        ds, count = _tfds_examples(name, split, data_dir, with_labels)  # (uint8 [H,W,C], label)
+    height, width, channels = image_shape(name, image_size=image_size)
+
+    ds = ds.enumerate()  # (index int64 [], (x, label))
+    if take is not None:
+        ds = ds.take(take)
+        count = min(count, take)
+
+    def prepare(index, example):
+        x, label = example
+        image = _decode(x) if folder is not None else x  # uint8 [h, w, C]
+        if image_size is not None:
+            image = _square_resize(image, image_size)  # uint8 [S, S, C]
+        if binarize == "static":
+            image = _static_binarize(index, image)  # uint8 {0, 255} [H, W, C]
+        image.set_shape([height, width, channels])
+        return image, label
+
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)  # (uint8 [H,W,C], int64 [])
+
+    example_bytes = height * width * channels
+    if cache:
+        if count * example_bytes > _CACHE_WARN_BYTES:
+            _log.warning(
+                "load_images(%r, %r): caching %.1f GiB of images in memory; pass cache=False "
+                "if that does not fit.", name, split, count * example_bytes / 2**30,
+            )
+        ds = ds.cache()
+    if shuffle:
+        buffer = max(1, min(count, max(1024, _SHUFFLE_BUFFER_BYTES // example_bytes)))
+        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)  # uint8 [B,H,W,C], int64 [B]
+
+    def to_float(images, labels):
+        images = tf.cast(images, tf.float32) / 255.0  # float32 [B, H, W, C] in [0, 1]
+        return (images, labels) if with_labels else images
+
+    ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+
+    options = tf.data.Options()
+    options.deterministic = True  # order fixed by `seed`, even with parallel map
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,82 @@
+"""Build the encoder, decoder and discriminator networks of a `presets.Preset`.
+
+All are Keras 3 functional models with Xavier (Glorot-uniform) initialisation,
+the paper's choice (Sec. 6) and Keras' default.
+"""
+
+import keras
+
+from svae_tf import distributions
+
+
+def _conv_bn_relu(x, spec, transpose=False):
+    conv = keras.layers.Conv2DTranspose if transpose else keras.layers.Conv2D
+    x = conv(spec.filters, spec.kernel, strides=spec.stride, padding="same", use_bias=False)(x)
+    x = keras.layers.BatchNormalization(synchronized=True)(x)
+    return keras.layers.ReLU()(x)
+
+
+def build_encoder(preset):
+    """q(z|x) network: images [B, H, W, C] -> [B, 2 z_dim] = (mu, log sigma^2)."""
+    images = keras.Input(preset.image_shape, name="images")
+    h = images
+    for spec in preset.encoder_convs:
+        h = _conv_bn_relu(h, spec)  # [B, H / s, W / s, filters]
+    h = keras.layers.Flatten()(h)
+    for units in preset.encoder_dense:
+        h = keras.layers.Dense(units, activation="relu")(h)
+    out = keras.layers.Dense(2 * preset.z_dim, name="mean_and_log_variance")(h)
+    return keras.Model(images, out, name="encoder")
+
+
+def build_decoder(preset):
+    """p(x|z) network: z [B, z_dim] -> likelihood parameters [B, H, W, P]."""
+    z = keras.Input((preset.z_dim,), name="z")
+    h = z
+    for units in preset.decoder_dense:
+        h = keras.layers.Dense(units, activation="relu")(h)
+    h = keras.layers.Reshape(preset.decoder_start)(h)
+    for spec in preset.decoder_deconvs:
+        h = _conv_bn_relu(h, spec, transpose=True)
+    channels = distributions.param_channels(preset.likelihood, preset.image_shape[-1])
+    out = keras.layers.Conv2D(
+        channels, preset.decoder_out_kernel, padding="same", dtype="float32", name="params"
+    )(h)
+    return keras.Model(z, out, name="decoder")
+
+
+def build_discriminator(preset, joint=True, dropout=None):
+    """f(x, z) (joint=True) or f(x) (decoder-only GAN/IPM reductions) -> one logit [B].
+
+    x branch: convs with LeakyReLU (+ dropout) and global average pooling; z branch: an
+    MLP; the two are concatenated and an MLP gives the logit. `dropout` overrides the
+    preset's dropout rates (0 makes the network deterministic, e.g. for tests).
+    """
+    def rate(r):
+        return r if dropout is None else dropout
+
+    images = keras.Input(preset.image_shape, name="images")
+    h = images
+    for spec in preset.disc_x_convs:
+        h = keras.layers.Conv2D(spec.filters, spec.kernel, strides=spec.stride, padding="same")(h)
+        h = keras.layers.LeakyReLU(preset.leaky_slope)(h)
+        if rate(spec.dropout):
+            h = keras.layers.Dropout(rate(spec.dropout))(h)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    inputs = [images]
+    if joint:
+        z = keras.Input((preset.z_dim,), name="z")
+        g = z
+        for spec in preset.disc_z_dense:
+            g = keras.layers.Dense(spec.units)(g)
+            g = keras.layers.LeakyReLU(preset.leaky_slope)(g)
+        h = keras.layers.Concatenate()([h, g])
+        inputs.append(z)
+    for spec in preset.disc_joint_dense:
+        h = keras.layers.Dense(spec.units)(h)
+        h = keras.layers.LeakyReLU(preset.leaky_slope)(h)
+        if rate(spec.dropout):
+            h = keras.layers.Dropout(rate(spec.dropout))(h)
+    logit = keras.layers.Dense(1, dtype="float32")(h)
+    logit = keras.layers.Reshape(())(logit)  # [B]
+    return keras.Model(inputs, logit, name="discriminator" if joint else "discriminator_x")

@@ -244,8 +244,9 @@ class SymmetricVAE(keras.Model):
             else:
                 per_example = objectives.discriminator_loss(f_q, f_p)
             loss = tf.nn.compute_average_loss(per_example)
+            scaled_loss = self.d_optimizer.scale_loss(loss)  # identity unless LossScaleOptimizer
         variables = self.discriminator.trainable_variables
-        grads = tape.gradient(loss, variables)
+        grads = tape.gradient(scaled_loss, variables)
         self.d_optimizer.apply_gradients(zip(grads, variables))
         self._track(d_loss=per_example, d_acc_q=tf.cast(f_q < 0, tf.float32),
                     d_acc_p=tf.cast(f_p > 0, tf.float32))

@@ -1,0 +1,270 @@
+"""Per-image latency of sampling from the MNIST decoder: Keras, SavedModel, LiteRT.
+
+    python -m benchmarks.sampling_latency [--model_dir=RUN] \
+        --json=benchmarks/results/sampling_latency.json \
+        --markdown=benchmarks/results/sampling_latency.md
+
+Without --model_dir a fresh MNIST-preset sVAE-r with random weights is built (latency
+does not depend on the weights). For batch sizes 1 and 64 it times one sampling call
+(latent noise in, images in [0, 1] out) of:
+
+- keras:             `model.sample(n, noise=z)` (eager Keras call: decoder + sigmoid)
+- saved_model/decode: the exported SavedModel's `decode` signature (z in)
+- saved_model/sample: its `sample` signature (int64 seeds in; draws z in the graph)
+- litert/<q>:         the LiteRT sampler, q in float32/float16/int8, on the plain
+                      `ai_edge_litert` Interpreter (XNNPACK), `--num_threads` threads
+
+Each is called `--warmup` times, then timed call by call for at least `--min_time`
+seconds (and at least `--min_calls` calls); the median call time divided by the batch
+size is the per-image latency (p90 also reported). The machine is shared: the load
+average at the start and end is recorded with the results.
+
+It also reports the LiteRT models' error against the SavedModel on the same inputs
+(`--error_samples` latent draws for the sampler, pixels on the [0, 1] scale; as many MNIST
+test images for the encoder's z_mean, from $TFDS_DATA_DIR or ../shared/tfds).
+"""
+
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+from absl import app, flags
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from export import saved_model, tflite, tflite_sample  # noqa: E402
+from svae_tf import runs  # noqa: E402
+
+flags.DEFINE_string("model_dir", None, "Training run; default: random MNIST-preset weights.")
+flags.DEFINE_list("batches", ["1", "64"], "Batch sizes.")
+flags.DEFINE_integer("num_threads", 1, "LiteRT interpreter threads.")
+flags.DEFINE_integer("warmup", 10, "Untimed calls per configuration.")
+flags.DEFINE_float("min_time", 2.0, "Timed seconds per configuration (at least).")
+flags.DEFINE_integer("min_calls", 20, "Timed calls per configuration (at least).")
+flags.DEFINE_integer("error_samples", 1000, "Inputs for the LiteRT-vs-SavedModel errors.")
+flags.DEFINE_string("json", None, "Write results here as JSON.")
+flags.DEFINE_string("markdown", None, "Write a Markdown table here.")
+FLAGS = flags.FLAGS
+
+TARGET_MS = 1.0  # LiteRT float32, batch 1, per image
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def time_calls(fn, warmup, min_time, min_calls):
+    """Call times in seconds of fn() after warmup calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_calls or time.perf_counter() - start < min_time:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def samplers(model, workdir, num_threads):
+    """{name: f(z, seeds) -> images as numpy} for every backend."""
+    path = saved_model.export_saved_model(None, os.path.join(workdir, "svae"), model=model)
+    signatures = tf.saved_model.load(path).signatures
+    decode, sample = signatures["decode"], signatures["sample"]
+    lite = tflite.convert(model, tflite.QUANTIZATIONS)
+    fns = {
+        "keras": lambda z, s: model.sample(len(z), noise=z).numpy(),
+        "saved_model/decode": lambda z, s: decode(z=z)["images"].numpy(),
+        "saved_model/sample": lambda z, s: sample(seed=s)["images"].numpy(),
+    }
+    for q in tflite.QUANTIZATIONS:
+        runner = tflite_sample.LiteModel(
+            model_content=lite[f"sampler_{q}.tflite"], num_threads=num_threads)
+        fns[f"litert/{q}"] = lambda z, s, r=runner: r(z)
+    sizes = {f"litert/{q}": len(lite[f"sampler_{q}.tflite"]) for q in tflite.QUANTIZATIONS}
+    return fns, sizes, signatures, lite
+
+
+def _test_images(n, image_shape):
+    """n MNIST test images in [0, 1] if the data are here, else uniform noise."""
+    try:
+        from svae_tf import data
+
+        data_dir = os.environ.get("TFDS_DATA_DIR") or os.path.join(
+            os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "tfds")
+        batch = next(iter(data.load_images("mnist", "test", batch_size=n, take=n,
+                                           data_dir=data_dir)))
+        if tuple(batch.shape[1:]) == tuple(image_shape):
+            return batch.numpy(), "MNIST test images"
+    except Exception:  # noqa: BLE001 - any data problem: fall back to noise
+        pass
+    return np.random.default_rng(1).random([n, *image_shape], dtype=np.float32), "uniform noise"
+
+
+def litert_errors(model, signatures, lite, n):
+    """Max / mean |LiteRT - SavedModel| of the sampler (images, [0, 1] scale) on n draws
+    z ~ N(0, I), and of the encoder's z_mean on n test images."""
+    rng = np.random.default_rng(123)
+    z = rng.standard_normal([n, model.preset.z_dim]).astype(np.float32)
+    ref = signatures["decode"](z=z)["images"].numpy()
+    errors = {}
+    for q in tflite.QUANTIZATIONS:
+        diff = np.abs(tflite_sample.LiteModel(model_content=lite[f"sampler_{q}.tflite"])(z) - ref)
+        errors[f"sampler/{q}"] = dict(max_abs=float(diff.max()), mean_abs=float(diff.mean()),
+                                      inputs=f"{n} draws z ~ N(0, I)", scale="pixels in [0, 1]")
+    if model.encoder is not None:
+        images, source = _test_images(n, model.preset.image_shape)
+        ref = signatures["encode_float"](images=images, seed=np.arange(n))["z_mean"].numpy()
+        for q in tflite.QUANTIZATIONS:
+            lite_model = tflite_sample.LiteModel(model_content=lite[f"encoder_{q}.tflite"])
+            diff = np.abs(lite_model(images) - ref)
+            errors[f"encoder/{q}"] = dict(
+                max_abs=float(diff.max()), mean_abs=float(diff.mean()), inputs=source,
+                scale=f"z_mean (max abs value {float(np.abs(ref).max()):.3g})")
+    return errors
+
+
+def markdown(report):
+    lines = [
+        "# Sampling latency, MNIST decoder",
+        "",
+        f"Command: `{report['command']}`",
+        "",
+        f"Machine: {report['machine']['nproc']} CPU cores ({report['machine']['cpu_model']}), "
+        f"shared with other jobs (load average {report['load_average_start']:.1f} at start, "
+        f"{report['load_average_end']:.1f} at end); TensorFlow {report['machine']['tensorflow']}, "
+        f"Keras {report['machine']['keras']}, ai-edge-litert {report['machine']['litert']}.",
+        "",
+        f"Model: {report['model']}. LiteRT: {report['litert_threads']} thread(s), "
+        "XNNPACK, builtin ops only.",
+        "",
+        "Per-image latency = median call time / batch size (p90 in parentheses).",
+        "",
+        "| backend | batch 1: ms / image | batch 64: ms / image | model bytes |",
+        "|---|---|---|---|",
+    ]
+    by = {(r["backend"], r["batch"]): r for r in report["results"]}
+    for backend in report["backends"]:
+        cells = []
+        for batch in report["batches"]:
+            r = by.get((backend, batch))
+            cells.append(f"{r['ms_per_image']:.4f} ({r['p90_ms_per_image']:.4f})" if r else "-")
+        size = report["model_bytes"].get(backend, "")
+        lines.append(f"| {backend} | {' | '.join(cells)} | {size} |")
+    lines += [
+        "",
+        "LiteRT vs SavedModel (`decode` / `encode_float` z_mean), same inputs:",
+        "",
+        "| model | max abs diff | mean abs diff | inputs | scale |",
+        "|---|---|---|---|---|",
+    ]
+    for name, e in report["litert_errors"].items():
+        lines.append(f"| {name} | {e['max_abs']:.2e} | {e['mean_abs']:.2e} | {e['inputs']} "
+                     f"| {e['scale']} |")
+    t = report["target"]
+    lines += [
+        "",
+        f"Target: LiteRT float32, batch 1, under {t['ms_per_image']} ms per image: "
+        f"{'met' if t['met'] else 'NOT met'} ({t['measured_ms_per_image']:.4f} ms).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv):
+    del argv
+    from absl import logging
+
+    logging.set_verbosity(logging.WARNING)  # TF's INFO chatter
+    load_start = os.getloadavg()[0]
+    if FLAGS.model_dir:
+        model = runs.load_model(FLAGS.model_dir)
+        description = f"run {FLAGS.model_dir}"
+    else:
+        model = runs.build_model(runs.ModelConfig(preset="mnist", variant="svae_r"))
+        description = "MNIST preset (z_dim 64), sVAE-r, random weights"
+    z_dim = model.preset.z_dim
+    batches = [int(b) for b in FLAGS.batches]
+    rng = np.random.default_rng(0)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="svae-latency-") as workdir:
+        fns, sizes, signatures, lite = samplers(model, workdir, FLAGS.num_threads)
+        errors = litert_errors(model, signatures, lite, FLAGS.error_samples)
+        for batch in batches:
+            z = rng.standard_normal([batch, z_dim]).astype(np.float32)
+            seeds = np.arange(batch, dtype=np.int64)
+            reference = fns["saved_model/decode"](z, seeds)
+            for name, fn in fns.items():
+                out = fn(z, seeds)
+                assert out.shape == (batch, *model.preset.image_shape), (name, out.shape)
+                if name != "saved_model/sample":
+                    max_diff = float(np.abs(out - reference).max())
+                else:
+                    max_diff = None  # different z (drawn from seeds)
+                times = time_calls(lambda: fn(z, seeds), FLAGS.warmup, FLAGS.min_time,
+                                   FLAGS.min_calls)
+                median = statistics.median(times)
+                p90 = float(np.percentile(times, 90))
+                results.append(dict(
+                    backend=name, batch=batch, calls=len(times),
+                    ms_per_call=1e3 * median, ms_per_image=1e3 * median / batch,
+                    p90_ms_per_image=1e3 * p90 / batch,
+                    max_abs_diff_vs_saved_model=max_diff,
+                ))
+                print(f"{name:20s} batch {batch:3d}: {1e3 * median / batch:8.4f} ms/image "
+                      f"({len(times)} calls, max |diff| {max_diff})", flush=True)
+    import ai_edge_litert
+
+    litert_version = getattr(ai_edge_litert, "__version__", None)
+    if litert_version is None:
+        from importlib import metadata
+
+        litert_version = metadata.version("ai-edge-litert")
+    measured = next(r["ms_per_image"] for r in results
+                    if r["backend"] == "litert/float32" and r["batch"] == 1) \
+        if 1 in batches else None
+    report = dict(
+        command="python -m benchmarks.sampling_latency " + " ".join(sys.argv[1:]),
+        machine=dict(nproc=os.cpu_count(), cpu_model=cpu_model(), python=platform.python_version(),
+                     tensorflow=tf.__version__, keras=keras.__version__, litert=litert_version),
+        load_average_start=load_start,
+        load_average_end=os.getloadavg()[0],
+        model=description,
+        litert_threads=FLAGS.num_threads,
+        batches=batches,
+        backends=list(fns),
+        model_bytes=sizes,
+        results=results,
+        litert_errors=errors,
+        target=dict(ms_per_image=TARGET_MS, measured_ms_per_image=measured,
+                    met=measured is not None and measured < TARGET_MS),
+    )
+    text = markdown(report)
+    print(text)
+    if FLAGS.json:
+        os.makedirs(os.path.dirname(os.path.abspath(FLAGS.json)), exist_ok=True)
+        with open(FLAGS.json, "w") as f:
+            json.dump(report, f, indent=2)
+    if FLAGS.markdown:
+        os.makedirs(os.path.dirname(os.path.abspath(FLAGS.markdown)), exist_ok=True)
+        with open(FLAGS.markdown, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -44,7 +44,8 @@ class SymmetricVAE(keras.Model):
       n_disc: discriminator updates per encoder/decoder update.
       gradient_penalty_weight: weight of the WGAN-GP penalty.
       discriminator_dropout: overrides the preset's dropout rates (None keeps them).
-      seed: seed of the model's noise (the SeedGenerator's initial state).
+      seed: seed of the model's noise (initial state of its SeedGenerators). Initial
+        weights and dropout come from Keras' global RNG: `keras.utils.set_random_seed`.
     """
 
     def __init__(
@@ -71,6 +72,9 @@ class SymmetricVAE(keras.Model):
         self.n_disc = int(n_disc)
         self.gradient_penalty_weight = float(gradient_penalty_weight)
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise")
+        # Evaluation has its own stream, so that evaluating never shifts training noise.
+        self.eval_seed_generator = keras.random.SeedGenerator(seed + 1, name="eval_noise")
+        self._active_seed_generator = self.seed_generator
 
         self.decoder = networks.build_decoder(preset)
         self.encoder = self.flow = None
@@ -164,9 +168,9 @@ class SymmetricVAE(keras.Model):
         context = tf.distribute.get_replica_context()
         replicas = context.num_replicas_in_sync if context is not None else 1
         if replicas == 1:
-            return sampler((batch_size, *event_shape), seed=self.seed_generator)
+            return sampler((batch_size, *event_shape), seed=self._active_seed_generator)
         replica = context.replica_id_in_sync_group
-        noise = sampler((batch_size * replicas, *event_shape), seed=self.seed_generator)
+        noise = sampler((batch_size * replicas, *event_shape), seed=self._active_seed_generator)
         return noise[replica * batch_size : (replica + 1) * batch_size]
 
     def posterior(self, images, training=False):
@@ -305,7 +309,18 @@ class SymmetricVAE(keras.Model):
         return self._results(self._train_metric_names)
 
     def test_step(self, data):
-        """Held-out ELBO (1) in nats per image, and the discriminator's accuracy."""
+        """Held-out ELBO (1) in nats per image, and the discriminator's accuracy.
+
+        Noise comes from `eval_seed_generator` (chosen while tracing), so evaluation
+        leaves the training noise stream untouched.
+        """
+        self._active_seed_generator = self.eval_seed_generator
+        try:
+            return self._evaluate_batch(data)
+        finally:
+            self._active_seed_generator = self.seed_generator
+
+    def _evaluate_batch(self, data):
         images = tf.cast(data[0] if isinstance(data, (tuple, list)) else data, tf.float32)
         if self.encoder is not None:
             self._track(elbo=self.elbo(images, training=False))

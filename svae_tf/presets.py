@@ -131,10 +131,27 @@ PRESETS = {p.name: p for p in (MNIST, CIFAR10, IMAGENET64)}
 
 
 def get_preset(name, **overrides):
-    """The preset `name` with fields replaced by `overrides` (e.g. z_dim=32, flow="iaf")."""
+    """The preset `name` with fields replaced by `overrides` (e.g. z_dim=32, flow="iaf").
+
+    Overrides may come from JSON (a run's config.json): lists become tuples, and the
+    items of layer fields become `Conv`/`Dense` again.
+    """
     if name not in PRESETS:
         raise ValueError(f"Unknown preset {name!r}; expected one of {sorted(PRESETS)}.")
-    return dataclasses.replace(PRESETS[name], **overrides)
+    base = PRESETS[name]
+    fields = {f.name for f in dataclasses.fields(Preset)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"Unknown preset fields {unknown}; expected some of {sorted(fields)}.")
+    return dataclasses.replace(base, **{k: _like(getattr(base, k), v) for k, v in overrides.items()})
+
+
+def _like(default, value):
+    """`value` (possibly decoded from JSON) in the type of the field's `default`."""
+    if isinstance(default, tuple) and isinstance(value, (list, tuple)):
+        spec = next((type(d) for d in default if isinstance(d, (Conv, Dense))), None)
+        return tuple(spec(*v) if spec and isinstance(v, (list, tuple)) else v for v in value)
+    return value
 
 
 def tiny(image_shape=(8, 8, 1), likelihood="bernoulli", flow="coupling", z_dim=4):

@@ -1,0 +1,198 @@
+"""Tests for svae_tf.distributions: prior, posterior (+ flow), likelihood heads."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from svae_tf import distributions, flows
+
+LIKELIHOODS = distributions.LIKELIHOODS
+SHAPE = (3, 4, 4, 2)  # [B, H, W, C]
+NUM_DIMS = 4 * 4 * 2
+
+
+def _images(seed=0, binary=False):
+    rng = np.random.default_rng(seed)
+    if binary:
+        return rng.integers(0, 2, SHAPE).astype("float32")
+    return (rng.integers(0, 256, SHAPE) / 255.0).astype("float32")
+
+
+def _logit(p):
+    return np.log(p) - np.log1p(-p)
+
+
+def _perfect_params(likelihood, images):
+    """Decoder outputs that put (nearly) all mass on `images`' targets."""
+    if likelihood == "bernoulli":
+        return 12.0 * (2.0 * images - 1.0)  # logits +-12
+    if likelihood == "discretized_logistic":
+        loc = np.clip(images, 1e-6, 1 - 1e-6)
+        return np.concatenate([_logit(loc), np.full_like(images, -7.0)], -1)  # min log-scale
+    # Gaussians on dequantized y = (255 x + u) / 256: centre of the dequantization bin.
+    loc = (255.0 * images + 0.5) / 256.0
+    if likelihood == "gaussian_fixed":
+        return _logit(loc)
+    # Best Gaussian for U[bin]: sigma = bin width / sqrt(12).
+    log_scale = np.full_like(images, math.log(1.0 / (256.0 * math.sqrt(12.0))))
+    return np.concatenate([_logit(loc), log_scale], -1)
+
+
+def _target(likelihood, images, seed=1):
+    noise = tf.random.stateless_uniform(SHAPE, seed=[seed, 0])
+    return distributions.likelihood_target(likelihood, images, noise)
+
+
+@pytest.mark.parametrize("likelihood", LIKELIHOODS)
+def test_log_likelihood_of_a_perfect_decoder_is_high(likelihood):
+    images = _images(binary=likelihood == "bernoulli")
+    params = tf.constant(_perfect_params(likelihood, images), tf.float32)
+    assert params.shape[-1] == distributions.param_channels(likelihood, SHAPE[-1])
+    target = _target(likelihood, images)
+    log_lik = distributions.log_likelihood(likelihood, params, target)
+    assert log_lik.shape == [SHAPE[0]]
+    per_dim = log_lik.numpy() / NUM_DIMS
+    # Nats per dimension. Bernoulli: log sigma(12) ~ -6e-6. Discretized logistic at
+    # the minimum scale exp(-7) * 255 = 0.23 levels: ~ -0.24 inside, -0.11 at edges.
+    # Gaussian at sigma = width / sqrt(12) of a U[bin]: -0.5 log(2 pi e / 12) = -0.18 on
+    # average over the dequantization noise (per image of 32 dims it varies by ~0.1).
+    # Gaussian with the fixed sigma = 0.1: -log(0.1 sqrt(2 pi)) - log 256 = -4.16, the
+    # best that head can do. Chance is -log 2 (Bernoulli), -log 256 = -5.55 otherwise.
+    best = {"bernoulli": -1e-4, "discretized_logistic": -0.3, "gaussian": -0.5, "gaussian_fixed": -4.2}
+    assert np.all(per_dim > best[likelihood]), per_dim
+    if likelihood == "gaussian_fixed":
+        np.testing.assert_allclose(
+            per_dim, -math.log(distributions.GAUSSIAN_FIXED_SCALE * math.sqrt(2 * math.pi)) - math.log(256), atol=0.01
+        )
+    # A decoder predicting other images scores much lower.
+    other = _images(seed=5, binary=likelihood == "bernoulli")
+    wrong = distributions.log_likelihood(
+        likelihood, tf.constant(_perfect_params(likelihood, other), tf.float32), target
+    )
+    assert np.all(wrong.numpy() < log_lik.numpy() - NUM_DIMS * 0.1)
+
+
+@pytest.mark.parametrize("likelihood", LIKELIHOODS)
+def test_shapes_and_mean(likelihood):
+    channels = distributions.param_channels(likelihood, SHAPE[-1])
+    params = tf.random.stateless_normal(SHAPE[:-1] + (channels,), seed=[0, 1])
+    dist = distributions.likelihood_distribution(likelihood, params)
+    assert dist.batch_shape == [SHAPE[0]] and dist.event_shape == list(SHAPE[1:])
+    mean = distributions.likelihood_mean(likelihood, params)
+    assert mean.shape == SHAPE
+    assert np.all((mean.numpy() >= 0) & (mean.numpy() <= 1))
+    target = _target(likelihood, _images())
+    assert distributions.log_likelihood(likelihood, params, target).shape == [SHAPE[0]]
+
+
+def test_unknown_likelihood_raises():
+    with pytest.raises(ValueError, match="likelihood"):
+        distributions.param_channels("poisson", 1)
+    with pytest.raises(ValueError, match="likelihood"):
+        distributions.likelihood_distribution("poisson", tf.zeros([1, 2, 2, 1]))
+
+
+@pytest.mark.parametrize("loc", [0.0, 1e-3, 0.2, 100.0 / 255.0, 0.51, 0.97, 1.0])
+@pytest.mark.parametrize("log_scale", [-7.0, -4.0, -1.0, 1.0])
+def test_discretized_logistic_pmf_sums_to_one(loc, log_scale):
+    levels = np.arange(256, dtype="float32").reshape(256, 1, 1, 1)
+    raw_loc = _logit(np.clip(loc, 1e-7, 1 - 1e-7))
+    params = tf.constant(np.broadcast_to(np.array([raw_loc, log_scale], "float32"), (256, 1, 1, 2)))
+    log_probs = distributions.log_likelihood("discretized_logistic", params, tf.constant(levels)).numpy()
+    assert log_probs.shape == (256,)
+    np.testing.assert_allclose(np.sum(np.exp(log_probs.astype(np.float64))), 1.0, atol=1e-4)
+    if log_scale == -7.0:  # a peaked pmf has its mode at the level nearest 255 * loc
+        assert np.argmax(log_probs) == int(np.round(255.0 * loc))
+
+
+def test_discretized_logistic_target_is_integer_levels():
+    images = _images()
+    target = distributions.likelihood_target("discretized_logistic", images, tf.zeros(SHAPE))
+    np.testing.assert_array_equal(target, np.round(images * 255.0))
+    assert target.numpy().min() >= 0 and target.numpy().max() <= 255
+
+
+def test_bernoulli_target_binarization():
+    binary = _images(binary=True)
+    for seed in range(3):
+        noise = tf.random.stateless_uniform(SHAPE, seed=[seed, 7])
+        np.testing.assert_array_equal(distributions.likelihood_target("bernoulli", binary, noise), binary)
+    # Edge cases of U[0, 1): u = 0 keeps 0 at 0; u -> 1 keeps 1 at 1.
+    np.testing.assert_array_equal(distributions.likelihood_target("bernoulli", binary, tf.zeros(SHAPE)), binary)
+    almost_one = tf.fill(SHAPE, np.float32(1.0 - 2**-24))
+    np.testing.assert_array_equal(distributions.likelihood_target("bernoulli", binary, almost_one), binary)
+    # Grey levels are binarized with P(1) = x (dynamic binarization).
+    grey = np.full((20000, 1, 1, 1), 0.3, "float32")
+    noise = tf.random.stateless_uniform(grey.shape, seed=[0, 0])
+    target = distributions.likelihood_target("bernoulli", grey, noise).numpy()
+    assert set(np.unique(target)) <= {0.0, 1.0}
+    np.testing.assert_allclose(target.mean(), 0.3, atol=0.02)
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "gaussian_fixed"])
+def test_gaussian_dequantization_and_offset(likelihood):
+    images = _images()
+    noise = tf.random.stateless_uniform(SHAPE, seed=[2, 3])
+    target = distributions.likelihood_target(likelihood, images, noise).numpy()
+    np.testing.assert_allclose(target, (255.0 * images + noise.numpy()) / 256.0, rtol=1e-6)
+    assert target.min() >= 0.0 and target.max() < 1.0
+    # The bin of level k is [k / 256, (k + 1) / 256).
+    np.testing.assert_array_equal(np.floor(target * 256.0), np.round(images * 255.0))
+
+    channels = distributions.param_channels(likelihood, SHAPE[-1])
+    params = tf.random.stateless_normal(SHAPE[:-1] + (channels,), seed=[0, 1])
+    if likelihood == "gaussian":
+        raw_loc, log_scale = np.split(params.numpy(), 2, -1)
+        scale = np.exp(np.maximum(log_scale, -7.0))
+    else:
+        raw_loc, scale = params.numpy(), distributions.GAUSSIAN_FIXED_SCALE
+    loc = 1.0 / (1.0 + np.exp(-raw_loc))
+    density = -0.5 * ((target - loc) / scale) ** 2 - np.log(scale) - 0.5 * np.log(2 * np.pi)
+    expected = density.reshape(SHAPE[0], -1).sum(-1) - NUM_DIMS * np.log(256.0)  # -D log 256
+    np.testing.assert_allclose(
+        distributions.log_likelihood(likelihood, params, tf.constant(target)), expected, rtol=1e-5
+    )
+
+
+def test_prior():
+    p = distributions.prior(5)
+    assert p.event_shape == [5]
+    np.testing.assert_allclose(p.log_prob(tf.zeros([5])), -2.5 * np.log(2 * np.pi), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["none", "coupling", "maf", "iaf"])
+def test_reparameterized_sample_and_log_prob(kind):
+    z_dim, batch_size = 3, 5
+    keras.utils.set_random_seed(0)
+    bijector = flows.Flow(kind, z_dim, 2, (8,)).bijector()
+    rng = np.random.default_rng(0)
+    mu = rng.standard_normal((batch_size, z_dim))
+    log_var = rng.uniform(-2, 1, (batch_size, z_dim))
+    params = tf.constant(np.concatenate([mu, log_var], -1), tf.float32)
+    noise = tf.constant(rng.standard_normal((batch_size, z_dim)), tf.float32)
+    q = distributions.posterior(params, bijector)
+    assert q.batch_shape == [batch_size] and q.event_shape == [z_dim]
+    z = distributions.reparameterized_sample(q, noise)
+
+    z0 = mu + np.exp(0.5 * log_var) * noise.numpy()
+    base_log_prob = np.sum(-0.5 * noise.numpy() ** 2 - 0.5 * log_var - 0.5 * np.log(2 * np.pi), -1)
+    if kind == "none":
+        np.testing.assert_allclose(z, z0, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(q.log_prob(z), base_log_prob, rtol=1e-5)
+    else:
+        np.testing.assert_allclose(z, bijector.forward(tf.constant(z0, tf.float32)), atol=1e-5)
+        expected = base_log_prob - bijector.forward_log_det_jacobian(
+            tf.constant(z0, tf.float32), event_ndims=1
+        ).numpy()
+        np.testing.assert_allclose(q.log_prob(z), expected, atol=1e-4)  # cached (z0, z)
+        np.testing.assert_allclose(q.log_prob(tf.constant(z.numpy())), expected, atol=1e-4)  # inverted
+
+    # Reparameterization: gradients reach the encoder output.
+    with tf.GradientTape() as tape:
+        tape.watch(params)
+        z = distributions.reparameterized_sample(distributions.posterior(params, bijector), noise)
+    grad = tape.gradient(z, params)
+    assert np.all(np.abs(grad.numpy()[:, :z_dim]) > 0)

@@ -1,0 +1,301 @@
+"""Tests for svae_tf.objectives: the theory of Sec. 3 on a Gaussian toy, and the reductions of Sec. 4.
+
+Equation numbers refer to the paper (../shared/paper/svae.txt).
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from svae_tf import objectives
+
+# ----------------------------------------------------------------------------------------
+# Theory (eqs. 10, 11, 14, 15) on a toy with known joints: x and z are 1-D, and
+# q(x, z), p(x, z) are 2-D Gaussians with different means and covariances.
+MU_Q = np.array([0.0, 0.5])
+COV_Q = np.array([[1.0, 0.6], [0.6, 1.0]])
+MU_P = np.array([0.5, -0.3])
+COV_P = np.array([[1.5, -0.3], [-0.3, 0.7]])
+
+
+def _gaussian_log_pdf(xz, mu, cov):
+    d = xz - mu
+    precision = np.linalg.inv(cov)
+    return (
+        -0.5 * np.einsum("ni,ij,nj->n", d, precision, d)
+        - 0.5 * np.log(np.linalg.det(cov))
+        - 0.5 * len(mu) * np.log(2.0 * np.pi)
+    )
+
+
+def _gaussian_kl(mu0, cov0, mu1, cov1):
+    """KL(N(mu0, cov0) || N(mu1, cov1)) in closed form."""
+    precision1 = np.linalg.inv(cov1)
+    d = mu1 - mu0
+    return 0.5 * (
+        np.trace(precision1 @ cov0)
+        + d @ precision1 @ d
+        - len(mu0)
+        + np.log(np.linalg.det(cov1) / np.linalg.det(cov0))
+    )
+
+
+def _quadratic_features(xz):
+    """[x, z, x^2, z^2, xz, 1]: log p - log q of two Gaussians is linear in these."""
+    x, z = xz[:, 0], xz[:, 1]
+    return np.stack([x, z, x * x, z * z, x * z, np.ones_like(x)], axis=1)
+
+
+def _fit_discriminator(samples_q, samples_p):
+    """Maximise g(psi) of eq. (10) (minimise `discriminator_loss`) over f = w . phi(x, z).
+
+    The problem is convex (logistic regression), so full-batch L-BFGS converges to the
+    maximiser of the sample version of (10).
+    """
+    phi_q = tf.constant(_quadratic_features(samples_q))
+    phi_p = tf.constant(_quadratic_features(samples_p))
+
+    def value_and_gradient(w):
+        return tfp.math.value_and_gradient(
+            lambda w: tf.reduce_mean(
+                objectives.discriminator_loss(tf.linalg.matvec(phi_q, w), tf.linalg.matvec(phi_p, w))
+            ),
+            w,
+        )
+
+    result = tfp.optimizer.lbfgs_minimize(
+        value_and_gradient, tf.zeros([6], tf.float64), tolerance=1e-10, max_iterations=500
+    )
+    assert bool(result.converged)
+    return result.position.numpy()
+
+
+def test_optimal_discriminator_is_log_ratio_and_bound_is_minus_symmetric_kl():
+    rng = np.random.default_rng(0)
+    n_train, n_test = 5000, 50000
+    w = _fit_discriminator(
+        rng.multivariate_normal(MU_Q, COV_Q, n_train), rng.multivariate_normal(MU_P, COV_P, n_train)
+    )
+
+    # Eq. (11): f* = log p(x, z) - log q(x, z), at fresh points from both joints.
+    test_q = rng.multivariate_normal(MU_Q, COV_Q, n_test)
+    test_p = rng.multivariate_normal(MU_P, COV_P, n_test)
+    points = np.concatenate([test_q, test_p])
+    f_true = _gaussian_log_pdf(points, MU_P, COV_P) - _gaussian_log_pdf(points, MU_Q, COV_Q)
+    f_hat = _quadratic_features(points) @ w
+    error = np.abs(f_hat - f_true)
+    # Tolerances: the model class contains f*, so the only error is the estimation error
+    # of 6 coefficients from 2 x 5000 samples. Over 20 seeds the median error was
+    # <= 0.075 and the RMSE <= 0.18 (dominated by the far tails, where x^2 terms
+    # amplify coefficient errors); the bounds below are about twice that. f* itself
+    # spans several nats (std ~ 1.7 here), so a wrong sign or scale would fail.
+    assert np.std(f_true) > 1.0
+    assert np.median(error) < 0.15, np.median(error)
+    assert np.sqrt(np.mean(error**2)) < 0.35
+    np.testing.assert_allclose(np.corrcoef(f_hat, f_true)[0, 1], 1.0, atol=0.01)
+
+    # Eq. (14)-(15): E_q f - E_p f with the optimal f is -KL_s(q || p) <= 0.
+    kl_s = _gaussian_kl(MU_Q, COV_Q, MU_P, COV_P) + _gaussian_kl(MU_P, COV_P, MU_Q, COV_Q)
+    bound = np.mean(
+        objectives.symmetric_kl_bound(_quadratic_features(test_q) @ w, _quadratic_features(test_p) @ w)
+    )
+    # Tolerance 0.3 nats (~10% of KL_s = 2.87): over 20 seeds the error of this
+    # estimate was <= 0.14 (discriminator estimation error plus Monte Carlo error of
+    # 50000 test points, ~0.01).
+    assert bound < 0.0
+    np.testing.assert_allclose(bound, -kl_s, atol=0.3)
+
+
+def test_discriminator_loss_is_minimised_by_the_true_log_ratio():
+    """The population version of (10) is maximised by f* (checked against perturbations)."""
+    rng = np.random.default_rng(1)
+    q = rng.multivariate_normal(MU_Q, COV_Q, 200000)
+    p = rng.multivariate_normal(MU_P, COV_P, 200000)
+
+    def log_ratio(xz):
+        return _gaussian_log_pdf(xz, MU_P, COV_P) - _gaussian_log_pdf(xz, MU_Q, COV_Q)
+
+    def loss(fq, fp):
+        return float(np.mean(objectives.discriminator_loss(fq, fp)))
+
+    best = loss(log_ratio(q), log_ratio(p))
+    for shift, scale in [(0.3, 1.0), (-0.3, 1.0), (0.0, 1.2), (0.0, 0.8)]:
+        assert best < loss(scale * log_ratio(q) + shift, scale * log_ratio(p) + shift)
+
+
+def test_optimal_discriminator_in_eq14_is_sample_estimate_of_minus_symmetric_kl():
+    rng = np.random.default_rng(2)
+    n = 100000
+    q = rng.multivariate_normal(MU_Q, COV_Q, n)
+    p = rng.multivariate_normal(MU_P, COV_P, n)
+
+    def f_star(xz):
+        return _gaussian_log_pdf(xz, MU_P, COV_P) - _gaussian_log_pdf(xz, MU_Q, COV_Q)
+
+    per_example = np.asarray(objectives.symmetric_kl_bound(f_star(q), f_star(p)))
+    kl_s = _gaussian_kl(MU_Q, COV_Q, MU_P, COV_P) + _gaussian_kl(MU_P, COV_P, MU_Q, COV_Q)
+    # Pure Monte Carlo error: 5 standard errors of the mean.
+    standard_error = np.std(per_example) / np.sqrt(n)
+    assert abs(np.mean(per_example) + kl_s) < 5 * standard_error
+    # And each expectation alone is minus a KL (eq. 12-13 with the constants removed).
+    np.testing.assert_allclose(
+        np.mean(f_star(q)), -_gaussian_kl(MU_Q, COV_Q, MU_P, COV_P), atol=5 * standard_error
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# Reductions (Sec. 4) and per-example identities, on random tensors.
+def _random_logits(seed, batch_size):
+    rng = np.random.default_rng(seed)
+    return (
+        tf.constant(3.0 * rng.standard_normal(batch_size)),
+        tf.constant(3.0 * rng.standard_normal(batch_size)),
+    )
+
+
+PARAMS = [(0, 1), (1, 7), (2, 64)]  # (seed, batch size)
+
+
+@pytest.mark.parametrize("seed,batch_size", PARAMS)
+def test_discriminator_loss_is_negative_eq10(seed, batch_size):
+    """-[log(1 - sigma(f_q)) + log sigma(f_p)] per example, also ALI's (18) inner max."""
+    f_q, f_p = _random_logits(seed, batch_size)
+    expected = -(np.log(1.0 - tf.sigmoid(f_q).numpy()) + np.log(tf.sigmoid(f_p).numpy()))
+    loss = objectives.discriminator_loss(f_q, f_p)
+    assert loss.shape == [batch_size]
+    np.testing.assert_allclose(loss, expected, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed,batch_size", PARAMS)
+def test_gan_discriminator_is_discriminator_loss_on_x(seed, batch_size):
+    """Eq. (22): E_p log sigma(f(x)) + E_q log(1 - sigma(f(x))) -- same loss, f of x only."""
+    f_q, f_p = _random_logits(seed, batch_size)
+    expected = -(tf.math.log_sigmoid(f_p) + tf.math.log_sigmoid(-f_q))
+    np.testing.assert_allclose(objectives.discriminator_loss(f_q, f_p), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed,batch_size", PARAMS)
+def test_ali_is_eq14_with_log_sigmoid(seed, batch_size):
+    """Eq. (19): (14) with +-f replaced by log sigma(+-f)."""
+    f_q, f_p = _random_logits(seed, batch_size)
+    expected = objectives.svae_generator_loss(
+        tf.math.log_sigmoid(f_q), -tf.math.log_sigmoid(-f_p)
+    )
+    np.testing.assert_allclose(objectives.ali_generator_loss(f_q, f_p), expected, rtol=1e-6, atol=1e-9)
+    # ... and -(19) literally.
+    np.testing.assert_allclose(
+        objectives.ali_generator_loss(f_q, f_p),
+        -(tf.math.log_sigmoid(f_q) + tf.math.log_sigmoid(-f_p)),
+        rtol=1e-6,
+    )
+
+
+@pytest.mark.parametrize("seed,batch_size", PARAMS)
+def test_gan_generator_is_decoder_part_of_ali(seed, batch_size):
+    """Eq. (24): only the E_p term of ALI depends on the decoder alone; same value and gradient."""
+    f_q, f_p = _random_logits(seed, batch_size)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(f_p)
+        gan = objectives.gan_generator_loss(f_p)
+        ali = objectives.ali_generator_loss(f_q, f_p)
+    ali_p_term = -tf.math.log_sigmoid(-f_p)
+    np.testing.assert_allclose(gan, ali_p_term, rtol=1e-6)
+    np.testing.assert_allclose(tape.gradient(gan, f_p), tape.gradient(ali, f_p), rtol=1e-6)
+    # Non-saturating: the gradient is sigma(f_p), large when the discriminator spots fakes.
+    np.testing.assert_allclose(tape.gradient(gan, f_p), tf.sigmoid(f_p), rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed,batch_size", PARAMS)
+def test_svae_generator_loss_is_negative_eq14(seed, batch_size):
+    f_q, f_p = _random_logits(seed, batch_size)
+    np.testing.assert_allclose(objectives.symmetric_kl_bound(f_q, f_p), f_q - f_p)
+    np.testing.assert_allclose(objectives.svae_generator_loss(f_q, f_p), f_p - f_q)
+
+
+@pytest.mark.parametrize("seed,batch_size", PARAMS)
+@pytest.mark.parametrize("lam", [0.0, 0.3, 2.0])
+def test_svae_r_generator_loss_is_negative_eq29(seed, batch_size, lam):
+    f_q, f_p = _random_logits(seed, batch_size)
+    rng = np.random.default_rng(seed + 100)
+    log_px = tf.constant(-100.0 * rng.random(batch_size))
+    log_qz = tf.constant(10.0 * rng.standard_normal(batch_size))
+    loss = objectives.svae_r_generator_loss(f_q, f_p, log_px, log_qz, lam)
+    expected = -((f_q + lam * log_px) - (f_p - lam * log_qz))
+    np.testing.assert_allclose(loss, expected, rtol=1e-6, atol=1e-9)
+    if lam == 0.0:  # (29) -> (14)
+        np.testing.assert_allclose(loss, objectives.svae_generator_loss(f_q, f_p), rtol=1e-6, atol=1e-12)
+    # The lambda terms are lambda times the data-fit terms of (28), with a minus (minimised).
+    np.testing.assert_allclose(
+        loss - objectives.svae_generator_loss(f_q, f_p), -lam * (log_px + log_qz), rtol=1e-6, atol=1e-9
+    )
+
+
+@pytest.mark.parametrize("seed,batch_size", PARAMS)
+def test_ipm_losses(seed, batch_size):
+    """Eq. (25): the critic maximises E_q f - E_p f, the decoder minimises its theta part -E_p f."""
+    f_q, f_p = _random_logits(seed, batch_size)
+    np.testing.assert_allclose(objectives.ipm_critic_loss(f_q, f_p), -(f_q - f_p))
+    np.testing.assert_allclose(objectives.ipm_generator_loss(f_p), -f_p)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (4, 8, 8, 1), (2, 4, 4, 3)])
+def test_gradient_penalty_values(shape):
+    rng = np.random.default_rng(0)
+    g = rng.standard_normal(shape)
+    expected = (np.sqrt(np.sum(g.reshape(shape[0], -1) ** 2, axis=1)) - 1.0) ** 2
+    penalty = objectives.gradient_penalty(tf.constant(g))
+    assert penalty.shape == [shape[0]]
+    np.testing.assert_allclose(penalty, expected, rtol=1e-6)
+    # Unit-norm gradients are not penalised.
+    unit = g / np.linalg.norm(g.reshape(shape[0], -1), axis=1).reshape((-1,) + (1,) * (len(shape) - 1))
+    np.testing.assert_allclose(objectives.gradient_penalty(tf.constant(unit)), 0.0, atol=1e-10)
+
+
+def test_gradient_penalty_is_differentiable_at_zero_gradient():
+    """The epsilon inside the sqrt keeps d penalty / d gradients finite at 0 (keras-io #415)."""
+    zeros = tf.zeros([4, 3, 3, 1])
+    with tf.GradientTape() as tape:
+        tape.watch(zeros)
+        penalty = objectives.gradient_penalty(zeros)
+    grad = tape.gradient(penalty, zeros)
+    np.testing.assert_allclose(penalty, 1.0, atol=1e-5)  # (sqrt(eps) - 1)^2
+    assert np.all(np.isfinite(grad.numpy()))
+    # Without the epsilon the same computation gives NaN: the test would catch its removal.
+    with tf.GradientTape() as tape:
+        tape.watch(zeros)
+        no_eps = objectives.gradient_penalty(zeros, epsilon=0.0)
+    assert not np.all(np.isfinite(tape.gradient(no_eps, zeros).numpy()))
+
+
+@pytest.mark.parametrize("slope,noise_std", [(1.0, 1.0), (2.0, 0.5), (0.3, 1.5)])
+def test_negative_elbo_is_exact_nll_with_the_true_posterior(slope, noise_std):
+    """Linear-Gaussian toy: p(z) = N(0, 1), p(x|z) = N(a z, s^2). With q(z|x) = p(z|x),
+    log p(x|z) + log p(z) - log q(z|x) = log p(x) for *every* z, so the one-sample
+    negative ELBO (1) is exactly -log p(x)."""
+    tfd = tfp.distributions
+
+    def normal(loc, scale):  # float64 throughout
+        return tfd.Normal(np.asarray(loc, np.float64), np.asarray(scale, np.float64))
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(16) * np.sqrt(slope**2 + noise_std**2)
+    post_var = 1.0 / (1.0 + slope**2 / noise_std**2)
+    post_mean = post_var * slope * x / noise_std**2
+    z = post_mean + np.sqrt(post_var) * rng.standard_normal(16)
+    log_px_given_z = normal(slope * z, noise_std).log_prob(x)
+    log_pz = normal(0.0, 1.0).log_prob(z)
+    log_qz = normal(post_mean, np.sqrt(post_var)).log_prob(z)
+    neg_elbo = objectives.negative_elbo(log_px_given_z, log_pz, log_qz)
+    log_px = normal(0.0, np.sqrt(slope**2 + noise_std**2)).log_prob(x)
+    np.testing.assert_allclose(neg_elbo, -log_px, rtol=1e-10, atol=1e-10)
+    # With another q the gap is KL(q || p(z|x)) >= 0, in expectation over z ~ q (here q = prior).
+    z_prior = rng.standard_normal((20000, 16))
+    neg_elbo_prior = objectives.negative_elbo(
+        normal(slope * z_prior, noise_std).log_prob(x),
+        normal(0.0, 1.0).log_prob(z_prior),
+        normal(0.0, 1.0).log_prob(z_prior),
+    ).numpy()
+    gap = tfd.kl_divergence(normal(0.0, 1.0), normal(post_mean, np.sqrt(post_var))).numpy()
+    standard_error = np.std(neg_elbo_prior, axis=0) / np.sqrt(len(z_prior))
+    assert np.all(np.abs(np.mean(neg_elbo_prior, axis=0) + log_px.numpy() - gap) < 5 * standard_error + 1e-9)

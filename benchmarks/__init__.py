@@ -1,0 +1,1 @@
+"""Benchmarks of svae-tf (python -m benchmarks.<name>); results in benchmarks/results/."""

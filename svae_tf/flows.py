@@ -38,8 +38,9 @@ class CouplingConditioner(keras.layers.Layer):
         # A Sequential, not a list: Keras 3 hides list-held layers from tf.train.Checkpoint.
         self.mlp = keras.Sequential(
             [keras.Input((num_inputs,))]
-            + [keras.layers.Dense(u, activation="relu") for u in hidden_units]
-            + [keras.layers.Dense(2 * num_outputs)]
+            + [keras.layers.Dense(u, activation="relu", dtype=self.dtype_policy)
+               for u in hidden_units]
+            + [keras.layers.Dense(2 * num_outputs, dtype=self.dtype_policy)]
         )
 
     def call(self, z_a):
@@ -92,9 +93,11 @@ class MadeConditioner(keras.layers.Layer):
         *hidden_masks, out_mask = made_masks(event_size, hidden_units)
         self.mlp = keras.Sequential(
             [keras.Input((event_size,))]
-            + [MaskedDense(u, m, activation="relu") for u, m in zip(hidden_units, hidden_masks)]
+            + [MaskedDense(u, m, activation="relu", dtype=self.dtype_policy)
+               for u, m in zip(hidden_units, hidden_masks)]
             # Shift and log-scale share the output mask.
-            + [MaskedDense(2 * event_size, np.concatenate([out_mask, out_mask], axis=1))]
+            + [MaskedDense(2 * event_size, np.concatenate([out_mask, out_mask], axis=1),
+                           dtype=self.dtype_policy)]
         )
 
     def call(self, z):
@@ -105,6 +108,9 @@ class MadeConditioner(keras.layers.Layer):
 class Flow(keras.layers.Layer):
     """The flow's conditioners (Keras 3 layers) and the bijector T they define.
 
+    The flow runs in float32 whatever the global dtype policy (z and log-densities
+    are float32; TFP bijectors do not mix dtypes).
+
     z = T(z0) with z0 ~ N(mu(x), sigma(x)^2). Coupling layers alternate which half
     is kept (num_masked > 0 keeps the first half, < 0 the last); autoregressive
     layers reverse the order of z between layers. Conditioners are held as named
@@ -112,6 +118,7 @@ class Flow(keras.layers.Layer):
     """
 
     def __init__(self, kind, z_dim, depth, hidden_units=(256, 256), **kwargs):
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         if kind not in FLOW_KINDS:
             raise ValueError(f"Unknown flow kind {kind!r}; expected one of {FLOW_KINDS}.")
@@ -121,10 +128,13 @@ class Flow(keras.layers.Layer):
         for i in range(self.depth):
             if kind == "coupling":
                 layer = CouplingConditioner(
-                    z_dim // 2, z_dim - z_dim // 2, hidden_units, name=f"coupling_{i}"
+                    z_dim // 2, z_dim - z_dim // 2, hidden_units, name=f"coupling_{i}",
+                    dtype=self.dtype_policy,
                 )
             else:
-                layer = MadeConditioner(z_dim, hidden_units, name=f"{kind}_{i}")
+                layer = MadeConditioner(
+                    z_dim, hidden_units, name=f"{kind}_{i}", dtype=self.dtype_policy
+                )
             setattr(self, f"conditioner_{i}", layer)
         self.built = True
 

@@ -78,5 +78,5 @@ def build_discriminator(preset, joint=True, dropout=None):
         if rate(spec.dropout):
             h = keras.layers.Dropout(rate(spec.dropout))(h)
     logit = keras.layers.Dense(1, dtype="float32")(h)
-    logit = keras.layers.Reshape(())(logit)  # [B]
+    logit = keras.layers.Reshape((), dtype="float32")(logit)  # [B], float32 under mixed precision
     return keras.Model(inputs, logit, name="discriminator" if joint else "discriminator_x")

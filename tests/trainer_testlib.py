@@ -1,0 +1,94 @@
+"""Helpers of the trainer tests: run `python -m trainers.<name>` in a subprocess, read outputs.
+
+Trainers run as subprocesses (as users run them): absl flags are process-global, and
+`--logical_cpus` / `--strategy=multi_worker` must configure TensorFlow before it starts.
+"""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# CI clones the repository beside `shared/`.
+DEFAULT_TFDS = Path(__file__).resolve().parents[2] / "shared" / "tfds"
+TFDS_DATA_DIR = os.environ.get("TFDS_DATA_DIR") or str(DEFAULT_TFDS)
+
+# A tiny but real run: 64 real examples, batch 16, 2 steps per epoch.
+SMALL = [
+    "--take=64",
+    "--batch_size=16",
+    "--steps_per_epoch=2",
+    "--epochs=2",
+    "--eval_batches=1",
+    "--num_grid_images=16",
+    "--log_every_steps=1",
+    "--verbose=2",
+]
+
+_FINISHED = re.compile(r"Finished: epoch (\d+), data position (\d+), optimizer step (\d+), .* weights sha256 ([0-9a-f]{64})")
+_RESUMED = re.compile(r"Resuming from (\S+): (\d+) epochs and (\d+) batches done, data position (\d+), optimizer step (\d+)")
+
+
+def env(**extra):
+    out = dict(os.environ)
+    out.update(TF_CPP_MIN_LOG_LEVEL="2", TFDS_DATA_DIR=TFDS_DATA_DIR, PYTHONUNBUFFERED="1")
+    out["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), out.get("PYTHONPATH")) if p)
+    out.pop("TF_CONFIG", None)
+    out.update(extra)
+    return out
+
+
+def command(trainer, *args):
+    return [sys.executable, "-m", f"trainers.{trainer}", *map(str, args)]
+
+
+def run(trainer, *args, timeout=420, extra_env=None):
+    """Run a trainer to completion; returns the CompletedProcess (text output)."""
+    return subprocess.run(
+        command(trainer, *args), cwd=REPO, env=env(**(extra_env or {})),
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def check_ok(proc):
+    assert proc.returncode == 0, f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout[-4000:]}\nSTDERR:\n{proc.stderr[-6000:]}"
+    return proc
+
+
+def finished(output):
+    """(epoch, data_position, optimizer_step, weights_sha256) of the 'Finished' line."""
+    match = _FINISHED.search(output)
+    assert match, f"no 'Finished' line in:\n{output[-3000:]}"
+    epoch, position, step, digest = match.groups()
+    return int(epoch), int(position), int(step), digest
+
+
+def resumed(output):
+    """(checkpoint, epochs_done, batches_done, data_position, optimizer_step) or None."""
+    match = _RESUMED.search(output)
+    if not match:
+        return None
+    path, epochs, batches, position, step = match.groups()
+    return path, int(epochs), int(batches), int(position), int(step)
+
+
+def event_tags(log_dir):
+    """{tag: [steps]} of the TensorBoard event files under `log_dir`."""
+    import tensorflow as tf
+
+    tags = {}
+    for path in sorted(Path(log_dir).glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                tags.setdefault(value.tag, []).append(event.step)
+    return tags
+
+
+def checkpoint_numbers(model_dir):
+    """Numbers N of the checkpoints ckpt-N listed in model_dir/checkpoints/checkpoint."""
+    state = Path(model_dir) / "checkpoints" / "checkpoint"
+    if not state.exists():
+        return []
+    return sorted({int(n) for n in re.findall(r'"ckpt-(\d+)"', state.read_text())})

@@ -1,0 +1,783 @@
+"""The one training program behind `trainers.mnist`, `trainers.cifar` and `trainers.imagenet`.
+
+    python -m trainers.mnist --flagfile=trainers/configs/mnist_svae_r.flags
+    python -m trainers.cifar --flagfile=trainers/configs/cifar_svae_r.flags --model_dir=/tmp/run
+
+The thin trainer modules only choose defaults (dataset, preset, batch size, epochs) and
+call `main`; everything else is here:
+
+* flags (absl) and their validation, *before* TensorFlow is imported: a bad flag stops
+  the program in well under a second with a message naming the flag;
+* the distribution strategy (`default`, `mirrored`, `multi_worker`, `tpu`) and mixed
+  precision; the model and both optimizers are built and compiled in `strategy.scope()`;
+* `model.fit` (Keras progress bar) on a deterministic, seeded `tf.data` stream, with the
+  held-out ELBO as `validation_data`;
+* callbacks: non-finite guard, TensorBoard scalars and images, PNG grids, checkpoints.
+
+Outputs in `model_dir` (user documentation: README.md "Training", BUILD.md "Distributed"):
+`config.json` (`runs.save_config`), `flags.txt` / `flags.json` (the flags used),
+`logs/train`, `logs/validation` (TensorBoard), `samples_epoch_XXX.png`,
+`reconstructions_epoch_XXX.png`, `checkpoints/ckpt-<step>` (`runs.checkpoint_manager`).
+
+Resume. A checkpoint holds the model, both optimizers, the noise seeds and three counters:
+`epoch` (Keras epoch in progress), `step_in_epoch` (its batches done) and `data_position`
+(batches consumed from the training stream since the start of the run). The training
+stream is one deterministic sequence: `data.load_images(shuffle=True, seed=--seed,
+repeat=True)`, whose sequence of shuffled orders depends on the seed only. On restart it
+is rebuilt and its first `data_position` batches are skipped (`Dataset.skip` on the
+cached uint8 pipeline: about 10 s for 10 MNIST epochs here, see
+benchmarks/results/input_pipeline.md), so the resumed run sees exactly the batches, and
+with the restored seed state the same noise, as the uninterrupted run: it ends with
+bit-identical weights on the same machine (tested). The cost grows with the run's
+length; for uncached data (imagenet64) it is a re-read of everything consumed, which
+an epoch-keyed shuffle in `data.load_images` would avoid. The interrupted epoch is finished by
+a first `fit` of `steps_per_epoch - step_in_epoch` steps, then the remaining epochs run
+in a second `fit` with `initial_epoch`. tf.data iterator checkpointing was not used: it
+would store the shuffle buffer (and the in-memory cache) in every checkpoint.
+
+NaN policy. After every train step the reported losses/metrics are checked; a
+non-finite value stops training with an error (exit status 1) naming the step and the
+last good checkpoint, which is left untouched. Before every checkpoint write, all model
+and optimizer variables are checked with `tf.math.is_finite`; non-finite weights are
+never written (the run stops with the same message). Steps are not skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+from absl import app, flags, logging
+
+# Kept equal to svae_tf.model.VARIANTS / svae_tf.flows.FLOW_KINDS (tests check it). They are
+# repeated here so that flags are validated before TensorFlow is imported.
+VARIANTS = ("vae", "svae", "svae_r", "ali", "gan", "wgan_gp")
+FLOW_KINDS = ("none", "coupling", "maf", "iaf")
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+PRECISIONS = ("none", "mixed_bfloat16", "mixed_float16")
+
+# Defaults of each thin trainer. The paper gives Adam 1e-4 and lambda 0.3 but no batch
+# sizes or epoch counts; those below are ours.
+TRAINERS = {
+    "mnist": dict(dataset="mnist", preset="mnist", batch_size=100, epochs=50),
+    "cifar": dict(dataset="cifar10", preset="cifar10", batch_size=64, epochs=100),
+    "imagenet": dict(dataset="imagenet64", preset="imagenet64", batch_size=64, epochs=12),
+}
+
+RUNS_DIR = "runs"  # default parent of model_dir (created on demand)
+FLAGS_TXT = "flags.txt"
+FLAGS_JSON = "flags.json"
+LOG_SUBDIR = "logs"
+# Flags that define the training stream; a resumed run must not change them.
+_STREAM_FLAGS = ("dataset", "batch_size", "seed", "take", "image_size")
+
+FLAGS = flags.FLAGS
+
+# ----------------------------------------------------------------------------- flags
+# Model.
+flags.DEFINE_enum("variant", "svae_r", VARIANTS, "Model/objective: vae, svae, svae_r, ali, gan, wgan_gp.")
+flags.DEFINE_float("lam", 0.3, "lambda of sVAE-r, eq. (29) (paper: 0.3).", lower_bound=0.0)
+flags.DEFINE_integer("z_dim", None, "Latent size; default: the preset's (MNIST 64, CIFAR 100, ImageNet 2048).", lower_bound=1)
+flags.DEFINE_enum("flow", None, FLOW_KINDS, "Normalizing flow on q(z|x); default: the preset's (MNIST coupling, others none).")
+flags.DEFINE_integer("flow_depth", None, "Flow layers; default: the preset's, or 4 when --flow turns a flow on.", lower_bound=0)
+flags.DEFINE_integer("n_disc", 1, "Discriminator updates per encoder/decoder update.", lower_bound=1)
+flags.DEFINE_float("gradient_penalty_weight", 10.0, "WGAN-GP penalty weight.", lower_bound=0.0)
+flags.DEFINE_float("discriminator_dropout", None, "Overrides the preset's discriminator dropout rates.", lower_bound=0.0, upper_bound=0.99)
+# Optimisation.
+flags.DEFINE_integer("batch_size", 100, "Global batch size (split over replicas).", lower_bound=1)
+flags.DEFINE_integer("epochs", 50, "Number of epochs (of --steps_per_epoch steps).", lower_bound=1)
+flags.DEFINE_integer("steps_per_epoch", None, "Train steps per epoch; default: one pass over the training split (floor(N / batch_size)).", lower_bound=1)
+flags.DEFINE_float("g_learning_rate", 1e-4, "Adam learning rate of encoder/flow/decoder (paper: 1e-4).", lower_bound=0.0)
+flags.DEFINE_float("d_learning_rate", 1e-4, "Adam learning rate of the discriminator (paper: 1e-4).", lower_bound=0.0)
+flags.DEFINE_float("beta1", 0.9, "Adam beta_1 of both optimizers.", lower_bound=0.0, upper_bound=0.999999)
+flags.DEFINE_float("beta2", 0.999, "Adam beta_2 of both optimizers.", lower_bound=0.0, upper_bound=0.999999)
+flags.DEFINE_integer("seed", 0, "Seed of the initial weights, the model's noise and the data order.")
+# Data.
+flags.DEFINE_string("dataset", None, "Dataset override: mnist, cifar10, imagenet64 or folder:/dir/of/images (needs --image_size for folders); default: the trainer's.")
+flags.DEFINE_string("data_dir", None, "TFDS data directory; default $TFDS_DATA_DIR, else ~/tensorflow_datasets. Nothing is downloaded.")
+flags.DEFINE_integer("image_size", None, "Resize images to this square size (folders); must match the preset's image size.", lower_bound=1)
+flags.DEFINE_integer("take", None, "Use only the first N examples of each split (smoke runs, tests).", lower_bound=1)
+flags.DEFINE_integer("eval_batches", None, "Held-out batches for the validation ELBO each epoch; default: the whole test split; 0: no validation.", lower_bound=0)
+flags.DEFINE_boolean("cache", None, "Cache decoded images in memory; default: yes, except for imagenet64 (~15 GiB).")
+# Outputs.
+flags.DEFINE_string("model_dir", None, "Run directory (config, flags, logs, PNG grids, checkpoints). Its parent must exist, except ./runs, which is created. Default: runs/<trainer>_<variant>.")
+flags.DEFINE_integer("checkpoint_every_steps", 500, "Also save a checkpoint every N steps (0: only at epoch ends).", lower_bound=0)
+flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept in model_dir/checkpoints.", lower_bound=1)
+flags.DEFINE_integer("log_every_steps", 50, "Write training scalars to TensorBoard every N steps.", lower_bound=1)
+flags.DEFINE_integer("num_grid_images", 64, "Images in the sample and reconstruction grids.", lower_bound=1)
+flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 1 progress bar, 2 one line per epoch, 0 silent.", lower_bound=0, upper_bound=2)
+# Execution.
+flags.DEFINE_enum("strategy", "default", STRATEGIES, "tf.distribute strategy: default (one device), mirrored (all local GPUs, else all logical CPUs), multi_worker (from TF_CONFIG), tpu.")
+flags.DEFINE_string("tpu", "", "TPU name or grpc address for --strategy=tpu ('' or 'local' on a TPU VM).")
+flags.DEFINE_boolean("jit_compile", False, "Compile the train step with XLA (slower on CPU for these convnets).")
+flags.DEFINE_enum("mixed_precision", "none", PRECISIONS, "Keras dtype policy; mixed_float16 wraps both optimizers in LossScaleOptimizer.")
+# For tests and debugging.
+flags.DEFINE_integer("logical_cpus", 0, "(testing) Split the CPU into N logical devices before TensorFlow starts (e.g. to test --strategy=mirrored on 2 CPUs).", lower_bound=0)
+flags.DEFINE_integer("debug_inject_nan_at_step", None, "(testing) Replace the training images by NaN from this global step on, to exercise the NaN policy.", lower_bound=0)
+
+
+def _positive(value):
+    return value is None or value > 0
+
+
+flags.register_validator("g_learning_rate", _positive, "--g_learning_rate must be > 0")
+flags.register_validator("d_learning_rate", _positive, "--d_learning_rate must be > 0")
+
+
+def _probe_writable(directory):
+    """True if a file can be created in `directory` (os.access lies for root)."""
+    try:
+        fd, path = tempfile.mkstemp(prefix=".svae_write_probe_", dir=directory)
+    except OSError:
+        return False
+    os.close(fd)
+    os.remove(path)
+    return True
+
+
+def check_model_dir(model_dir):
+    """Raise flags.ValidationError unless `model_dir` can hold a run.
+
+    An existing directory must be writable; a new one needs an existing, writable
+    parent (so a typo in a path stops the run at once), except `./runs`, which is
+    created. Remote paths (gs://...) are not checked here.
+    """
+    if model_dir is None or "://" in model_dir:
+        return True
+    path = os.path.abspath(os.path.expanduser(model_dir))
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise flags.ValidationError(f"{model_dir!r} exists and is not a directory")
+        if not _probe_writable(path):
+            raise flags.ValidationError(f"directory {model_dir!r} is not writable")
+        return True
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        if os.path.normpath(parent) == os.path.abspath(RUNS_DIR) and _probe_writable(os.getcwd()):
+            return True  # ./runs/<name>: ./runs is created
+        raise flags.ValidationError(
+            f"the parent directory {os.path.dirname(model_dir) or '.'!r} does not exist "
+            "(create it first, or check the path)"
+        )
+    if not _probe_writable(parent):
+        raise flags.ValidationError(f"cannot create {model_dir!r}: parent directory is not writable")
+    return True
+
+
+flags.register_validator("model_dir", check_model_dir)
+
+
+def set_trainer_defaults(trainer):
+    """Set the defaults of `trainer` ("mnist", "cifar", "imagenet") on the flags."""
+    for name in ("batch_size", "epochs"):
+        FLAGS.set_default(name, TRAINERS[trainer][name])
+
+
+# ----------------------------------------------------------------------------- small helpers
+def own_flags():
+    """{name: value} of the flags defined in this module (the training program's flags)."""
+    names = sorted(f.name for f in FLAGS.get_flags_for_module(__name__))
+    return {name: FLAGS[name].value for name in names}
+
+
+def atomic_write_bytes(path, data):
+    import tensorflow as tf
+
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with tf.io.gfile.GFile(tmp, "wb") as f:
+        f.write(data)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def image_grid(images, columns=None):
+    """numpy [N, H, W, C] in [0, 1] -> one image [rows H, columns W, C] (blank-padded)."""
+    import numpy as np
+
+    images = np.clip(np.asarray(images, dtype=np.float32), 0.0, 1.0)
+    n, h, w, c = images.shape
+    columns = columns or max(1, int(math.ceil(math.sqrt(n))))
+    rows = int(math.ceil(n / columns))
+    grid = np.ones((rows * h, columns * w, c), np.float32)
+    for i in range(n):
+        r, col = divmod(i, columns)
+        grid[r * h : (r + 1) * h, col * w : (col + 1) * w] = images[i]
+    return grid
+
+
+def pairs_grid(inputs, reconstructions):
+    """Inputs beside their reconstructions: columns alternate input, reconstruction."""
+    import numpy as np
+
+    n = len(inputs)
+    pairs = np.stack([inputs, reconstructions], axis=1).reshape((2 * n,) + inputs.shape[1:])
+    per_row = max(1, int(math.ceil(math.sqrt(n))))
+    return image_grid(pairs, columns=2 * per_row)
+
+
+def encode_png(grid):
+    """[H, W, C] float in [0, 1] -> PNG bytes (grey for C == 1)."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.round(np.clip(grid, 0.0, 1.0) * 255.0).astype(np.uint8)
+    image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def weights_checksum(variables):
+    """sha256 of the values of `variables` (in order): equal weights, equal checksum."""
+    digest = hashlib.sha256()
+    for v in variables:
+        digest.update(v.path.encode() if hasattr(v, "path") else b"")
+        digest.update(v.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _say(message):
+    """User-facing progress messages (stdout; absl INFO logging is off by default)."""
+    print(f"[svae-tf] {message}", flush=True)
+
+
+class NonFiniteError(RuntimeError):
+    """Training produced a non-finite loss or weights."""
+
+
+# ----------------------------------------------------------------------------- run state
+@dataclasses.dataclass
+class RunState:
+    """Where training is: Keras epoch, its steps done, batches consumed from the stream.
+
+    The tf.Variables are the checkpointed copy; `sync_to_variables` runs before a save."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    data_position: int = 0
+    variables: dict = None
+    last_saved: str | None = None
+    last_saved_position: int = -1
+
+    def sync_to_variables(self):
+        for name in ("epoch", "step_in_epoch", "data_position"):
+            self.variables[name].assign(getattr(self, name))
+
+    def sync_from_variables(self):
+        for name in ("epoch", "step_in_epoch", "data_position"):
+            setattr(self, name, int(self.variables[name].numpy()))
+
+
+def _all_finite(variables):
+    import tensorflow as tf
+
+    for v in variables:
+        value = v.value if hasattr(v, "value") else v
+        if value.dtype.is_floating and not bool(tf.reduce_all(tf.math.is_finite(value))):
+            return False
+    return True
+
+
+def _make_callbacks(*, model, state, manager, ckpt_every, log_dir, is_chief, model_dir,
+                    grid_inputs, grid_noise, log_every):
+    """The Keras callbacks of a run (the same objects serve both `fit` calls)."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    def checkable_variables():
+        out = list(model.weights)
+        for opt in (model.g_optimizer, model.d_optimizer):
+            if opt is not None:
+                out += list(opt.variables)
+        return out
+
+    def describe_last_good():
+        if state.last_saved:
+            return f"The last good checkpoint is {state.last_saved} (kept)."
+        latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+        if latest:
+            return f"The last good checkpoint is {latest} (kept)."
+        return "No checkpoint was written by this run."
+
+    class NonFiniteGuard(keras.callbacks.Callback):
+        """Stops at the first non-finite loss/metric, before anything else sees it."""
+
+        def on_train_batch_end(self, batch, logs=None):
+            bad = {k: v for k, v in (logs or {}).items() if not np.all(np.isfinite(v))}
+            if bad:
+                step = state.data_position + 1
+                raise NonFiniteError(
+                    f"Non-finite loss at step {step} (epoch {state.epoch + 1}, "
+                    f"batch {state.step_in_epoch + 1}): "
+                    + ", ".join(f"{k}={float(np.asarray(v)):g}" for k, v in sorted(bad.items()))
+                    + ". Training stopped; no checkpoint was written after it. "
+                    + describe_last_good()
+                    + " Lower --g_learning_rate/--d_learning_rate or check the data."
+                )
+
+    class StepCounter(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            state.step_in_epoch += 1
+            state.data_position += 1
+
+        def on_epoch_end(self, epoch, logs=None):
+            state.epoch = epoch + 1
+            state.step_in_epoch = 0
+
+    class Summaries(keras.callbacks.Callback):
+        """TensorBoard scalars every `log_every` steps (means over the interval), held-out
+        metrics and image summaries at epoch ends; PNG grids (chief only)."""
+
+        def __init__(self):
+            super().__init__()
+            self.train_writer = tf.summary.create_file_writer(os.path.join(log_dir, "train"))
+            self.val_writer = tf.summary.create_file_writer(os.path.join(log_dir, "validation"))
+            self._last = (0, {})  # (steps into the epoch, running means) at the last write
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._last = (0, {})
+
+        def on_train_batch_end(self, batch, logs=None):
+            if state.data_position % log_every or not logs:
+                return
+            t = batch + 1  # steps of this fit-epoch so far; logs are running means over them
+            t0, means0 = self._last
+            with self.train_writer.as_default(step=state.data_position):
+                for name, value in logs.items():
+                    value = float(np.asarray(value))
+                    # Keras metrics are running means since the epoch began: recover the
+                    # mean over the last interval (equal batch sizes).
+                    interval = (value * t - means0.get(name, 0.0) * t0) / max(t - t0, 1)
+                    tf.summary.scalar(name, interval)
+            self._last = (t, {k: float(np.asarray(v)) for k, v in logs.items()})
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            step = state.data_position
+            with self.train_writer.as_default(step=step):
+                for name, value in logs.items():
+                    if not name.startswith("val_"):
+                        tf.summary.scalar(f"epoch/{name}", float(np.asarray(value)))
+            with self.val_writer.as_default(step=step):
+                for name, value in logs.items():
+                    if name.startswith("val_"):
+                        tf.summary.scalar(name[4:], float(np.asarray(value)))
+                        if not np.isfinite(value):
+                            logging.warning("Held-out %s is %s at epoch %d.", name, value, epoch + 1)
+            if is_chief:
+                self._images(epoch, step)
+            self.train_writer.flush()
+            self.val_writer.flush()
+
+        def _images(self, epoch, step):
+            samples = model.decode_mean(grid_noise["z"]).numpy()
+            grids = {"samples": image_grid(samples)}
+            if model.encoder is not None:
+                _, z = model.encode(grid_inputs, noise=grid_noise["eps"])
+                recon = model.decode_mean(z).numpy()
+                grids["reconstructions"] = pairs_grid(grid_inputs.numpy(), recon)
+            with self.train_writer.as_default(step=step):
+                for name, grid in grids.items():
+                    tf.summary.image(name, grid[None], step=step)
+            for name, grid in grids.items():
+                path = os.path.join(model_dir, f"{name}_epoch_{epoch + 1:03d}.png")
+                atomic_write_bytes(path, encode_png(grid))
+
+        def flush(self):
+            self.train_writer.flush()
+            self.val_writer.flush()
+
+        def close(self):
+            self.train_writer.close()
+            self.val_writer.close()
+
+    class Checkpointer(keras.callbacks.Callback):
+        """Saves every `ckpt_every` steps and at epoch ends, never non-finite weights."""
+
+        def on_train_batch_end(self, batch, logs=None):
+            # The last batch of an epoch is saved by on_epoch_end, after validation and
+            # the grids, so that a checkpoint never skips an epoch's outputs.
+            if batch + 1 == self.params.get("steps"):
+                return
+            if ckpt_every and state.data_position % ckpt_every == 0:
+                self.save()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.save()
+
+        def save(self):
+            if state.data_position == state.last_saved_position:
+                return
+            if not _all_finite(checkable_variables()):
+                raise NonFiniteError(
+                    f"Non-finite weights at step {state.data_position} (epoch "
+                    f"{state.epoch + 1}); not saving them. Training stopped. "
+                    + describe_last_good()
+                )
+            state.sync_to_variables()
+            path = manager.save(checkpoint_number=state.data_position)
+            state.last_saved_position = state.data_position
+            if is_chief:
+                state.last_saved = path
+                _say(f"Saved checkpoint {path} (step {state.data_position}, epoch {state.epoch}, "
+                     f"optimizer step {int(model.g_optimizer.iterations.numpy())}).")
+            summaries.flush()
+
+    summaries = Summaries()
+    # Order matters: the guard raises before the counter, summaries or a save see a NaN.
+    return [NonFiniteGuard(), StepCounter(), summaries, Checkpointer()], summaries
+
+
+# ----------------------------------------------------------------------------- strategy
+def _configure_devices():
+    import tensorflow as tf
+
+    if FLAGS.logical_cpus:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * FLAGS.logical_cpus
+        )
+
+
+def _make_strategy():
+    """(strategy, is_chief, task description) for --strategy."""
+    import tensorflow as tf
+
+    name = FLAGS.strategy
+    if name == "default":
+        return tf.distribute.get_strategy(), True, "single device"
+    if name == "mirrored":
+        devices = None  # all GPUs when there are any
+        if not tf.config.list_physical_devices("GPU"):
+            devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+        strategy = tf.distribute.MirroredStrategy(devices=devices)
+        return strategy, True, f"mirrored over {strategy.num_replicas_in_sync} devices"
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise app.UsageError("--strategy=multi_worker needs the TF_CONFIG environment variable (see BUILD.md).")
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        resolver = strategy.cluster_resolver
+        task_type, task_id = resolver.task_type, resolver.task_id
+        cluster = resolver.cluster_spec().as_dict()
+        is_chief = task_type == "chief" or (
+            task_type == "worker" and task_id == 0 and "chief" not in cluster
+        )
+        return strategy, is_chief, f"multi-worker {task_type}:{task_id} of {strategy.num_replicas_in_sync} replicas"
+    # tpu (not testable on this machine)
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=FLAGS.tpu or None)
+    except ValueError as err:
+        raise app.UsageError(
+            f"--strategy=tpu: no TPU found ({err}); pass --tpu=local on a TPU VM, "
+            "or --tpu=NAME / grpc://ADDRESS."
+        ) from err
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    strategy = tf.distribute.TPUStrategy(resolver)
+    return strategy, True, f"TPU with {strategy.num_replicas_in_sync} cores"
+
+
+def _patch_multi_worker_metric_reduction(model):
+    """Work around Keras 3 + MultiWorkerMirroredStrategy (tensorflow/tensorflow#72388).
+
+    Keras reduces the step's outputs across workers with `strategy.reduce("MEAN", v,
+    axis=0)`, which fails on scalars ("Invalid reduction dimension 0 for input with 0
+    dimensions"). Returning each metric as shape [1] makes that reduction a mean over
+    the replicas' values, which is a scalar again.
+    """
+    import tensorflow as tf
+
+    for name in ("train_step", "test_step"):
+        step = getattr(model, name)
+
+        def rank1(data, step=step):
+            return {k: tf.reshape(v, [1]) for k, v in step(data).items()}
+
+        object.__setattr__(model, name, rank1)  # an instance attribute, outside Keras tracking
+
+
+# ----------------------------------------------------------------------------- the program
+def _model_config(preset_name):
+    from svae_tf import presets, runs
+
+    preset = presets.get_preset(preset_name)
+    overrides = {}
+    if FLAGS.z_dim is not None and FLAGS.z_dim != preset.z_dim:
+        overrides["z_dim"] = FLAGS.z_dim
+    flow = FLAGS.flow if FLAGS.flow is not None else preset.flow
+    if flow == "none":
+        depth = 0
+    elif FLAGS.flow_depth is not None:
+        depth = FLAGS.flow_depth
+    else:
+        depth = preset.flow_depth if preset.flow_depth > 0 else 4
+    if flow != "none" and depth == 0:
+        raise app.UsageError(f"--flow_depth=0 with --flow={flow}: give a depth >= 1 or --flow=none.")
+    if flow != preset.flow:
+        overrides["flow"] = flow
+    if depth != preset.flow_depth:
+        overrides["flow_depth"] = depth
+    return runs.ModelConfig(
+        preset=preset_name,
+        preset_overrides=overrides,
+        variant=FLAGS.variant,
+        lam=FLAGS.lam,
+        n_disc=FLAGS.n_disc,
+        gradient_penalty_weight=FLAGS.gradient_penalty_weight,
+        discriminator_dropout=FLAGS.discriminator_dropout,
+        seed=FLAGS.seed,
+    )
+
+
+def _check_resume_compatible(model_dir, config, values):
+    """A model_dir with a run in it must be resumed with the same model and data stream
+    (`values`: this run's resolved flags)."""
+    import tensorflow as tf
+    from svae_tf import runs
+
+    if not tf.io.gfile.exists(os.path.join(model_dir, runs.CONFIG_FILE)):
+        return
+    old = runs.load_config(model_dir)
+    if old != config:
+        a, b = dataclasses.asdict(old), dataclasses.asdict(config)
+        diff = ", ".join(f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if a[k] != b[k])
+        raise app.UsageError(
+            f"--model_dir={model_dir} holds a run with another model config ({diff}). "
+            "Resume it with the same flags, or use a new --model_dir."
+        )
+    path = os.path.join(model_dir, FLAGS_JSON)
+    if tf.io.gfile.exists(path):
+        with tf.io.gfile.GFile(path) as f:
+            old_flags = json.load(f)
+        for name in _STREAM_FLAGS:
+            if name in old_flags and old_flags[name] != values[name]:
+                raise app.UsageError(
+                    f"--{name}={values[name]} differs from the run in --model_dir={model_dir} "
+                    f"(--{name}={old_flags[name]}), which would change its data stream on resume. "
+                    "Use the run's value or a new --model_dir."
+                )
+
+
+def training_stream(dataset, *, batch_size, seed, start=0, data_dir=None, take=None,
+                    image_size=None, cache=True, nan_from_step=None):
+    """The training batches from batch number `start` (0-based) on.
+
+    One infinite, deterministic sequence per (dataset, batch_size, seed, take,
+    image_size): `data.load_images` shuffles with `seed` and a new, seeded order each
+    pass (grey levels in [0, 1]; the model binarizes/quantizes its targets itself), and
+    the first `start` batches are skipped, which is how a resumed run gets back to its
+    data position. `nan_from_step` (tests) turns the images of steps >= it into NaN.
+    """
+    import tensorflow as tf
+    from svae_tf import data
+
+    ds = data.load_images(dataset, "train", batch_size=batch_size, data_dir=data_dir,
+                          shuffle=True, seed=seed, repeat=True, drop_remainder=True,
+                          take=take, image_size=image_size, cache=cache)
+    if start:
+        ds = ds.skip(start)
+    if nan_from_step is not None:
+        def poison(i, images):  # batch i (0-based) is trained on at step i + 1
+            return tf.where(i + 1 >= nan_from_step, images * float("nan"), images)
+
+        ds = ds.enumerate(start=start).map(poison).prefetch(tf.data.AUTOTUNE)
+    return ds
+
+
+def run(dataset, preset, trainer="mnist"):
+    """Train `preset` on `dataset` as the flags say. Returns a dict summary of the run.
+
+    Raises NonFiniteError when the loss or the weights become non-finite."""
+    # Devices must be configured before TensorFlow initialises its runtime.
+    import tensorflow as tf
+
+    _configure_devices()
+
+    import keras
+    from svae_tf import data, runs
+
+    dataset = FLAGS.dataset or dataset
+    model_dir = FLAGS.model_dir or os.path.join(RUNS_DIR, f"{trainer}_{FLAGS.variant}")
+    config = _model_config(preset)
+
+    # --- the data exists and fits the architecture (before any heavy work)
+    from svae_tf import presets
+
+    arch = presets.get_preset(preset, **config.preset_overrides)
+    image_size = FLAGS.image_size
+    if dataset.startswith("folder:") and image_size is None:
+        image_size = arch.image_shape[0]
+    try:
+        shape = data.image_shape(dataset, image_size=image_size)
+    except ValueError as err:
+        raise app.UsageError(f"--dataset={dataset}: {err}") from err
+    if tuple(shape) != tuple(arch.image_shape):
+        raise app.UsageError(
+            f"--dataset={dataset} gives images of shape {shape}, but the {preset} architecture "
+            f"needs {arch.image_shape}" + (" (set --image_size)" if image_size else "")
+        )
+    train_count = data.num_examples(dataset, "train", FLAGS.data_dir)  # DatasetNotFoundError
+    if FLAGS.take:
+        train_count = min(train_count, FLAGS.take)
+    is_folder = dataset.startswith("folder:")
+    eval_split = "train" if is_folder else "test"
+    eval_count = train_count if is_folder else data.num_examples(dataset, "test", FLAGS.data_dir)
+    if FLAGS.take:
+        eval_count = min(eval_count, FLAGS.take)
+    batch_size = FLAGS.batch_size
+    if train_count < batch_size:
+        raise app.UsageError(
+            f"--batch_size={batch_size} is larger than the {train_count} training examples"
+            + (f" (--take={FLAGS.take})" if FLAGS.take else "")
+        )
+    steps_per_epoch = FLAGS.steps_per_epoch or train_count // batch_size
+    eval_steps = eval_count // batch_size
+    if FLAGS.eval_batches is not None:
+        eval_steps = min(eval_steps, FLAGS.eval_batches)
+    cache = FLAGS.cache if FLAGS.cache is not None else dataset != "imagenet64"
+
+    # --- strategy, precision
+    strategy, is_chief, where = _make_strategy()
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise app.UsageError(f"--batch_size={batch_size} is not divisible by the {replicas} replicas.")
+    if FLAGS.mixed_precision != "none":
+        keras.mixed_precision.set_dtype_policy(FLAGS.mixed_precision)
+    keras.utils.set_random_seed(FLAGS.seed)
+
+    # Non-chief workers write checkpoints and logs to a temporary directory (TF docs).
+    write_dir = model_dir if is_chief else tempfile.mkdtemp(prefix="svae_worker_")
+    values = own_flags()
+    values.update(dataset=dataset, model_dir=model_dir, image_size=image_size,
+                  batch_size=batch_size, steps_per_epoch=steps_per_epoch)
+    if is_chief:
+        _check_resume_compatible(model_dir, config, values)
+        tf.io.gfile.makedirs(model_dir)
+        runs.save_config(model_dir, config)
+        runs.atomic_write_text(os.path.join(model_dir, FLAGS_JSON), json.dumps(values, indent=2, sort_keys=True))
+        runs.atomic_write_text(
+            os.path.join(model_dir, FLAGS_TXT),
+            "".join(f"--{k}={v}\n" for k, v in sorted(values.items()) if v is not None),
+        )
+    _say(f"svae-tf {trainer}: {FLAGS.variant} on {dataset} ({where}), model_dir={model_dir}, "
+         f"{steps_per_epoch} steps/epoch of batch {batch_size}, {eval_steps} held-out batches"
+         + (" (a folder has one split: the 'held-out' ELBO is on its first images)" if is_folder else ""))
+
+    # --- model, optimizers, checkpoint (inside the strategy's scope)
+    def adam(lr, name):
+        opt = keras.optimizers.Adam(lr, beta_1=FLAGS.beta1, beta_2=FLAGS.beta2, name=name)
+        if FLAGS.mixed_precision == "mixed_float16":
+            opt = keras.optimizers.LossScaleOptimizer(opt, name=f"{name}_loss_scale")
+        return opt
+
+    with strategy.scope():
+        model = runs.build_model(config)
+        d_opt = adam(FLAGS.d_learning_rate, "d_adam") if model.discriminator is not None else None
+        model.compile(g_optimizer=adam(FLAGS.g_learning_rate, "g_adam"), d_optimizer=d_opt,
+                      jit_compile=FLAGS.jit_compile)
+    if FLAGS.strategy == "multi_worker":
+        _patch_multi_worker_metric_reduction(model)
+    counters = {name: tf.Variable(0, dtype=tf.int64, trainable=False, name=name)
+                for name in ("epoch", "step_in_epoch", "data_position")}
+    ckpt = runs.make_checkpoint(model, **counters)
+    manager = runs.checkpoint_manager(ckpt, write_dir, max_to_keep=FLAGS.keep_checkpoints)
+    state = RunState(variables=counters)
+    latest = tf.train.latest_checkpoint(os.path.join(model_dir, runs.CHECKPOINT_SUBDIR))
+    if latest:
+        ckpt.restore(latest).assert_existing_objects_matched()
+        state.sync_from_variables()
+        state.last_saved, state.last_saved_position = latest, state.data_position
+        _say(f"Resuming from {latest}: {state.epoch} epochs and {state.step_in_epoch} batches "
+             f"done, data position {state.data_position}, optimizer step "
+             f"{int(model.g_optimizer.iterations.numpy())}.")
+    if state.step_in_epoch >= steps_per_epoch:  # --steps_per_epoch was lowered
+        state.epoch, state.step_in_epoch = state.epoch + 1, 0
+
+    # --- data: one deterministic stream; resume skips what was consumed
+    def stream(start):
+        return training_stream(dataset, batch_size=batch_size, seed=FLAGS.seed, start=start,
+                               data_dir=FLAGS.data_dir, take=FLAGS.take, image_size=image_size,
+                               cache=cache, nan_from_step=FLAGS.debug_inject_nan_at_step)
+
+    validation = None
+    if eval_steps > 0:
+        validation = data.load_images(dataset, eval_split, batch_size=batch_size, data_dir=FLAGS.data_dir,
+                                      drop_remainder=True, take=FLAGS.take, image_size=image_size, cache=cache)
+    else:
+        logging.warning("No held-out ELBO: %d held-out examples, batch size %d, --eval_batches=%s.",
+                        eval_count, batch_size, FLAGS.eval_batches)
+    n_grid = min(FLAGS.num_grid_images, eval_count)
+    grid_inputs = next(iter(data.load_images(dataset, eval_split, batch_size=n_grid, data_dir=FLAGS.data_dir,
+                                             take=n_grid, image_size=image_size, cache=False)))
+    # Fixed noise (stateless, so the model's own noise stream is untouched by the grids).
+    grid_noise = {
+        "z": tf.random.stateless_normal((FLAGS.num_grid_images, arch.z_dim), seed=(FLAGS.seed, 1)),
+        "eps": tf.random.stateless_normal((n_grid, arch.z_dim), seed=(FLAGS.seed, 2)),
+    }
+
+    callbacks, summaries = _make_callbacks(
+        model=model, state=state, manager=manager, ckpt_every=FLAGS.checkpoint_every_steps,
+        log_dir=os.path.join(write_dir, LOG_SUBDIR), is_chief=is_chief, model_dir=model_dir,
+        grid_inputs=grid_inputs, grid_noise=grid_noise,
+        log_every=FLAGS.log_every_steps,
+    )
+    fit_kwargs = dict(callbacks=callbacks, shuffle=False, verbose=FLAGS.verbose if is_chief else 0,
+                      validation_data=validation, validation_steps=eval_steps or None)
+    start_time = time.time()
+    try:
+        if state.epoch >= FLAGS.epochs:
+            _say(f"Nothing to do: the run in {model_dir} has finished {state.epoch} epochs "
+                 f"(--epochs={FLAGS.epochs}).")
+        else:
+            if state.step_in_epoch > 0:  # finish the interrupted epoch
+                model.fit(stream(state.data_position), initial_epoch=state.epoch,
+                          epochs=state.epoch + 1, steps_per_epoch=steps_per_epoch - state.step_in_epoch,
+                          **fit_kwargs)
+            if state.epoch < FLAGS.epochs:
+                model.fit(stream(state.data_position), initial_epoch=state.epoch,
+                          epochs=FLAGS.epochs, steps_per_epoch=steps_per_epoch, **fit_kwargs)
+    finally:
+        summaries.close()
+        if not is_chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
+    checksum = weights_checksum(model.weights)
+    step = int(model.g_optimizer.iterations.numpy())
+    _say(f"Finished: epoch {state.epoch}, data position {state.data_position}, optimizer step {step}, "
+         f"{time.time() - start_time:.1f} s of training; weights sha256 {checksum}")
+    return dict(model_dir=model_dir, epoch=state.epoch, data_position=state.data_position,
+                optimizer_step=step, weights_sha256=checksum, checkpoint=state.last_saved)
+
+
+def main(argv, trainer):
+    """absl main of the trainer `trainer` ("mnist", "cifar", "imagenet")."""
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS["verbosity"].present:  # TFDS and TF log much at INFO
+        logging.set_verbosity(logging.WARNING)
+    defaults = TRAINERS[trainer]
+    try:
+        run(defaults["dataset"], defaults["preset"], trainer=trainer)
+    except app.UsageError as err:  # like absl's flag errors, without the whole --help
+        print(f"FATAL Flags error: {err}\nPass --helpshort or --helpfull to see help on flags.",
+              file=sys.stderr, flush=True)
+        sys.exit(1)
+    except NonFiniteError as err:
+        print(f"ERROR: {err}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    except FileNotFoundError as err:  # data.DatasetNotFoundError and friends
+        print(f"ERROR: {err}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+def run_trainer(trainer):
+    """Entry point of `python -m trainers.<trainer>`."""
+    set_trainer_defaults(trainer)
+    app.run(lambda argv: main(argv, trainer))

@@ -27,6 +27,7 @@ import time
 from absl import app, flags
 
 from trainers import train_lib
+from benchmarks import machine  # noqa: E402
 
 _JSON = flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
 _BATCH = flags.DEFINE_integer("benchmark_batch_size", 100, "Batch size (the MNIST trainer's).")
@@ -35,17 +36,6 @@ _SKIP = flags.DEFINE_integer("skip_batches", 6000, "Batches skipped for the resu
 _WARMUP = flags.DEFINE_integer("warmup_steps", 10, "Train steps before timing (tracing, first calls).")
 _STEPS = flags.DEFINE_integer("train_steps", 50, "Train steps timed.")
 _BENCH_DATA_DIR = flags.DEFINE_string("benchmark_data_dir", None, "TFDS data directory (default $TFDS_DATA_DIR).")
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def measure_pipeline(batch_size, batches, data_dir):
@@ -121,7 +111,7 @@ def main(argv):
         "meets_target": ratio >= 5.0,
         "machine": {
             "nproc": os.cpu_count(),
-            "cpu_model": _cpu_model(),
+            "cpu_model": machine.cpu_model(),
             "loadavg_1_5_15_before": load_before,
             "loadavg_1_5_15_after": os.getloadavg(),
             "python": platform.python_version(),
@@ -140,7 +130,7 @@ def main(argv):
     ]
     width = max(len(r[0]) for r in rows)
     print(f"MNIST input pipeline vs train step, batch {batch_size} "
-          f"({os.cpu_count()} CPUs, {_cpu_model()}, load {load_before[0]:.1f})")
+          f"({os.cpu_count()} CPUs, {machine.cpu_model()}, load {load_before[0]:.1f})")
     print(f"| {'what':<{width}} | {'rate':>8} | notes")
     print(f"|{'-' * (width + 2)}|{'-' * 10}|------")
     for name, value, note in rows:

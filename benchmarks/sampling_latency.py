@@ -42,6 +42,7 @@ import tensorflow as tf  # noqa: E402
 
 from export import saved_model, tflite, tflite_sample  # noqa: E402
 from svae_tf import runs  # noqa: E402
+from benchmarks import machine  # noqa: E402
 
 flags.DEFINE_string("model_dir", None, "Training run; default: random MNIST-preset weights.")
 flags.DEFINE_list("batches", ["1", "64"], "Batch sizes.")
@@ -55,17 +56,6 @@ flags.DEFINE_string("markdown", None, "Write a Markdown table here.")
 FLAGS = flags.FLAGS
 
 TARGET_MS = 1.0  # LiteRT float32, batch 1, per image
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def time_calls(fn, warmup, min_time, min_calls):
@@ -240,7 +230,7 @@ def main(argv):
         if 1 in batches else None
     report = dict(
         command="python -m benchmarks.sampling_latency " + " ".join(sys.argv[1:]),
-        machine=dict(nproc=os.cpu_count(), cpu_model=cpu_model(), python=platform.python_version(),
+        machine=dict(nproc=os.cpu_count(), cpu_model=machine.cpu_model(), python=platform.python_version(),
                      tensorflow=tf.__version__, keras=keras.__version__, litert=litert_version),
         load_average_start=load_start,
         load_average_end=os.getloadavg()[0],

@@ -12,7 +12,6 @@ best configuration), `img_per_s_by_config`, `batch`, `preset`, `variant`.
 
 import json
 import os
-import platform
 import statistics
 import time
 
@@ -26,6 +25,7 @@ import tensorflow as tf  # noqa: E402
 
 from svae_tf import model as model_lib  # noqa: E402
 from svae_tf import presets  # noqa: E402
+from benchmarks import machine  # noqa: E402
 
 flags.DEFINE_string("preset", "mnist", "Preset name.")
 flags.DEFINE_enum("variant", "svae_r", model_lib.VARIANTS, "Model variant.")
@@ -35,17 +35,6 @@ flags.DEFINE_integer("warmup", 5, "Untimed steps before timing (tracing, XLA com
 flags.DEFINE_integer("repeats", 3, "Timed repeats; the median is reported.")
 flags.DEFINE_list("configs", ["graph", "xla"], "Configurations: graph (tf.function), xla.")
 flags.DEFINE_string("json", None, "Write the results here as JSON.")
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def time_config(preset, variant, batch, steps, warmup, repeats, jit_compile):
@@ -98,7 +87,7 @@ def main(argv):
         "img_per_s": by_config[best],
         "best_config": best,
         "img_per_s_by_config": by_config,
-        "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "tensorflow": tf.__version__},
+        "machine": {"cpus": os.cpu_count(), "cpu": machine.cpu_model(), "tensorflow": tf.__version__},
     }
     print("| preset | variant | batch | config | img/s |\n|---|---|---|---|---|")
     for config, rate in by_config.items():

@@ -136,20 +136,6 @@ def hybrid_transpose_convs(model_content):
     return count
 
 
-def _atomic_write_bytes(path, content):
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.tmp-",
-                               dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def export_tflite(model_dir, output_dir, quantizations=QUANTIZATIONS, model=None):
     """Convert and write the LiteRT models of a run; returns {file name: path}.
 
@@ -171,7 +157,7 @@ def export_tflite(model_dir, output_dir, quantizations=QUANTIZATIONS, model=None
     paths = {}
     for name, content in models.items():
         paths[name] = os.path.join(output_dir, name)
-        _atomic_write_bytes(paths[name], content)
+        runs.atomic_write(paths[name], content)
     info = dict(
         model_dir=None if model_dir is None else os.path.abspath(model_dir),
         checkpoint=None if model_dir is None else runs.latest_checkpoint(model_dir),
@@ -184,7 +170,7 @@ def export_tflite(model_dir, output_dir, quantizations=QUANTIZATIONS, model=None
         encoder="images float32 [N, H, W, C] in [0, 1] -> z_mean float32 [N, z_dim] = T(mu)",
         supported_ops="TFLITE_BUILTINS",
     )
-    _atomic_write_bytes(os.path.join(output_dir, INFO_FILE),
+    runs.atomic_write(os.path.join(output_dir, INFO_FILE),
                         json.dumps(info, indent=2).encode())
     return paths
 

@@ -59,17 +59,23 @@ def build_model(config):
     )
 
 
-def atomic_write_text(path, text):
-    """Write `text` to `path` through a temporary file and a rename."""
+def atomic_write(path, content):
+    """Write `content` (str or bytes) to `path` through a temporary file and a rename;
+    on failure the temporary file is removed and `path` is untouched."""
     tmp = f"{path}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(text)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    try:
+        with tf.io.gfile.GFile(tmp, "wb" if isinstance(content, bytes) else "w") as f:
+            f.write(content)
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    except BaseException:
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.remove(tmp)
+        raise
 
 
 def save_config(model_dir, config):
     tf.io.gfile.makedirs(model_dir)
-    atomic_write_text(os.path.join(model_dir, CONFIG_FILE), config.to_json())
+    atomic_write(os.path.join(model_dir, CONFIG_FILE), config.to_json())
 
 
 def load_config(model_dir):

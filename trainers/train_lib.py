@@ -188,15 +188,6 @@ def own_flags():
     return {name: FLAGS[name].value for name in names}
 
 
-def atomic_write_bytes(path, data):
-    import tensorflow as tf
-
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(tmp, "wb") as f:
-        f.write(data)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
 def image_grid(images, columns=None):
     """numpy [N, H, W, C] in [0, 1] -> one image [rows H, columns W, C] (blank-padded)."""
     import numpy as np
@@ -291,6 +282,7 @@ def _make_callbacks(*, model, state, manager, ckpt_every, log_dir, is_chief, mod
     import keras
     import numpy as np
     import tensorflow as tf
+    from svae_tf import runs
 
     def checkable_variables():
         out = list(model.weights)
@@ -389,7 +381,7 @@ def _make_callbacks(*, model, state, manager, ckpt_every, log_dir, is_chief, mod
                     tf.summary.image(name, grid[None], step=step)
             for name, grid in grids.items():
                 path = os.path.join(model_dir, f"{name}_epoch_{epoch + 1:03d}.png")
-                atomic_write_bytes(path, encode_png(grid))
+                runs.atomic_write(path, encode_png(grid))
 
         def flush(self):
             self.train_writer.flush()
@@ -662,8 +654,8 @@ def run(dataset, preset, trainer="mnist"):
         _check_resume_compatible(model_dir, config, values)
         tf.io.gfile.makedirs(model_dir)
         runs.save_config(model_dir, config)
-        runs.atomic_write_text(os.path.join(model_dir, FLAGS_JSON), json.dumps(values, indent=2, sort_keys=True))
-        runs.atomic_write_text(
+        runs.atomic_write(os.path.join(model_dir, FLAGS_JSON), json.dumps(values, indent=2, sort_keys=True))
+        runs.atomic_write(
             os.path.join(model_dir, FLAGS_TXT),
             "".join(f"--{k}={v}\n" for k, v in sorted(values.items()) if v is not None),
         )

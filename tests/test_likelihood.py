@@ -1,0 +1,166 @@
+"""Tests of svae_tf.likelihood: IWAE / ELBO bounds on an exact toy model and a tiny SymmetricVAE."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from svae_tf import distributions, likelihood, metrics, presets
+from svae_tf.model import SymmetricVAE
+
+tfd = tfp.distributions
+
+
+# ------------------------------------------------------ linear Gaussian toy model
+# p(z) = N(0, I_2), p(x|z) = N(W z + b, s^2 I_3): log p(x) = log N(x; b, W W^T + s^2 I) exactly.
+W = np.array([[1.0, -0.5], [0.3, 2.0], [-1.2, 0.7]])
+B = np.array([0.2, -0.1, 0.5])
+S = 0.6
+X = np.array([1.0, -2.0, 0.7])
+
+
+def _exact_log_px(x):
+    cov = W @ W.T + S**2 * np.eye(3)
+    return tfd.MultivariateNormalTriL(B, tf.linalg.cholesky(cov)).log_prob(x).numpy()
+
+
+def _exact_posterior(x):
+    precision = np.eye(2) + W.T @ W / S**2
+    cov = np.linalg.inv(precision)
+    mean = cov @ W.T @ (x - B) / S**2
+    return mean, cov
+
+
+def _toy_log_weights_fn(q, x):
+    prior = tfd.MultivariateNormalDiag(tf.zeros(2, tf.float64))
+
+    def fn(noise):  # [k, B, 2]
+        z, log_q = likelihood.reparameterized_sample_and_log_prob(q, noise)
+        loc = tf.einsum("ij,kbj->kbi", W, z) + B
+        log_px = tfd.MultivariateNormalDiag(loc, S * tf.ones(3, tf.float64)).log_prob(x)
+        return log_px + prior.log_prob(z) - log_q
+
+    return fn
+
+
+def _toy_bounds(q, x, num_samples, chunk_size, batch, seed=(3, 4)):
+    fn = _toy_log_weights_fn(q, x)  # eager: cheaper than tracing once per (K, chunk)
+    iwae, elbo = likelihood.streaming_bounds(
+        fn, num_samples, chunk_size, batch, 2, tf.constant(seed, tf.int64), dtype=tf.float64)
+    return iwae.numpy(), elbo.numpy()
+
+
+def test_exact_posterior_gives_exact_log_px_for_every_k():
+    mean, cov = _exact_posterior(X)
+    q = tfd.MultivariateNormalTriL(mean, tf.linalg.cholesky(cov))  # a TransformedDistribution
+    for k, chunk in [(1, 1), (7, 3), (50, 50)]:
+        iwae, elbo = _toy_bounds(q, X, k, chunk, batch=4)
+        np.testing.assert_allclose(iwae, _exact_log_px(X), atol=1e-9)
+        np.testing.assert_allclose(elbo, _exact_log_px(X), atol=1e-9)
+
+
+def test_bound_below_exact_log_px_and_tightens_with_k():
+    mean, cov = _exact_posterior(X)
+    # A poor diagonal proposal: shifted mean, too wide.
+    q = tfd.MultivariateNormalDiag(mean + 0.7, 1.5 * np.sqrt(np.diag(cov)))
+    log_px = _exact_log_px(X)
+    copies = 400  # independent replicates (each "image" gets its own noise)
+    means = {}
+    for k in (1, 10, 100, 1000):
+        iwae, elbo = _toy_bounds(q, X, k, chunk_size=64, batch=copies)
+        assert np.all(iwae >= elbo - 1e-12)  # Jensen, same samples
+        stderr = iwae.std() / math.sqrt(copies)
+        assert iwae.mean() <= log_px + 3 * stderr + 1e-9
+        means[k] = iwae.mean()
+    assert means[1] < means[10] < means[100] < means[1000]
+    assert log_px - means[1000] < 0.05 * (log_px - means[1])
+
+
+def test_sampler_matches_distribution_log_prob():
+    mean, cov = _exact_posterior(X)
+    for q in (tfd.MultivariateNormalTriL(mean, tf.linalg.cholesky(cov)),
+              tfd.MultivariateNormalDiag(mean, [0.5, 2.0]),
+              tfd.Independent(tfd.Normal(mean, [0.5, 2.0]), 1)):
+        noise = tf.random.stateless_normal([5, 3, 2], seed=(1, 1), dtype=tf.float64)
+        z, log_q = likelihood.reparameterized_sample_and_log_prob(q, noise)
+        np.testing.assert_allclose(log_q, q.log_prob(z), rtol=1e-10)
+    with pytest.raises(TypeError, match="diagonal Gaussian"):
+        likelihood.reparameterized_sample_and_log_prob(tfd.StudentT(3.0, 0.0, 1.0), noise)
+
+
+# ------------------------------------------------------------ a tiny SymmetricVAE
+@pytest.fixture(scope="module")
+def tiny_model():
+    return SymmetricVAE(presets.tiny(), variant="svae_r", seed=1)
+
+
+@pytest.fixture(scope="module")
+def images():
+    x = tf.random.stateless_uniform([8, 8, 8, 1], seed=(5, 6))
+    return tf.cast(x < 0.4, tf.float32)  # binary: its own Bernoulli target
+
+
+def test_iwae_at_least_elbo_and_nondecreasing_in_k(tiny_model, images):
+    x = tf.tile(images[:4], [4, 1, 1, 1])  # 16 images: 4 replicates of 4 digits
+    means = []
+    for k in (1, 10, 100):
+        ev = likelihood.LikelihoodEvaluator(tiny_model, k)
+        iwae, elbo = (t.numpy() for t in ev.bounds(x, x, tf.constant([0, 7], tf.int64)))
+        assert np.all(iwae >= elbo - 1e-9)
+        if k == 1:
+            np.testing.assert_allclose(iwae, elbo, atol=1e-9)
+        means.append(iwae.mean())
+    assert means[0] < means[1] < means[2]
+    assert np.all(np.isfinite(means)) and means[2] < 0.0
+
+
+def test_chunked_equals_unchunked(tiny_model, images):
+    seed = tf.constant([2, 9], tf.int64)
+    k = 10
+    all_at_once = likelihood.log_weights(tiny_model, images, images, k, seed)  # [K, B]
+    expected_iwae = metrics.importance_weighted_bound(all_at_once).numpy()
+    expected_elbo = tf.reduce_mean(all_at_once, axis=0).numpy()
+    for chunk in (3, 10):
+        iwae, elbo = likelihood.LikelihoodEvaluator(tiny_model, k, chunk_size=chunk).bounds(images, images, seed)
+        np.testing.assert_allclose(iwae, expected_iwae, rtol=1e-5)
+        np.testing.assert_allclose(elbo, expected_elbo, rtol=1e-5)
+
+
+def test_log_q_matches_model_posterior(tiny_model, images):
+    noise = tf.random.stateless_normal([1, 8, 4], seed=(1, 2))
+    q = tiny_model.posterior(images)
+    z = distributions.reparameterized_sample(q, noise[0])
+    fn = likelihood.model_log_weights_fn(tiny_model, images, images)
+    log_px = distributions.log_likelihood("bernoulli", tiny_model.decode(z), images)
+    expected = log_px + distributions.prior(4).log_prob(z) - q.log_prob(z)
+    np.testing.assert_allclose(fn(noise)[0], expected, rtol=1e-5, atol=1e-4)
+
+
+def test_evaluate_and_summarize(tiny_model, images):
+    ds = tf.data.Dataset.from_tensor_slices(images).batch(3)  # uneven last batch
+    ev = likelihood.LikelihoodEvaluator(tiny_model, 6, max_chunk_elements=8)
+    out = ev.evaluate(ds, seed=1)
+    assert out["iwae"].shape == (8,) and np.all(out["iwae"] >= out["elbo"] - 1e-9)
+    again = ev.evaluate(ds, seed=1)
+    np.testing.assert_array_equal(out["iwae"], again["iwae"])  # deterministic given the seed
+    summary = likelihood.summarize(out, 64)
+    assert summary["nll_nats"] == pytest.approx(-out["iwae"].mean())
+    assert summary["nll_bits_per_dim"] == pytest.approx(summary["nll_nats"] / (64 * math.log(2)))
+    assert -summary["elbo"] >= summary["nll_nats"]
+
+
+def test_eight_bit_head_and_reconstruction():
+    model = SymmetricVAE(presets.tiny((8, 8, 3), likelihood="discretized_logistic", flow="none"),
+                         variant="vae")
+    x = tf.round(255 * tf.random.stateless_uniform([2, 8, 8, 3], seed=(0, 1))) / 255
+    out = likelihood.LikelihoodEvaluator(model, 4).evaluate([x])
+    bits = likelihood.summarize(out, 8 * 8 * 3)["nll_bits_per_dim"]
+    assert np.isfinite(bits) and 0 < bits < 16  # integer levels: P <= 1 per sub-pixel
+    assert likelihood.reconstruct(model, x).shape == x.shape
+
+
+def test_decoder_only_variant_has_no_bound():
+    with pytest.raises(ValueError, match="no encoder"):
+        likelihood.LikelihoodEvaluator(SymmetricVAE(presets.tiny(), variant="gan"), 5)

@@ -1,0 +1,323 @@
+"""Evaluate a trained run: NLL (IWAE / ELBO), reconstruction RMSE, Inception score and FID.
+
+    python -m trainers.evaluate --model_dir=DIR [--dataset=mnist] [--json=PATH]
+        [--iw_samples=5000] [--num_samples=10000] [--splits=10] [--batch_size=100]
+        [--classifier=PATH|mnist_cnn|inception_v3] [--inception_weights=PATH]
+
+Loads the newest checkpoint of DIR (`runs.load_model`) and computes, on the test
+split of the dataset (MNIST: 10,000 images):
+
+* nll_nats: -mean_x L_K(x), the importance-weighted bound with K = --iw_samples
+  samples of q(z|x) (`svae_tf.likelihood`); nll_bits_per_dim = nll_nats / (D ln 2).
+  MNIST (Bernoulli decoder) scores the *statically binarized* test set of
+  `data.load_images(..., binarize="static")`: pixel = 1 iff u < grey/255 with
+  u ~ U[0,1) from Philox seed (data.STATIC_BINARIZATION_SEED = 20170517, image
+  index); the encoder sees the same binary image unless --encoder_input=grey.
+  8-bit data score the integer levels (discretized logistic) or dequantized
+  pixels (Gaussian heads, -D log 256 included).
+* elbo: mean over images of (1/K) sum_k log w_k, the ELBO (1) in nats (a lower
+  bound on log p(x), so negative; -elbo >= nll_nats).
+* rmse: reconstruction x -> z = T(mu(x)) -> decoder mean, on the grey-level test
+  images, sqrt(mean((255 (x - x_hat))^2)) over all pixels of all images
+  (`metrics.rmse_255`; one global mean).
+* inception_score (+ _std) and fid of --num_samples decoder means at z ~ N(0, I),
+  under the dataset's classifier (`svae_tf.classifiers`: the project's MNIST CNN,
+  else Keras InceptionV3 at 299x299), 10 contiguous splits, FID against the
+  whole test split's features.
+
+Decoder-only variants (gan, wgan_gp) have no encoder: nll, elbo and rmse are null.
+The JSON is written atomically (temporary file + rename) and a Markdown table row
+is printed.
+"""
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from svae_tf import classifiers, data, likelihood, metrics, runs
+
+REQUIRED_KEYS = (
+    "nll_nats", "nll_bits_per_dim", "elbo", "rmse", "inception_score",
+    "inception_score_std", "fid", "num_samples",
+)
+
+CONVENTIONS = {
+    "nll": "-mean over test images of the IWAE bound log (1/K) sum_k p(x,z_k)/q(z_k|x), "
+           "z_k ~ q(z|x) (flow included); nats per image; bits/dim = nats / (D ln 2)",
+    "elbo": "mean over test images of (1/K) sum_k log w_k, eq. (1), nats (a lower bound on log p(x))",
+    "rmse": "0-255 scale, sqrt of the mean over all pixels/channels/images of (255 (x - x_hat))^2; "
+            "x = grey-level test image, x_hat = decoder mean at z = T(mu(x)) (encoder mean through the flow)",
+    "inception_score": "exp(E KL(p(y|x) || p(y))) from classifier logits, contiguous splits, "
+                       "mean and population std over splits",
+    "fid": "Frechet distance between Gaussians (mean, unbiased covariance, float64) fitted to the "
+           "classifier features of the samples and of the whole test split",
+    "samples": "decoder means E[p(x|z)] at z ~ N(0, I) (stateless seed)",
+}
+
+
+# ------------------------------------------------------------------ flags
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m trainers.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_dir", required=True)
+    parser.add_argument("--dataset", default=None,
+                        help="mnist | cifar10 | imagenet64 (default: the run's preset)")
+    parser.add_argument("--data_dir", default=None, help="TFDS data dir (default $TFDS_DATA_DIR)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--json", default=None, help="write the results here (default MODEL_DIR/eval.json)")
+    parser.add_argument("--iw_samples", type=int, default=5000, help="K of the IWAE bound")
+    parser.add_argument("--num_nll_images", type=int, default=None,
+                        help="bound the NLL on the first N test images only (default: all)")
+    parser.add_argument("--nll_batch_size", type=int, default=50)
+    parser.add_argument("--max_chunk_elements", type=int, default=likelihood.DEFAULT_MAX_CHUNK_ELEMENTS,
+                        help="decoder passes per chunk of the K samples (memory bound)")
+    parser.add_argument("--encoder_input", choices=("binary", "grey"), default="binary",
+                        help="Bernoulli models: what q(z|x) sees when bounding log p(binary x)")
+    parser.add_argument("--num_rmse_images", type=int, default=None, help="default: all test images")
+    parser.add_argument("--num_samples", type=int, default=10000, help="generated images for IS / FID")
+    parser.add_argument("--num_reference", type=int, default=None,
+                        help="real test images for the FID statistics (default: all)")
+    parser.add_argument("--splits", type=int, default=10, help="Inception-score splits")
+    parser.add_argument("--batch_size", type=int, default=100, help="batch for samples, RMSE, classifier")
+    parser.add_argument("--classifier", default=None,
+                        help="mnist_cnn (default for mnist) | inception_v3 | PATH of a saved MNIST classifier")
+    parser.add_argument("--inception_weights", default="imagenet",
+                        help="'imagenet' (Keras download / ~/.keras/models cache) or a weights file path")
+    parser.add_argument("--cache_dir", default=None,
+                        help="classifier and FID-reference cache (default $SVAE_TF_CACHE_DIR or ~/.cache/svae_tf)")
+    parser.add_argument("--no_quality", action="store_true", help="skip the Inception score and FID")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default=None, help="row label in the Markdown table (default: model_dir)")
+    return parser.parse_args(argv)
+
+
+# --------------------------------------------------------------- the run
+def load_run(model_dir):
+    """(model, config, checkpoint path) of a run; FileNotFoundError with a clear message."""
+    if not os.path.isdir(model_dir):
+        raise FileNotFoundError(
+            f"--model_dir {model_dir!r} does not exist; give the model_dir of a training run "
+            "(python -m trainers.mnist --model_dir=...)."
+        )
+    config = runs.load_config(model_dir)
+    checkpoint = runs.latest_checkpoint(model_dir)
+    return runs.load_model(model_dir), config, checkpoint
+
+
+def checkpoint_train_steps(checkpoint):
+    """Encoder/decoder optimizer steps stored in a checkpoint (None if not saved)."""
+    try:
+        reader = tf.train.load_checkpoint(checkpoint)
+        for name in reader.get_variable_to_shape_map():
+            if name.startswith("g_optimizer/") and "iterations" in name:
+                return int(reader.get_tensor(name))
+    except (tf.errors.OpError, ValueError):
+        pass
+    return None
+
+
+# ------------------------------------------------------------ the metrics
+def nll(model, dataset, args):
+    """NLL / ELBO of the test split (dict of floats and settings)."""
+    bernoulli = model.preset.likelihood == "bernoulli"
+    binarize = "static" if bernoulli else "none"
+    kwargs = dict(batch_size=args.nll_batch_size, data_dir=args.data_dir, take=args.num_nll_images)
+    targets = data.load_images(dataset, args.split, binarize=binarize, **kwargs)
+    if bernoulli and args.encoder_input == "grey":
+        batches = tf.data.Dataset.zip(data.load_images(dataset, args.split, **kwargs), targets)
+    else:
+        batches = targets
+    evaluator = likelihood.LikelihoodEvaluator(model, args.iw_samples,
+                                               max_chunk_elements=args.max_chunk_elements)
+    bounds = evaluator.evaluate(batches, seed=args.seed)
+    out = likelihood.summarize(bounds, model.preset.num_dims)
+    out["binarization"] = (
+        {"kind": "static", "rule": "pixel = 1 iff u < grey/255, u ~ U[0,1) by "
+         "tf.random.stateless_uniform(seed=(STATIC_BINARIZATION_SEED, index), alg='philox')",
+         "seed": data.STATIC_BINARIZATION_SEED, "encoder_input": args.encoder_input}
+        if bernoulli else {"kind": "none", "target": model.preset.likelihood}
+    )
+    return out
+
+
+def reconstruction_rmse(reconstruct_fn, batches):
+    """RMSE on the 0-255 scale over all pixels of all batches (`metrics.rmse_255`, streamed).
+
+    Args:
+      reconstruct_fn: images [B, H, W, C] in [0, 1] -> reconstructions, same shape.
+      batches: iterable of images in [0, 1].
+    """
+    squared, count = 0.0, 0
+    for images in batches:
+        recon = reconstruct_fn(images)
+        n = int(np.prod(images.shape))
+        squared += metrics.rmse_255(images, recon) ** 2 * n  # exact: one global mean
+        count += n
+    if not count:
+        raise ValueError("no images to reconstruct")
+    return math.sqrt(squared / count)
+
+
+def generated_batches(model, num_samples, batch_size, seed):
+    """Decoder means at z ~ N(0, I), drawn with stateless seeds (seed, 1) folded with the batch."""
+    base = tf.constant([seed, 1], tf.int64)
+    for i, start in enumerate(range(0, num_samples, batch_size)):
+        n = min(batch_size, num_samples - start)
+        z = tf.random.stateless_normal(
+            [n, model.preset.z_dim], seed=tf.random.experimental.stateless_fold_in(base, i)
+        )
+        yield model.sample(n, noise=z)
+
+
+def _cache_key(extractor, dataset, split, num_reference):
+    ident = json.dumps(extractor.info(), sort_keys=True)
+    for path in (getattr(extractor, "path", None), getattr(extractor, "weights", None)):
+        if path and os.path.exists(str(path)):
+            stat = os.stat(path)
+            ident += f"|{stat.st_size}|{stat.st_mtime_ns}"
+    ident += f"|{dataset}|{split}|{num_reference}"
+    return hashlib.sha1(ident.encode()).hexdigest()[:16]
+
+
+def reference_statistics(extractor, dataset, split, data_dir, batch_size, num_reference=None,
+                         cache_dir=None):
+    """Mean and covariance of the real images' features, and their Inception score.
+
+    Cached (npz) in `cache_dir` keyed by the classifier (path, size, mtime), dataset,
+    split and count; not cached for random-weight extractors.
+    """
+    cacheable = cache_dir is not None and getattr(extractor, "weights", "file") is not None
+    path = None
+    if cacheable:
+        path = os.path.join(cache_dir, f"fid_reference_{dataset}_{_cache_key(extractor, dataset, split, num_reference)}.npz")
+        if os.path.exists(path):
+            with np.load(path) as f:
+                return {k: f[k] for k in f.files}
+    images = data.load_images(dataset, split, batch_size=batch_size, data_dir=data_dir, take=num_reference)
+    logits, features = classifiers.activations(extractor, images)
+    mu, sigma = metrics.gaussian_statistics(features)
+    is_mean, is_std = metrics.inception_score(logits, min(10, logits.shape[0]))
+    stats = {"mu": mu, "sigma": sigma, "inception_score": np.float64(is_mean),
+             "inception_score_std": np.float64(is_std), "num": np.int64(logits.shape[0])}
+    if path:
+        os.makedirs(cache_dir, exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}.npz"
+        np.savez(tmp, **stats)
+        os.replace(tmp, path)
+    return stats
+
+
+# ---------------------------------------------------------------- output
+TABLE_HEADER = (
+    "| run | variant | steps | NLL (nats) | NLL (bits/dim) | -ELBO (nats) | RMSE | IS | FID | samples | K |\n"
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+)
+
+
+def _fmt(value, digits=2):
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def markdown_row(results):
+    """One row of TABLE_HEADER for a results dict."""
+    elbo = results.get("elbo")
+    is_text = "n/a"
+    if results.get("inception_score") is not None:
+        is_text = f"{results['inception_score']:.2f} ± {results['inception_score_std']:.2f}"
+    return (
+        f"| {results.get('name', results['model_dir'])} | {results['variant']} | "
+        f"{results.get('train_steps') if results.get('train_steps') is not None else 'n/a'} | "
+        f"{_fmt(results.get('nll_nats'))} | {_fmt(results.get('nll_bits_per_dim'), 3)} | "
+        f"{_fmt(None if elbo is None else -elbo)} | {_fmt(results.get('rmse'))} | {is_text} | "
+        f"{_fmt(results.get('fid'))} | {results.get('num_samples') or 'n/a'} | "
+        f"{results['iw_samples'] if results.get('nll_nats') is not None else 'n/a'} |"
+    )
+
+
+def write_json(path, results):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    runs.atomic_write(path, json.dumps(results, indent=2, sort_keys=True, allow_nan=True))
+
+
+# ------------------------------------------------------------------ main
+def run(argv=None):
+    """Evaluate and write the JSON; returns the results dict. Raises on missing inputs."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    model, config, checkpoint = load_run(args.model_dir)
+    dataset = args.dataset or config.preset
+    if tuple(data.image_shape(dataset)) != tuple(model.preset.image_shape):
+        raise ValueError(f"dataset {dataset!r} has images {data.image_shape(dataset)}, the model "
+                         f"{tuple(model.preset.image_shape)}")
+    cache_dir = os.path.expanduser(args.cache_dir) if args.cache_dir else classifiers.default_cache_dir()
+    extractor = None
+    if not args.no_quality:  # fail fast on a missing classifier, before the long NLL
+        extractor = classifiers.make_extractor(dataset, args.classifier, args.inception_weights, cache_dir)
+
+    results = {
+        "name": args.name or os.path.basename(os.path.normpath(args.model_dir)),
+        "model_dir": os.path.abspath(args.model_dir), "checkpoint": checkpoint,
+        "train_steps": checkpoint_train_steps(checkpoint), "variant": config.variant,
+        "config": json.loads(config.to_json()), "dataset": dataset, "split": args.split,
+        "iw_samples": args.iw_samples, "splits": args.splits, "seed": args.seed,
+        "num_dims": model.preset.num_dims, "likelihood": model.preset.likelihood,
+        "conventions": CONVENTIONS, "seconds": {},
+    }
+    for key in REQUIRED_KEYS:
+        results.setdefault(key, None)
+
+    if model.encoder is not None:
+        start = time.time()
+        results.update(nll(model, dataset, args))
+        results["seconds"]["nll"] = time.time() - start
+        start = time.time()
+        rmse_images = data.load_images(dataset, args.split, batch_size=args.batch_size,
+                                       data_dir=args.data_dir, take=args.num_rmse_images)
+        results["rmse"] = reconstruction_rmse(lambda x: likelihood.reconstruct(model, x), rmse_images)
+        results["num_rmse_images"] = data.num_examples(dataset, args.split, args.data_dir) \
+            if args.num_rmse_images is None else args.num_rmse_images
+        results["seconds"]["rmse"] = time.time() - start
+    else:
+        results.update(nll_note="decoder-only variant: no q(z|x), so no NLL bound, ELBO or reconstruction")
+
+    if extractor is not None:
+        start = time.time()
+        reference = reference_statistics(extractor, dataset, args.split, args.data_dir, args.batch_size,
+                                         args.num_reference, cache_dir)
+        quality = classifiers.sample_quality(
+            extractor, generated_batches(model, args.num_samples, args.batch_size, args.seed),
+            (reference["mu"], reference["sigma"]), args.splits,
+        )
+        results.update(quality)
+        results.update(classifier=extractor.info(),
+                       real_inception_score=float(reference["inception_score"]),
+                       real_inception_score_std=float(reference["inception_score_std"]),
+                       num_reference=int(reference["num"]))
+        results["seconds"]["quality"] = time.time() - start
+
+    path = args.json or os.path.join(args.model_dir, "eval.json")
+    results["json"] = os.path.abspath(path)
+    write_json(path, results)
+    print(TABLE_HEADER)
+    print(markdown_row(results))
+    return results
+
+
+def main(argv=None):
+    try:
+        run(argv)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"trainers.evaluate: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

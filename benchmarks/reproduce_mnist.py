@@ -387,8 +387,8 @@ def render(rows, ledgers, classifier_report, args, started):
     lines += ["", "## Setup", ""]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     lines += [
-        f"- Data: real MNIST (TFDS `mnist`), 60,000 training images (grey levels; the Bernoulli "
-        f"likelihood binarizes its target dynamically), 10,000 test images.",
+        "- Data: real MNIST (TFDS `mnist`), 60,000 training images (grey levels; the Bernoulli "
+        "likelihood binarizes its target dynamically), 10,000 test images.",
         f"- Architecture: `presets.MNIST` (Appendix A.1: conv encoder + 4 affine-coupling flow layers, "
         f"z_dim 64, deconv decoder, joint discriminator) for every variant; seed {args.seed}; "
         f"batch {args.batch_size}; epochs of {args.steps_per_epoch} steps.",

@@ -3,7 +3,6 @@ trainers.classifier."""
 
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,13 +11,6 @@ import tensorflow as tf
 from svae_tf import classifiers, metrics
 from trainers import classifier as classifier_trainer
 
-
-@pytest.fixture(scope="module")
-def data_dir():
-    path = Path(os.environ.get("TFDS_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "tfds")
-    if not (path / "mnist").is_dir():
-        pytest.skip(f"real TFDS data not found in {path}")
-    return os.fspath(path)
 
 
 def test_mnist_classifier_outputs_and_keras_round_trip(tmp_path):

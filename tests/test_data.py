@@ -11,13 +11,6 @@ from PIL import Image
 from svae_tf import data
 
 
-@pytest.fixture(scope="module")
-def data_dir() -> str:
-    path = Path(os.environ.get("TFDS_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "tfds")
-    if not (path / "mnist").is_dir():
-        pytest.skip(f"real TFDS data not found in {path}")
-    return os.fspath(path)
-
 
 def _all(ds) -> np.ndarray:
     return np.concatenate(list(ds.as_numpy_iterator()))

@@ -3,7 +3,6 @@
 import json
 import math
 import os
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -18,13 +17,6 @@ from trainers import evaluate
 TINY_MNIST = dict(z_dim=4, flow_depth=1, flow_hidden=[8], encoder_dense=[16],
                   decoder_dense=[16, 196], decoder_start=[7, 7, 4])
 
-
-@pytest.fixture(scope="module")
-def data_dir():
-    path = Path(os.environ.get("TFDS_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "tfds")
-    if not (path / "mnist").is_dir():
-        pytest.skip(f"real TFDS data not found in {path}")
-    return os.fspath(path)
 
 
 def _make_run(model_dir, variant, data_dir, train_steps):

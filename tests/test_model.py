@@ -7,7 +7,6 @@ trains the full `presets.MNIST` preset on real MNIST from ../shared/tfds.
 import dataclasses
 import math
 import os
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -325,13 +324,6 @@ def test_save_config_and_load_model(tmp_path):
 
 
 # ------------------------------------------------------------------------------ 200 steps
-def _tfds_dir():
-    path = Path(os.environ.get("TFDS_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "tfds")
-    if not (path / "mnist").is_dir():
-        pytest.skip(f"real TFDS data not found in {path}")
-    return os.fspath(path)
-
-
 # presets.MNIST reduced to about a quarter of the width (same structure: 2 convs, dense,
 # coupling flow, transposed convs, joint discriminator with dropout), for the
 # variants whose full-size run is marked slow.
@@ -364,10 +356,9 @@ MNIST_CASES = [
 
 
 @pytest.mark.parametrize("variant,size", MNIST_CASES)
-def test_200_steps_on_mnist(variant, size):
+def test_200_steps_on_mnist(variant, size, data_dir):
     from svae_tf import data
 
-    data_dir = _tfds_dir()
     train = data.load_images(
         "mnist", "train", batch_size=32, data_dir=data_dir, take=2048, shuffle=True, repeat=True
     )

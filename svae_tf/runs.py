@@ -48,15 +48,9 @@ class ModelConfig:
 def build_model(config):
     """A `SymmetricVAE` for `config` (a ModelConfig), not compiled."""
     preset = presets.get_preset(config.preset, **config.preset_overrides)
-    return model_lib.SymmetricVAE(
-        preset,
-        variant=config.variant,
-        lam=config.lam,
-        n_disc=config.n_disc,
-        gradient_penalty_weight=config.gradient_penalty_weight,
-        discriminator_dropout=config.discriminator_dropout,
-        seed=config.seed,
-    )
+    kwargs = dataclasses.asdict(config)
+    del kwargs["preset"], kwargs["preset_overrides"]
+    return model_lib.SymmetricVAE(preset, **kwargs)
 
 
 def atomic_write(path, content):

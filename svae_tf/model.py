@@ -249,10 +249,16 @@ class SymmetricVAE(keras.Model):
         variables = self.discriminator.trainable_variables
         grads = tape.gradient(scaled_loss, variables)
         self.d_optimizer.apply_gradients(zip(grads, variables))
-        self._track(d_loss=per_example, d_acc_q=tf.cast(f_q < 0, tf.float32),
-                    d_acc_p=tf.cast(f_p > 0, tf.float32))
+        self._track(d_loss=per_example, **self._accuracies(f_q, f_p))
         if self.variant == "wgan_gp":
             self._track(gradient_penalty=penalty)
+
+    def _accuracies(self, f_q, f_p):
+        """Per-pair correctness [B] of the discriminator on each joint. Its logit estimates
+        log p - log q (eq. 11), negative on the data joint; the IPM critic (25) is high on data."""
+        sign = -1.0 if self.variant == "wgan_gp" else 1.0
+        return dict(d_acc_q=tf.cast(sign * f_q < 0, tf.float32),
+                    d_acc_p=tf.cast(sign * f_p > 0, tf.float32))
 
     def _gradient_penalty(self, images, x_p):
         """Per-example penalty at x_hat = u x_q + (1 - u) x_p, u ~ U[0, 1] (not normal)."""
@@ -327,8 +333,7 @@ class SymmetricVAE(keras.Model):
         if self.discriminator is not None:
             s = self._joints(images, training=False)
             f_q, f_p = self._discriminate(images, s["z_q"], s["x_p"], s["z_p"], training=False)
-            self._track(d_acc_q=tf.cast(f_q < 0, tf.float32),
-                        d_acc_p=tf.cast(f_p > 0, tf.float32))
+            self._track(**self._accuracies(f_q, f_p))
         return self._results(self._test_metric_names)
 
     def sample(self, num_samples, noise=None):

@@ -411,3 +411,12 @@ def test_preset_overrides_survive_json():
     assert isinstance(preset.encoder_convs[0], presets.Conv)
     with pytest.raises(ValueError, match="z_size"):
         presets.get_preset("mnist", z_size=3)
+
+
+@pytest.mark.parametrize("variant,f_data,f_generated", [("svae", -1.0, 1.0), ("gan", -1.0, 1.0),
+                                                         ("wgan_gp", 1.0, -1.0)])
+def test_discriminator_accuracy_sign(variant, f_data, f_generated):
+    """sVAE/ALI/GAN logits estimate log p - log q (negative on data, eq. 11); the IPM
+    critic of eq. (25) is high on data. A perfect discriminator scores 1 on both joints."""
+    accuracies = _build(variant)._accuracies(tf.constant([f_data]), tf.constant([f_generated]))
+    assert {k: float(v[0]) for k, v in accuracies.items()} == {"d_acc_q": 1.0, "d_acc_p": 1.0}

@@ -26,6 +26,7 @@ import time
 
 from absl import app, flags
 
+from svae_tf import runs
 from trainers import train_lib
 from benchmarks import machine  # noqa: E402
 
@@ -136,10 +137,7 @@ def main(argv):
     for name, value, note in rows:
         print(f"| {name:<{width}} | {value:>8} | {note}")
     if _JSON.value:
-        tmp = f"{_JSON.value}.tmp-{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(result, f, indent=2)
-        os.replace(tmp, _JSON.value)
+        runs.atomic_write(_JSON.value, json.dumps(result, indent=2))
         print(f"wrote {_JSON.value}")
     if ratio < 5:
         return 1

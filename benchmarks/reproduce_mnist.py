@@ -105,18 +105,17 @@ def _read_json(path, default=None):
         return json.load(f)
 
 
-def _write_json(path, value):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
-
-
 def _write_text(path, text):
+    """Through a temporary file and a rename (this driver does not import TensorFlow,
+    so not `runs.atomic_write`)."""
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def _write_json(path, value):
+    _write_text(path, json.dumps(value, indent=2, sort_keys=True))
 
 
 def _run(cmd, log_path):

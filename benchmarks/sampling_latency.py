@@ -246,14 +246,10 @@ def main(argv):
     )
     text = markdown(report)
     print(text)
-    if FLAGS.json:
-        os.makedirs(os.path.dirname(os.path.abspath(FLAGS.json)), exist_ok=True)
-        with open(FLAGS.json, "w") as f:
-            json.dump(report, f, indent=2)
-    if FLAGS.markdown:
-        os.makedirs(os.path.dirname(os.path.abspath(FLAGS.markdown)), exist_ok=True)
-        with open(FLAGS.markdown, "w") as f:
-            f.write(text)
+    for path, content in ((FLAGS.json, json.dumps(report, indent=2)), (FLAGS.markdown, text)):
+        if path:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            runs.atomic_write(path, content)
 
 
 if __name__ == "__main__":

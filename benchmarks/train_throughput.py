@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from svae_tf import model as model_lib  # noqa: E402
-from svae_tf import presets  # noqa: E402
+from svae_tf import presets, runs  # noqa: E402
 from benchmarks import machine  # noqa: E402
 
 flags.DEFINE_string("preset", "mnist", "Preset name.")
@@ -94,10 +94,7 @@ def main(argv):
         mark = " (best)" if config == best else ""
         print(f"| {f.preset} | {f.variant} | {f.batch} | {config}{mark} | {rate} |")
     if f.json:
-        tmp = f.json + ".tmp"
-        with open(tmp, "w") as out:
-            json.dump(result, out, indent=2)
-        os.replace(tmp, f.json)
+        runs.atomic_write(f.json, json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,172 @@
+"""Does the decoder lose its dependence on z? A probe of the adversarial variants on MNIST.
+
+    TFDS_DATA_DIR=../shared/tfds python -m benchmarks.mode_collapse --steps=600 \
+        --json=benchmarks/results/mode_collapse.json --markdown=benchmarks/results/mode_collapse.md
+
+Each run trains `presets.MNIST` as one variant, with optimizer settings changed by
+`--run` specs ("ali,beta1=0.5,d_learning_rate=4e-4"), on real MNIST for `--steps`
+steps of batch 100, through the train function `model.fit` uses. Every `--every`
+steps it records:
+
+- `sample_spread`: std over 64 fixed z ~ p(z) of the decoder mean (the sampling path,
+  inference mode), averaged over pixels. The same statistic over 64 real test images is
+  printed as the reference; a collapsed decoder (every z -> one image) is near 0.
+- `d_loss`, `g_loss`: training losses averaged over the interval (chance: 2 ln 2 = 1.386).
+
+At the end it records `zq_spread` (std of z ~ q(z|x) over 256 test images, averaged over
+the 64 dimensions; the prior's is 1) and `frozen_d_loss`: the discriminator alone trained
+for `--probe_steps` more steps with the encoder and decoder frozen, its loss over the last
+quarter of them. A low value there means the discriminator *can* separate the joints, so
+a collapse is the dynamics' and not a discriminator that cannot learn.
+"""
+
+import json
+import math
+import os
+import time
+
+from absl import app, flags
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from benchmarks import machine  # noqa: E402
+from svae_tf import data, presets, runs  # noqa: E402
+from svae_tf import model as model_lib  # noqa: E402
+
+DEFAULT_RUNS = [
+    "gan", "ali", "svae", "svae_r",
+    "ali,beta1=0.5", "ali,d_learning_rate=4e-4", "ali,n_disc=2", "ali,discriminator_dropout=0",
+]
+SETTINGS = {  # run-spec key -> (type, default)
+    "beta1": (float, 0.9),
+    "g_learning_rate": (float, 1e-4),
+    "d_learning_rate": (float, 1e-4),
+    "n_disc": (int, 1),
+    "discriminator_dropout": (float, None),
+}
+
+flags.DEFINE_multi_string("run", DEFAULT_RUNS, "A run spec, repeatable: variant[,key=value...] with keys "
+                          + ", ".join(SETTINGS) + ".")
+flags.DEFINE_integer("steps", 600, "Train steps per run (batch 100).")
+flags.DEFINE_integer("every", 100, "Record the probe every N steps.")
+flags.DEFINE_integer("probe_steps", 100, "Discriminator-only steps with a frozen encoder/decoder at the end.")
+flags.DEFINE_integer("seed", 0, "Seed of weights, noise and data order.")
+flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).")
+flags.DEFINE_string("json", None, "Write the results here as JSON.")
+flags.DEFINE_string("markdown", None, "Write the table here as Markdown.")
+FLAGS = flags.FLAGS
+
+
+def parse_run(spec):
+    """'ali,beta1=0.5' -> ('ali', {'beta1': 0.5, ...defaults}). Raises ValueError naming the entry."""
+    variant, *pairs = spec.split(",")
+    if variant not in model_lib.VARIANTS or variant == "vae":
+        raise ValueError(f"--run={spec!r}: variant must be one of "
+                         f"{[v for v in model_lib.VARIANTS if v != 'vae']}.")
+    settings = {key: default for key, (_, default) in SETTINGS.items()}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in SETTINGS:
+            raise ValueError(f"--run={spec!r}: {pair!r} is not key=value with key in {list(SETTINGS)}.")
+        settings[key] = SETTINGS[key][0](value)
+    return variant, settings
+
+
+def spread(images):
+    """Mean over pixels of the std over the batch: [N, H, W, C] -> float."""
+    return float(np.std(np.asarray(images), axis=0).mean())
+
+
+def run(spec, train_images, test_images, fixed_z):
+    variant, settings = parse_run(spec)
+    keras.utils.set_random_seed(FLAGS.seed)
+    model = model_lib.SymmetricVAE(
+        presets.MNIST, variant=variant, n_disc=settings["n_disc"],
+        discriminator_dropout=settings["discriminator_dropout"], seed=FLAGS.seed,
+    )
+    adam = keras.optimizers.Adam
+    model.compile(
+        g_optimizer=adam(settings["g_learning_rate"], beta_1=settings["beta1"]),
+        d_optimizer=adam(settings["d_learning_rate"], beta_1=settings["beta1"]),
+    )
+    model.make_train_function()
+    train_function = model.train_function
+    iterator = iter(train_images)
+    trajectory, start = [], time.perf_counter()
+    for step in range(1, FLAGS.steps + 1):
+        logs = train_function(iterator)
+        if step % FLAGS.every == 0 or step == FLAGS.steps:
+            point = {"step": step, "sample_spread": spread(model.sample(len(fixed_z), noise=fixed_z))}
+            point.update({k: float(logs[k]) for k in ("d_loss", "g_loss")})
+            trajectory.append(point)
+            model.reset_metrics()
+            print(f"  {spec} step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in point.items() if k != "step"),
+                  flush=True)
+    seconds = time.perf_counter() - start
+    zq_spread = None
+    if model.encoder is not None:
+        _, z_q = model.encode(test_images)  # [256, z_dim]
+        zq_spread = float(np.std(z_q.numpy(), axis=0).mean())
+    d_step = tf.function(model._discriminator_step)  # the encoder and decoder are not updated
+    model.reset_metrics()
+    tail = max(1, FLAGS.probe_steps // 4)
+    for step in range(FLAGS.probe_steps):
+        if step == FLAGS.probe_steps - tail:
+            model.reset_metrics()
+        d_step(next(iterator))
+    frozen_d_loss = float(model._trackers["d_loss"].result())
+    return dict(run=spec, variant=variant, settings=settings, trajectory=trajectory, seconds=seconds,
+                zq_spread=zq_spread, frozen_d_loss=frozen_d_loss)
+
+
+def markdown(results, reference, command):
+    lines = [
+        "# Mode-collapse probe: MNIST preset, adversarial variants",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Machine: {machine.cpu_model()}, {os.cpu_count()} cores. Real MNIST (TFDS), batch 100, "
+        f"seed {FLAGS.seed}, {FLAGS.steps} steps per run. `sample_spread` of 64 real test images: "
+        f"**{reference:.4f}**. Chance discriminator loss: 2 ln 2 = {2 * math.log(2):.3f}.",
+        "",
+        "| run | " + " | ".join(f"spread @{p['step']}" for p in results[0]["trajectory"])
+        + " | d_loss (last) | z_q spread | frozen-G d_loss | s |",
+        "|---|" + "---:|" * (len(results[0]["trajectory"]) + 4),
+    ]
+    for r in results:
+        zq = "—" if r["zq_spread"] is None else f"{r['zq_spread']:.3f}"
+        lines.append(
+            f"| {r['run']} | " + " | ".join(f"{p['sample_spread']:.4f}" for p in r["trajectory"])
+            + f" | {r['trajectory'][-1]['d_loss']:.3f} | {zq} | {r['frozen_d_loss']:.3f} | {r['seconds']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    del argv
+    for spec in FLAGS.run:
+        parse_run(spec)  # fail before any training
+    train_images = data.load_images("mnist", "train", batch_size=100, data_dir=FLAGS.data_dir,
+                                    shuffle=True, seed=FLAGS.seed, repeat=True, drop_remainder=True)
+    test_images = next(iter(data.load_images("mnist", "test", batch_size=256, data_dir=FLAGS.data_dir)))
+    reference = spread(test_images[:64])
+    fixed_z = tf.random.stateless_normal((64, presets.MNIST.z_dim), seed=(FLAGS.seed, 1))
+    print(f"sample_spread of 64 real test images: {reference:.4f}")
+    results = [run(spec, train_images, test_images, fixed_z) for spec in FLAGS.run]
+    command = " ".join(["python -m benchmarks.mode_collapse", *(f"--run={spec}" for spec in FLAGS.run)]
+                       + [f"--{name}={FLAGS[name].value}" for name in ("steps", "every", "probe_steps", "seed")])
+    table = markdown(results, reference, command)
+    print(table)
+    report = dict(command=command, machine=machine.cpu_model(), cores=os.cpu_count(),
+                  real_sample_spread=reference, runs=results)
+    for path, content in ((FLAGS.json, json.dumps(report, indent=2)), (FLAGS.markdown, table)):
+        if path:
+            runs.atomic_write(path, content)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,46 @@
+"""Tests of benchmarks/mode_collapse.py: its run specs, its statistic, and a two-step run."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from benchmarks import mode_collapse
+
+
+def test_parse_run_fills_defaults_and_converts_types():
+    variant, settings = mode_collapse.parse_run("ali,beta1=0.5,n_disc=2")
+    assert variant == "ali"
+    assert settings == dict(beta1=0.5, g_learning_rate=1e-4, d_learning_rate=1e-4, n_disc=2,
+                            discriminator_dropout=None)
+
+
+@pytest.mark.parametrize("spec, named", [("vae", "vae"), ("ali,lr=1", "lr=1"), ("svae,beta1", "beta1")])
+def test_parse_run_names_the_bad_entry(spec, named):
+    with pytest.raises(ValueError, match=named):
+        mode_collapse.parse_run(spec)
+
+
+def test_spread_is_zero_for_one_repeated_image_and_positive_otherwise():
+    rng = np.random.default_rng(0)
+    image = rng.random((1, 4, 4, 1))
+    assert mode_collapse.spread(np.repeat(image, 8, axis=0)) < 1e-12
+    assert mode_collapse.spread(rng.random((8, 4, 4, 1))) > 0.1
+
+
+def test_two_step_run_writes_the_table_and_json(tmp_path, data_dir):
+    out = tmp_path / "probe.json"
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.mode_collapse", "--run=gan", "--run=ali,n_disc=2", "--steps=2",
+         "--every=1", "--probe_steps=2", f"--data_dir={data_dir}", f"--json={out}",
+         f"--markdown={tmp_path / 'probe.md'}"],
+        check=True, capture_output=True,
+    )
+    report = json.loads(out.read_text())
+    assert [r["run"] for r in report["runs"]] == ["gan", "ali,n_disc=2"]
+    assert [p["step"] for p in report["runs"][1]["trajectory"]] == [1, 2]
+    assert report["runs"][0]["zq_spread"] is None and report["runs"][1]["zq_spread"] > 0
+    assert 0 < report["real_sample_spread"] < 0.5
+    assert "| ali,n_disc=2 |" in (tmp_path / "probe.md").read_text()

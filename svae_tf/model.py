@@ -218,10 +218,10 @@ class SymmetricVAE(keras.Model):
         z_p = self._normal(batch_size, (self.preset.z_dim,))  # [B, z_dim] ~ p(z)
         params_p = self.decode(z_p, training)  # [B, H, W, P]
         x_p = distributions.likelihood_mean(self.preset.likelihood, params_p)
-        q = z_q = None
+        z_q = None
         if self.encoder is not None:
-            q, z_q = self.encode(images, training=training)  # z_q ~ q(z|x)
-        return dict(q=q, z_q=z_q, x_p=x_p, z_p=z_p, params_p=params_p)
+            _, z_q = self.encode(images, training=training)  # z_q ~ q(z|x)
+        return dict(z_q=z_q, x_p=x_p, z_p=z_p)
 
     def _discriminate(self, images, z_q, x_p, z_p, training=True):
         """Logits (f_q [B], f_p [B]) on both joints, in one call on the 2B pairs
@@ -272,19 +272,26 @@ class SymmetricVAE(keras.Model):
     def _generator_step(self, images):
         variables = self.generator_variables
         with tf.GradientTape() as tape:
-            s = self._joints(images, training=True)
-            q, z_q, x_p, z_p = s["q"], s["z_q"], s["x_p"], s["z_p"]
             tracked = {}
             if self.variant == "vae":
+                q, z_q = self.encode(images, training=True)
                 log_px = self.log_likelihood(self.decode(z_q, True), images)
                 log_pz = distributions.prior(self.preset.z_dim).log_prob(z_q)
                 per_example = objectives.negative_elbo(log_px, log_pz, q.log_prob(z_q))
                 tracked.update(log_px_given_z=log_px, elbo=-per_example)
             else:
+                s = self._joints(images, training=True)
+                z_q, x_p, z_p = s["z_q"], s["x_p"], s["z_p"]
                 f_q, f_p = self._discriminate(images, z_q, x_p, z_p)
                 if self.variant == "svae":
                     per_example = objectives.svae_generator_loss(f_q, f_p)
                 elif self.variant == "svae_r":
+                    # Second training-mode passes of the decoder (on z_q) and the encoder (on
+                    # x_p): batch norm's moving averages blend two sets of batch statistics,
+                    # so the inference-mode networks differ from the trained ones (README,
+                    # known limitations). One decoder call on [z_p; z_q] was tried and
+                    # diverged (held-out ELBO -3.8e4 after 200 steps): the batch statistics
+                    # then couple the reconstruction and the decoder joint.
                     log_px = self.log_likelihood(self.decode(z_q, True), images)
                     log_qz = self.posterior(x_p, training=True).log_prob(z_p)
                     per_example = objectives.svae_r_generator_loss(

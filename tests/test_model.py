@@ -420,3 +420,44 @@ def test_discriminator_accuracy_sign(variant, f_data, f_generated):
     critic of eq. (25) is high on data. A perfect discriminator scores 1 on both joints."""
     accuracies = _build(variant)._accuracies(tf.constant([f_data]), tf.constant([f_generated]))
     assert {k: float(v[0]) for k, v in accuracies.items()} == {"d_acc_q": 1.0, "d_acc_p": 1.0}
+
+
+KNOWN_BATCH_NORM_MISMATCH = pytest.mark.xfail(
+    strict=True, reason="sVAE-r runs its decoder on z_p and z_q, and its encoder on x and x_p, "
+    "as separate training-mode batches (README, known limitations)")
+
+
+@pytest.mark.parametrize("variant", ["vae", "svae", "ali", pytest.param("svae_r", marks=KNOWN_BATCH_NORM_MISMATCH)])
+def test_inference_mode_networks_are_the_trained_ones(variant):
+    """Every training-mode pass of the encoder/decoder update normalises with the statistics
+    that batch norm's moving averages then hold (momentum 0 here: they hold the last batch's).
+    So the inference-mode encoder and decoder (sampling, RMSE, NLL, export) compute what was
+    trained. Fails if a network is called twice on different batches in training mode (the
+    moving averages then blend two sets of statistics): the VAE once decoded an unused prior
+    batch so, and sVAE-r still does (its inference-mode decoder: RMSE 69 against 20 in
+    training mode after 30 CPU-minutes)."""
+    model = _build(variant)
+    for network in (model.encoder, model.decoder):
+        for layer in network.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = 0.0
+    model.compile(g_optimizer=keras.optimizers.SGD(0.0))  # weights stay those of the passes
+    calls = {"decode": [], "posterior": []}
+    originals = {"decode": model.decode, "posterior": model.posterior}
+
+    def spy(name):
+        def call(inputs, training=False):
+            out = originals[name](inputs, training)
+            if training:
+                calls[name].append((inputs, out if name == "decode" else out.distribution.loc))
+            return out
+        return call
+
+    model.decode, model.posterior = spy("decode"), spy("posterior")
+    model._generator_step(tf.constant(_images()))
+    assert calls["decode"] and calls["posterior"]
+    for inputs, trained in calls["decode"]:
+        np.testing.assert_allclose(originals["decode"](inputs, False), trained, rtol=1e-4, atol=1e-5)
+    for inputs, trained in calls["posterior"]:
+        inferred = originals["posterior"](inputs, False).distribution.loc
+        np.testing.assert_allclose(inferred, trained, rtol=1e-4, atol=1e-5)

@@ -286,15 +286,13 @@ class SymmetricVAE(keras.Model):
                 if self.variant == "svae":
                     per_example = objectives.svae_generator_loss(f_q, f_p)
                 elif self.variant == "svae_r":
-                    # The decoder's second pass (on z_q) runs in inference mode: its batch
-                    # norm then uses, and leaves, the moving averages of the prior batches,
-                    # so sampling and reconstruction at inference use what was trained. (A
-                    # second training-mode pass blends two sets of statistics into them:
-                    # RMSE 69 instead of 20 after 30 CPU-minutes. One decoder call on
-                    # [z_p; z_q] diverged: held-out ELBO -3.8e4 after 200 steps.) The
-                    # encoder's pass on x_p stays in training mode, as log q is unbounded
-                    # above; its moving averages still blend real and generated batches.
-                    log_px = self.log_likelihood(self.decode(z_q, False), images)
+                    # Second training-mode passes of the decoder (on z_q) and the encoder (on
+                    # x_p): batch norm's moving averages blend two sets of batch statistics,
+                    # so the inference-mode networks differ from the trained ones (README,
+                    # known limitations). One decoder call on [z_p; z_q] was tried and
+                    # diverged (held-out ELBO -3.8e4 after 200 steps): the batch statistics
+                    # then couple the reconstruction and the decoder joint.
+                    log_px = self.log_likelihood(self.decode(z_q, True), images)
                     log_qz = self.posterior(x_p, training=True).log_prob(z_p)
                     per_example = objectives.svae_r_generator_loss(
                         f_q, f_p, log_px, log_qz, self.lam

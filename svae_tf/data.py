@@ -394,7 +394,10 @@ def load_images(
       drop_remainder: drop the last partial batch (static batch dimension).
       cache: cache the decoded uint8 examples in memory (after resize and
         static binarization, before shuffling). Full imagenet64 needs ~15 GiB;
-        pass cache=False there.
+        pass cache=False there. tf.data keeps the cache only once a pass has
+        read it to the end: a reader that stops earlier (e.g. Keras'
+        `validation_steps`) makes it drop the partial cache with a warning and
+        decode again next time, so bound such datasets with `take`.
       image_size: resize to (image_size, image_size) (crop to a central
         square first); None keeps the native size (folders require it).
       take: use only the first `take` examples of the split.

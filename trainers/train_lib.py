@@ -701,8 +701,12 @@ def run(dataset, preset, trainer="mnist"):
 
     validation = None
     if eval_steps > 0:
+        # Exactly the images of the eval_steps batches Keras reads each epoch: the cache is
+        # then filled by the first pass and reused, where a partly read cache would be
+        # dropped (with a tf.data warning) and decoded again every epoch.
         validation = data.load_images(dataset, eval_split, batch_size=batch_size, data_dir=FLAGS.data_dir,
-                                      drop_remainder=True, take=FLAGS.take, image_size=image_size, cache=cache)
+                                      drop_remainder=True, take=eval_steps * batch_size,
+                                      image_size=image_size, cache=cache)
     else:
         logging.warning("No held-out ELBO: %d held-out examples, batch size %d, --eval_batches=%s.",
                         eval_count, batch_size, FLAGS.eval_batches)

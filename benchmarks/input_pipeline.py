@@ -22,12 +22,18 @@ cores in a real run; they are measured one after the other.
 import json
 import os
 import platform
+import sys
 import time
 
 from absl import app, flags
 
-from svae_tf import runs
-from trainers import train_lib
+from svae_tf import logs as tf_logs
+
+if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
+    tf_logs.configure(tf_logs.level_from_argv(sys.argv))  # before TensorFlow is imported
+
+from svae_tf import runs  # noqa: E402
+from trainers import train_lib  # noqa: E402  (its flags include --tf_log_level)
 from benchmarks import machine  # noqa: E402
 
 _JSON = flags.DEFINE_string("json", None, "Also write the results to this JSON file.")

@@ -23,11 +23,15 @@ a collapse is the dynamics' and not a discriminator that cannot learn.
 import json
 import math
 import os
+import sys
 import time
 
 from absl import app, flags
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from svae_tf import logs as tf_logs
+
+if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
+    tf_logs.configure(tf_logs.level_from_argv(sys.argv))  # before TensorFlow is imported
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -49,6 +53,7 @@ SETTINGS = {  # run-spec key -> (type, default)
     "discriminator_dropout": (float, None),
 }
 
+flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
 flags.DEFINE_multi_string("run", DEFAULT_RUNS, "A run spec, repeatable: variant[,key=value...] with keys "
                           + ", ".join(SETTINGS) + ".")
 flags.DEFINE_integer("steps", 600, "Train steps per run (batch 100).")

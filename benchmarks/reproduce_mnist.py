@@ -40,6 +40,8 @@ import subprocess
 import sys
 import time
 
+from svae_tf import logs as tf_logs
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = ("vae", "ali", "svae", "svae_r")
 LABELS = {"vae": "VAE", "ali": "ALI", "svae": "sVAE", "svae_r": "sVAE-r"}
@@ -90,6 +92,7 @@ def parse_args(argv):
     p.add_argument("--rmse_far_ratio", type=float, default=0.75,
                    help="'far better' RMSE: sVAE-r <= ratio x ALI")
     p.add_argument("--nll_close_nats", type=float, default=5.0, help="'close' NLL: within this many nats")
+    p.add_argument(f"--{tf_logs.FLAG}", choices=list(tf_logs.LEVELS), default=None, help=tf_logs.FLAG_HELP)
     return p.parse_args(argv)
 
 
@@ -124,8 +127,7 @@ def _run(cmd, log_path):
     with open(log_path, "a") as log:
         log.write(f"\n$ {' '.join(cmd)}\n")
         log.flush()
-        rc = subprocess.call(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")))
+        rc = subprocess.call(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)  # inherits TF_CPP_MIN_LOG_LEVEL
     return rc, time.time() - start
 
 
@@ -448,6 +450,7 @@ def render(rows, ledgers, classifier_report, args, started):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    tf_logs.configure(args.tf_log_level)  # this driver and, through the environment, its subprocesses
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:

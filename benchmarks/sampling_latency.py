@@ -34,7 +34,10 @@ import time
 
 from absl import app, flags
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from svae_tf import logs as tf_logs
+
+if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
+    tf_logs.configure(tf_logs.level_from_argv(sys.argv))  # before TensorFlow is imported
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -44,6 +47,7 @@ from export import saved_model, tflite, tflite_sample  # noqa: E402
 from svae_tf import runs  # noqa: E402
 from benchmarks import machine  # noqa: E402
 
+flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
 flags.DEFINE_string("model_dir", None, "Training run; default: random MNIST-preset weights.")
 flags.DEFINE_list("batches", ["1", "64"], "Batch sizes.")
 flags.DEFINE_integer("num_threads", 1, "LiteRT interpreter threads.")

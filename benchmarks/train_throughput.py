@@ -13,11 +13,15 @@ best configuration), `img_per_s_by_config`, `batch`, `preset`, `variant`.
 import json
 import os
 import statistics
+import sys
 import time
 
 from absl import app, flags
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from svae_tf import logs as tf_logs
+
+if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
+    tf_logs.configure(tf_logs.level_from_argv(sys.argv))  # before TensorFlow is imported
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -27,6 +31,7 @@ from svae_tf import model as model_lib  # noqa: E402
 from svae_tf import presets, runs  # noqa: E402
 from benchmarks import machine  # noqa: E402
 
+flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
 flags.DEFINE_string("preset", "mnist", "Preset name.")
 flags.DEFINE_enum("variant", "svae_r", model_lib.VARIANTS, "Model variant.")
 flags.DEFINE_integer("batch", 100, "Global batch size.")

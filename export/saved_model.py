@@ -55,7 +55,10 @@ import shutil
 import sys
 import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from svae_tf import logs as tf_logs
+
+if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
+    tf_logs.configure(tf_logs.level_from_argv(sys.argv))  # before TensorFlow is imported
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -345,5 +348,6 @@ if __name__ == "__main__":
     flags.DEFINE_string("export_dir", None, "TF Serving base path; versions go in subdirs.")
     flags.DEFINE_integer("version", None, "Version number (default: next free integer).")
     flags.DEFINE_string("model_name", "svae", "Model name in the warmup requests' ModelSpec.")
+    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
     flags.mark_flags_as_required(["model_dir", "export_dir"])
     app.run(main)

@@ -35,9 +35,13 @@ input's signature dtype and shaping the reply the way TF Serving's REST API does
 
 import json
 import os
+import sys
 import urllib.request
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from svae_tf import logs as tf_logs
+
+if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
+    tf_logs.configure(tf_logs.level_from_argv(sys.argv))  # before TensorFlow is imported
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -379,5 +383,6 @@ if __name__ == "__main__":
     flags.DEFINE_string("signature", "serving_default", "Signature to call.")
     flags.DEFINE_string("model_name", "svae", "Model name in the URL / ModelSpec.")
     flags.DEFINE_integer("batch", 2, "Examples in the request.")
+    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
     flags.mark_flag_as_required("export_dir")
     app.run(main)

@@ -38,7 +38,10 @@ import os
 import sys
 import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from svae_tf import logs as tf_logs
+
+if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
+    tf_logs.configure(tf_logs.level_from_argv(sys.argv))  # before TensorFlow is imported
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -197,5 +200,6 @@ if __name__ == "__main__":
     flags.DEFINE_string("model_dir", None, "Training run directory (config.json, checkpoints/).")
     flags.DEFINE_string("output_dir", None, "Directory for the .tflite files.")
     flags.DEFINE_list("quantization", list(QUANTIZATIONS), "Some of float32,float16,int8.")
+    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
     flags.mark_flags_as_required(["model_dir", "output_dir"])
     app.run(main)

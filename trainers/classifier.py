@@ -22,10 +22,15 @@ import os
 import sys
 import time
 
-import keras
-import numpy as np
+from svae_tf import logs as tf_logs
 
-from svae_tf import classifiers, data, metrics, runs
+if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
+    tf_logs.configure(tf_logs.level_from_argv(sys.argv))  # before TensorFlow is imported
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from svae_tf import classifiers, data, metrics, runs  # noqa: E402
 
 NUM_TRAIN = 60000
 
@@ -47,6 +52,7 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="retrain even if --output exists")
     parser.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
+    parser.add_argument(f"--{tf_logs.FLAG}", choices=list(tf_logs.LEVELS), default=None, help=tf_logs.FLAG_HELP)
     args = parser.parse_args(argv)
     if not args.output:
         args.output = classifiers.default_mnist_classifier_path(args.cache_dir)

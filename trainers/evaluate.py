@@ -38,10 +38,15 @@ import os
 import sys
 import time
 
-import numpy as np
-import tensorflow as tf
+from svae_tf import logs as tf_logs
 
-from svae_tf import classifiers, data, likelihood, metrics, runs
+if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
+    tf_logs.configure(tf_logs.level_from_argv(sys.argv))  # before TensorFlow is imported
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from svae_tf import classifiers, data, likelihood, metrics, runs  # noqa: E402
 
 REQUIRED_KEYS = (
     "nll_nats", "nll_bits_per_dim", "elbo", "rmse", "inception_score",
@@ -95,6 +100,7 @@ def parse_args(argv):
     parser.add_argument("--no_quality", action="store_true", help="skip the Inception score and FID")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default=None, help="row label in the Markdown table (default: model_dir)")
+    parser.add_argument(f"--{tf_logs.FLAG}", choices=list(tf_logs.LEVELS), default=None, help=tf_logs.FLAG_HELP)
     return parser.parse_args(argv)
 
 

@@ -57,6 +57,8 @@ import time
 
 from absl import app, flags, logging
 
+from svae_tf import logs as tf_logs
+
 # Kept equal to svae_tf.model.VARIANTS / svae_tf.flows.FLOW_KINDS (tests check it). They are
 # repeated here so that flags are validated before TensorFlow is imported.
 VARIANTS = ("vae", "svae", "svae_r", "ali", "gan", "wgan_gp")
@@ -119,6 +121,7 @@ flags.DEFINE_enum("strategy", "default", STRATEGIES, "tf.distribute strategy: de
 flags.DEFINE_string("tpu", "", "TPU name or grpc address for --strategy=tpu ('' or 'local' on a TPU VM).")
 flags.DEFINE_boolean("jit_compile", False, "Compile the train step with XLA (slower on CPU for these convnets).")
 flags.DEFINE_enum("mixed_precision", "none", PRECISIONS, "Keras dtype policy; mixed_float16 wraps both optimizers in LossScaleOptimizer.")
+flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
 # For tests and debugging.
 flags.DEFINE_integer("logical_cpus", 0, "(testing) Split the CPU into N logical devices before TensorFlow starts (e.g. to test --strategy=mirrored on 2 CPUs).", lower_bound=0)
 flags.DEFINE_integer("debug_inject_nan_at_step", None, "(testing) Replace the training images by NaN from this global step on, to exercise the NaN policy.", lower_bound=0)
@@ -758,6 +761,7 @@ def main(argv, trainer):
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS["verbosity"].present:  # TFDS and TF log much at INFO
         logging.set_verbosity(logging.WARNING)
+    tf_logs.configure(FLAGS.tf_log_level)  # before TensorFlow is imported
     defaults = TRAINERS[trainer]
     try:
         run(defaults["dataset"], defaults["preset"], trainer=trainer)

@@ -334,7 +334,7 @@ def main(argv):
     f = flags.FLAGS
     try:
         path = export_saved_model(f.model_dir, f.export_dir, f.version, f.model_name)
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
+    except (FileNotFoundError, FileExistsError, ValueError, runs.CheckpointError) as e:
         sys.exit(f"error: {e}")  # exit status 1, message on stderr, nothing written
     with open(os.path.join(path, "assets.extra", INFO_FILE)) as info:
         signatures = json.load(info)["signatures"]

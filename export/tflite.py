@@ -188,7 +188,7 @@ def main(argv):
     f = flags.FLAGS
     try:
         paths = export_tflite(f.model_dir, f.output_dir, f.quantization)
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
+    except (FileNotFoundError, FileExistsError, ValueError, runs.CheckpointError) as e:
         sys.exit(f"error: {e}")  # exit status 1, message on stderr, nothing written
     for name, path in paths.items():
         print(f"{path}  ({os.path.getsize(path) / 1024:.0f} KiB)")

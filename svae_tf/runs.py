@@ -5,15 +5,22 @@ Layout of `model_dir`:
   model_dir/checkpoints/ckpt-N*  `tf.train.CheckpointManager` checkpoints
 
 Trainers, evaluation and export all rebuild the model from `config.json` with
-`build_model` and restore it with `restore_latest`; nothing else is needed to
-reload a run. Files are written to a temporary name and renamed into place, so
-a crash never leaves a half-written config; TensorFlow's checkpoint writer and
-the manager's state file are atomic in the same way.
+`build_model` and restore it with `load_model` / `restore_newest`; nothing else
+is needed to reload a run. Files are written to a temporary name and renamed
+into place, so a crash never leaves a half-written config; TensorFlow's
+checkpoint writer and the manager's state file are atomic in the same way.
+
+A checkpoint whose files are damaged (truncated, overwritten, missing) raises
+`CheckpointError`, whose message names the file and TensorFlow's complaint.
+`load_model` (evaluation, export) stops there; the trainer uses
+`restore_newest`, which falls back to the newest checkpoint that can be read
+and reports the ones it skipped.
 """
 
 import dataclasses
 import json
 import os
+import re
 
 import tensorflow as tf
 
@@ -107,6 +114,113 @@ def checkpoint_manager(checkpoint, model_dir, max_to_keep=3):
     )
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be restored. `path` is its prefix (e.g. .../ckpt-600);
+    the message names the damaged file and the cause."""
+
+    def __init__(self, message, path=None):
+        super().__init__(message)
+        self.path = path
+
+
+def _describe_files(paths):
+    out = []
+    for path in paths:
+        try:
+            size = f"{tf.io.gfile.stat(path).length} bytes"
+        except tf.errors.NotFoundError:
+            size = "missing"
+        out.append(f"{path} ({size})")
+    return ", ".join(out)
+
+
+def _damaged_files(prefix):
+    """The files of checkpoint `prefix` to blame: its index if that cannot be read,
+    else its data shards."""
+    index = f"{prefix}.index"
+    try:
+        tf.train.load_checkpoint(prefix)  # reads and checks the index only
+    except Exception:  # noqa: BLE001 -- any failure to read the index blames it
+        return [index]
+    shards = sorted(tf.io.gfile.glob(f"{prefix}.data-*"))
+    return shards or [f"{prefix}.data-00000-of-00001"]
+
+
+def restore(checkpoint, path, *, expect_partial=False):
+    """`checkpoint.restore(path)`, checked; raises CheckpointError naming the file.
+
+    All objects of `checkpoint` that exist must be in the file. `expect_partial`
+    allows the file to hold more (e.g. optimizer slots when only the model is
+    restored). A failure may leave some variables restored and others not, so
+    restore something else before using the objects.
+    """
+    try:
+        status = checkpoint.restore(path)
+        if expect_partial:
+            status = status.expect_partial()
+        status.assert_existing_objects_matched()
+    except AssertionError as err:  # readable, but not a checkpoint of these objects
+        raise CheckpointError(
+            f"Checkpoint {path} does not match the model: {str(err).splitlines()[0][:300]}", path
+        ) from err
+    except Exception as err:  # noqa: BLE001 -- OpError, IndexError ("Read less bytes..."), ...
+        cause = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        raise CheckpointError(
+            f"Checkpoint {path} cannot be read: {_describe_files(_damaged_files(path))} is damaged "
+            f"or incomplete ({type(err).__name__}: {cause}).", path
+        ) from err
+    return path
+
+
+def checkpoint_paths(directory):
+    """Prefixes of the checkpoints in `directory`, newest first: the manager's
+    state file first (its latest, then the rest it lists), then any other
+    `ckpt-N` with an index on disk, by decreasing N."""
+    paths = []
+    try:
+        state = tf.train.get_checkpoint_state(directory)
+    except Exception:  # noqa: BLE001 -- an unreadable state file: use the files on disk
+        state = None
+    if state is not None:
+        listed = [state.model_checkpoint_path, *reversed(state.all_model_checkpoint_paths)]
+        for path in listed:
+            if path and not os.path.isabs(path) and "://" not in path:
+                path = os.path.join(directory, path)
+            if path and path not in paths:
+                paths.append(path)
+    numbered = []
+    for index in tf.io.gfile.glob(os.path.join(directory, "ckpt-*.index")):
+        match = re.fullmatch(r"ckpt-(\d+)\.index", os.path.basename(index))
+        if match:
+            numbered.append((int(match.group(1)), index[: -len(".index")]))
+    for _, path in sorted(numbered, reverse=True):
+        if path not in paths:
+            paths.append(path)
+    return paths
+
+
+def restore_newest(checkpoint, directory, *, expect_partial=False):
+    """Restore the newest checkpoint in `directory` that can be read.
+
+    Returns `(path, skipped)`: the prefix restored (None when the directory has
+    no checkpoint) and the CheckpointErrors of the newer ones that could not be
+    read, newest first. Raises CheckpointError when there are checkpoints but
+    none can be read.
+    """
+    skipped = []
+    for path in checkpoint_paths(directory):
+        try:
+            return restore(checkpoint, path, expect_partial=expect_partial), skipped
+        except CheckpointError as err:
+            skipped.append(err)
+    if skipped:
+        raise CheckpointError(
+            f"No checkpoint in {directory!r} can be read: "
+            + " ".join(str(err) for err in skipped), skipped[0].path
+        )
+    return None, skipped
+
+
 def latest_checkpoint(model_dir):
     """Path prefix of the newest checkpoint in model_dir, or raise FileNotFoundError."""
     path = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_SUBDIR))
@@ -120,9 +234,20 @@ def latest_checkpoint(model_dir):
 
 def load_model(model_dir):
     """Rebuild the model of a run from its config and restore its newest checkpoint
-    (model variables only; optimizer slots are not needed for inference)."""
+    (model variables only; optimizer slots are not needed for inference).
+
+    Raises FileNotFoundError (no config or checkpoint) or CheckpointError (the
+    newest checkpoint cannot be read; there is no silent fallback to an older one
+    here, so evaluation and export always describe the run's latest state)."""
     model = build_model(load_config(model_dir))
     path = latest_checkpoint(model_dir)
     checkpoint = tf.train.Checkpoint(model=model, seeds=seed_states(model))
-    checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
+    try:
+        restore(checkpoint, path, expect_partial=True)
+    except CheckpointError as err:
+        older = [p for p in checkpoint_paths(os.path.dirname(path)) if p != path]
+        hint = (" Rerunning the trainer on this model_dir resumes from the newest readable "
+                f"checkpoint (older ones here: {', '.join(os.path.basename(p) for p in older)})."
+                if older else "")
+        raise CheckpointError(f"{err}{hint}", path) from err
     return model

@@ -246,6 +246,11 @@ class NonFiniteError(RuntimeError):
     """Training produced a non-finite loss or weights."""
 
 
+class RunError(RuntimeError):
+    """The run cannot go on (no readable checkpoint, bad data, model_dir not writable);
+    the message names the file, tensor or flag. `main` prints it on one line."""
+
+
 # ----------------------------------------------------------------------------- run state
 @dataclasses.dataclass
 class RunState:
@@ -685,9 +690,16 @@ def run(dataset, preset, trainer="mnist"):
     ckpt = runs.make_checkpoint(model, **counters)
     manager = runs.checkpoint_manager(ckpt, write_dir, max_to_keep=FLAGS.keep_checkpoints)
     state = RunState(variables=counters)
-    latest = tf.train.latest_checkpoint(os.path.join(model_dir, runs.CHECKPOINT_SUBDIR))
+    # The newest checkpoint that can be read; damaged newer ones are reported and skipped
+    # (runs.CheckpointError when none can be read).
+    try:
+        latest, skipped = runs.restore_newest(ckpt, os.path.join(model_dir, runs.CHECKPOINT_SUBDIR))
+    except runs.CheckpointError as err:
+        raise RunError(f"{err} Move the damaged files away to start afresh, or use another "
+                       "--model_dir.") from err
+    for err in skipped:
+        _say(f"WARNING: {err} Resuming from {latest} instead.")
     if latest:
-        ckpt.restore(latest).assert_existing_objects_matched()
         state.sync_from_variables()
         state.last_saved, state.last_saved_position = latest, state.data_position
         _say(f"Resuming from {latest}: {state.epoch} epochs and {state.step_in_epoch} batches "
@@ -769,7 +781,7 @@ def main(argv, trainer):
         print(f"FATAL Flags error: {err}\nPass --helpshort or --helpfull to see help on flags.",
               file=sys.stderr, flush=True)
         sys.exit(1)
-    except NonFiniteError as err:
+    except (NonFiniteError, RunError) as err:
         print(f"ERROR: {err}", file=sys.stderr, flush=True)
         sys.exit(1)
     except FileNotFoundError as err:  # data.DatasetNotFoundError and friends

@@ -1,0 +1,108 @@
+"""Bad input stops the programs with a message naming the file, tensor or flag.
+
+* a damaged newest checkpoint: the trainer resumes from the previous one and says so;
+  `trainers.evaluate` and `export.saved_model` stop with an error naming the file;
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import trainer_testlib as tl
+
+pytestmark = pytest.mark.skipif(
+    not os.path.isdir(os.path.join(tl.TFDS_DATA_DIR, "mnist")),
+    reason=f"real TFDS data not found in {tl.TFDS_DATA_DIR}",
+)
+
+# A VAE (the cheapest variant) on 64 real MNIST images: 2 epochs of 2 steps, a
+# checkpoint at each epoch end (ckpt-2, ckpt-4).
+VAE_RUN = [*tl.SMALL, "--variant=vae", "--flow=none", "--num_grid_images=4"]
+DATA_FILE = "ckpt-4.data-00000-of-00001"
+
+
+def _python_m(*args, timeout=420):
+    return subprocess.run([sys.executable, "-m", *map(str, args)], cwd=tl.REPO, env=tl.env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory):
+    """(model_dir, output) of a finished VAE run; copy it before damaging anything."""
+    model_dir = tmp_path_factory.mktemp("bad_input") / "vae"
+    proc = tl.check_ok(tl.run("mnist", *VAE_RUN, f"--model_dir={model_dir}"))
+    assert tl.checkpoint_numbers(model_dir) == [2, 4]
+    return model_dir, proc.stdout + proc.stderr
+
+
+def _damaged_copy(vae_run, tmp_path):
+    """A copy of the run whose newest checkpoint's data file is cut to half its size."""
+    model_dir = tmp_path / "vae"
+    shutil.copytree(vae_run[0], model_dir)
+    data = model_dir / "checkpoints" / DATA_FILE
+    with open(data, "r+b") as f:
+        f.truncate(data.stat().st_size // 2)
+    return model_dir
+
+
+# ----------------------------------------------------------------- damaged checkpoints
+def test_restore_newest_skips_damaged_checkpoints(tmp_path):
+    import tensorflow as tf
+
+    from svae_tf import runs
+
+    variable = tf.Variable(0.0)
+    checkpoint = tf.train.Checkpoint(v=variable)
+    manager = tf.train.CheckpointManager(checkpoint, str(tmp_path), max_to_keep=5)
+    for step in (1, 2, 3):
+        variable.assign(float(step))
+        manager.save(checkpoint_number=step)
+    (tmp_path / "ckpt-3.index").write_bytes(b"not an index")  # newest: damaged index
+    data = tmp_path / "ckpt-2.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[:-3])  # next: truncated data
+
+    variable.assign(-1.0)
+    path, skipped = runs.restore_newest(checkpoint, str(tmp_path))
+    assert path == str(tmp_path / "ckpt-1") and float(variable.numpy()) == 1.0
+    assert [err.path for err in skipped] == [str(tmp_path / "ckpt-3"), str(tmp_path / "ckpt-2")]
+    assert "ckpt-3.index" in str(skipped[0]) and "ckpt-2.data-00000-of-00001" in str(skipped[1])
+
+    (tmp_path / "checkpoint").write_text("garbage {{{")  # an unreadable state file: files on disk
+    assert runs.restore_newest(checkpoint, str(tmp_path))[0] == str(tmp_path / "ckpt-1")
+
+    (tmp_path / "ckpt-1.data-00000-of-00001").unlink()
+    with pytest.raises(runs.CheckpointError, match="can be read.*ckpt-1.data-00000-of-00001 \\(missing\\)"):
+        runs.restore_newest(checkpoint, str(tmp_path))
+    assert runs.restore_newest(checkpoint, str(tmp_path / "empty")) == (None, [])
+
+
+def test_trainer_resumes_from_the_previous_checkpoint(vae_run, tmp_path):
+    model_dir = _damaged_copy(vae_run, tmp_path)
+    proc = tl.check_ok(tl.run("mnist", *VAE_RUN, f"--model_dir={model_dir}"))
+    output = proc.stdout + proc.stderr
+    line = next(line for line in output.splitlines() if "WARNING: Checkpoint" in line)
+    assert DATA_FILE in line and f"Resuming from {model_dir}/checkpoints/ckpt-2 instead" in line
+    assert tl.resumed(output)[1:4] == (1, 0, 2)  # one epoch done, data position 2
+    # Epoch 2 redone from ckpt-2 ends with the weights of the uninterrupted run.
+    assert tl.finished(output) == tl.finished(vae_run[1])
+
+    from svae_tf import runs
+
+    runs.load_model(str(model_dir))  # ckpt-4 was written again
+
+
+def test_evaluate_and_export_name_the_damaged_file(vae_run, tmp_path):
+    model_dir = _damaged_copy(vae_run, tmp_path)
+    evaluate = _python_m("trainers.evaluate", f"--model_dir={model_dir}", "--dataset=mnist",
+                         "--iw_samples=2", "--num_nll_images=16", "--no_quality")
+    export = _python_m("export.saved_model", f"--model_dir={model_dir}",
+                       f"--export_dir={tmp_path / 'serving'}")
+    for proc, status in ((evaluate, 2), (export, 1)):
+        assert proc.returncode == status, proc.stderr[-3000:]
+        assert DATA_FILE in proc.stderr and "ckpt-2" in proc.stderr, proc.stderr[-3000:]
+        assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "serving").exists() or not any((tmp_path / "serving").iterdir())
+    assert not (model_dir / "eval.json").exists()

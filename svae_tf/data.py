@@ -7,7 +7,14 @@ image batches `[B, H, W, C]` holding the grey levels `uint8 / 255.0` in [0, 1].
   `tfds.load(..., download=False)` from a prepared TFDS data directory; nothing
   is ever downloaded. A missing dataset raises `DatasetNotFoundError`, whose
   message names the directory searched and how to provide the data.
-* `"folder:/some/dir"` reads a user's directory of PNG/JPEG files.
+* `"folder:/some/dir"` reads a user's directory of PNG/JPEG files. A file that
+  cannot be read or decoded (not an image, truncated, empty) stops the
+  pipeline with a `DataError` naming the first such file; files are not
+  skipped, so the number of examples is always the number of files.
+
+The checks run inside tf.data, so the error surfaces as a
+`tf.errors.InvalidArgumentError` from whatever iterates the dataset (e.g.
+`model.fit`); `data_error(err)` turns it back into the `DataError`.
 
 Images are *not* binarized by default: the model binarizes the Bernoulli
 likelihood target itself, and the discriminator must see grey levels (see
@@ -15,7 +22,7 @@ NOTES.md). `binarize="static"` gives the fixed binarization used for MNIST
 likelihood evaluation (convention in `load_images`).
 
 The pipeline order is: read -> enumerate -> take -> decode/resize/binarize
-(uint8) -> cache (uint8) -> shuffle -> repeat -> batch -> to float32 ->
+(uint8) -> checks -> cache (uint8) -> shuffle -> repeat -> batch -> to float32 ->
 prefetch. The result is a plain global-batch dataset; under a
 `tf.distribute` strategy Keras splits it (auto-shard policy DATA).
 """
@@ -32,7 +39,9 @@ import tensorflow_datasets as tfds
 
 __all__ = [
     "DATASETS",
+    "DataError",
     "DatasetNotFoundError",
+    "data_error",
     "STATIC_BINARIZATION_SEED",
     "image_shape",
     "num_examples",
@@ -91,6 +100,34 @@ class DatasetNotFoundError(FileNotFoundError):
 
     def __str__(self) -> str:  # FileNotFoundError would format errno/filename
         return self.args[0]
+
+
+class DataError(ValueError):
+    """Bad data inside a dataset: an image file that cannot be decoded, a
+    non-finite value. The message names the dataset, the split and the file
+    or example."""
+
+
+# Prefix of the messages of the pipeline's own checks (tf.debugging.Assert), which
+# reach Python inside a tf.errors.InvalidArgumentError.
+_DATA_ERROR_PREFIX = "svae-tf data error: "
+_DATA_ERROR_RE = re.compile(re.escape(_DATA_ERROR_PREFIX) + r"(.*?)\](?=\s*(?:\[\[|\n|$))", re.S)
+
+
+def data_error(err: BaseException) -> DataError | None:
+    """The `DataError` reported by a check of `load_images`' pipeline, if `err` (e.g. a
+    tf.errors.InvalidArgumentError raised by iterating a dataset or by `model.fit`)
+    comes from one; else None."""
+    match = _DATA_ERROR_RE.search(str(err))
+    if not match:
+        return None
+    return DataError(re.sub(r"""\\(['"\\])""", r"\1", match.group(1)))  # Assert escapes quotes
+
+
+def _data_check(condition: tf.Tensor, *message) -> tf.Operation:
+    """An assertion whose failure message is `message` (strings and string tensors)."""
+    text = tf.strings.join([_DATA_ERROR_PREFIX, *message])
+    return tf.debugging.Assert(condition, [text])
 
 
 # ----------------------------------------------------------------------------
@@ -291,15 +328,48 @@ def _list_folder(folder: Path) -> list[str]:
 
 
 def _folder_examples(folder: Path):
-    """`(dataset of (encoded bytes, label int64 []), number of examples)`; label is -1."""
+    """`(dataset of (path string [], label int64 []), paths)`; label is -1. The files
+    are read in `load_images`' decode step, so that read errors are caught there."""
     paths = _list_folder(folder)
     ds = tf.data.Dataset.from_tensor_slices(paths)
-    ds = ds.map(lambda p: (tf.io.read_file(p), tf.constant(-1, tf.int64)), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds, len(paths)
+    ds = ds.map(lambda p: (p, tf.constant(-1, tf.int64)), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds, paths
 
 
-def _decode(contents: tf.Tensor) -> tf.Tensor:
-    """PNG/JPEG bytes -> uint8 [h, w, 3] (grey becomes RGB, alpha is dropped)."""
+def _check_all_decoded(ds: tf.data.Dataset, paths: list[str], count: int, name: str,
+                       image_shape: tuple[int, int, int]) -> tf.data.Dataset:
+    """Elements `(index, image, label)` of a folder whose decode step may have failed ->
+    the same elements, or a DataError naming the first file that failed.
+
+    Failed elements are dropped by `ignore_errors`; the indices that remain must then
+    be 0, 1, ..., count - 1, and the first missing one names the bad file. A sentinel
+    with index `count` after the last element catches a bad last file.
+    """
+    table = tf.constant(paths)
+    ds = ds.ignore_errors()
+    sentinel = tf.data.Dataset.from_tensors(
+        (tf.constant(count, tf.int64), tf.zeros(image_shape, tf.uint8), tf.constant(-1, tf.int64))
+    )
+    ds = ds.concatenate(sentinel).enumerate()  # (position, (index, image, label))
+
+    def check(position, element):
+        index, image, label = element
+        missing = tf.gather(table, tf.minimum(position, len(paths) - 1))
+        ok = _data_check(
+            tf.equal(index, position), f"dataset {name}: image file ", missing,
+            " cannot be read or decoded as PNG/JPEG (not an image, truncated or empty). "
+            "Fix or remove it.",
+        )
+        with tf.control_dependencies([ok]):
+            return tf.identity(index), image, label
+
+    ds = ds.map(check)
+    return ds.filter(lambda index, image, label: index < count)
+
+
+def _decode(path: tf.Tensor) -> tf.Tensor:
+    """A PNG/JPEG file -> uint8 [h, w, 3] (grey becomes RGB, alpha is dropped)."""
+    contents = tf.io.read_file(path)
     image = tf.io.decode_image(contents, channels=_FOLDER_CHANNELS, dtype=tf.uint8, expand_animations=False)
     image.set_shape([None, None, _FOLDER_CHANNELS])
     return image
@@ -409,6 +479,9 @@ def load_images(
     Raises:
       DatasetNotFoundError: the data is missing (message names the directory).
       ValueError: bad arguments (unknown name or split, missing image_size...).
+      While iterating, tf.errors.InvalidArgumentError for bad data (a folder
+      file that cannot be decoded); `data_error` turns it into the DataError
+      naming the file.
     """
     _check_name(name)
     if binarize not in ("none", "static"):
@@ -424,7 +497,8 @@ def load_images(
     if folder is not None:
         _check_folder_image_size(name, image_size)
         _check_folder_split(name, split)
-        ds, count = _folder_examples(folder)  # (bytes, label)
+        ds, paths = _folder_examples(folder)  # (path, label)
+        count = len(paths)
     else:
         ds, count = _tfds_examples(name, split, data_dir, with_labels)  # (uint8 [H,W,C], label)
     height, width, channels = image_shape(name, image_size=image_size)
@@ -442,9 +516,12 @@ def load_images(
         if binarize == "static":
             image = _static_binarize(index, image)  # uint8 {0, 255} [H, W, C]
         image.set_shape([height, width, channels])
-        return image, label
+        return index, image, label
 
-    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)  # (uint8 [H,W,C], int64 [])
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)  # (int64 [], uint8 [H,W,C], int64 [])
+    if folder is not None:
+        ds = _check_all_decoded(ds, paths, count, name, (height, width, channels))
+    ds = ds.map(lambda index, image, label: (image, label))  # (uint8 [H,W,C], int64 [])
 
     example_bytes = height * width * channels
     if cache:

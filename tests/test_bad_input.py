@@ -2,6 +2,8 @@
 
 * a damaged newest checkpoint: the trainer resumes from the previous one and says so;
   `trainers.evaluate` and `export.saved_model` stop with an error naming the file;
+* a folder dataset holding a file that is not an image, or a truncated image: an error
+  naming the file (in the pipeline, and from the trainer before any step);
 """
 
 import os
@@ -9,7 +11,9 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
 
 import trainer_testlib as tl
 
@@ -106,3 +110,50 @@ def test_evaluate_and_export_name_the_damaged_file(vae_run, tmp_path):
         assert "Traceback" not in proc.stderr
     assert not (tmp_path / "serving").exists() or not any((tmp_path / "serving").iterdir())
     assert not (model_dir / "eval.json").exists()
+
+
+# ----------------------------------------------------------------- bad files in a folder
+def _image_folder(folder, n=8, size=(40, 36)):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+@pytest.mark.parametrize("bad", ["text.png", "truncated.png", "truncated.jpg", "empty.jpg"])
+@pytest.mark.parametrize("position", ["first", "middle", "last"])
+def test_folder_names_the_file_that_cannot_be_decoded(tmp_path, bad, position):
+    import tensorflow as tf
+
+    from svae_tf import data
+
+    folder = _image_folder(tmp_path / "images", n=4)
+    good = (folder / "0.png").read_bytes()
+    Image.open(folder / "1.png").convert("RGB").save(tmp_path / "full.jpg", quality=90)
+    contents = {"text.png": b"not an image", "truncated.png": good[: len(good) // 2],
+                "truncated.jpg": (tmp_path / "full.jpg").read_bytes()[:400], "empty.jpg": b""}[bad]
+    name = {"first": "0_", "middle": "2_", "last": "9_"}[position] + bad  # sorted path order
+    (folder / name).write_bytes(contents)
+
+    ds = data.load_images(f"folder:{folder}", "train", batch_size=2, image_size=16)
+    with pytest.raises(tf.errors.InvalidArgumentError) as info:
+        list(ds)
+    err = data.data_error(info.value)
+    assert isinstance(err, data.DataError)
+    assert f"image file {folder / name} cannot be read or decoded" in str(err)
+    assert data.data_error(ValueError("something else")) is None
+
+
+def test_trainer_stops_on_a_bad_image_file_before_training(tmp_path):
+    folder = _image_folder(tmp_path / "images")
+    (folder / "6_broken.png").write_bytes(b"GIF89a but not really")
+    model_dir = tmp_path / "run"
+    proc = tl.run("cifar", f"--dataset=folder:{folder}", "--image_size=32", "--variant=vae",
+                  "--batch_size=4", "--epochs=1", "--steps_per_epoch=2", "--num_grid_images=4",
+                  "--z_dim=8", f"--model_dir={model_dir}", "--verbose=2")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1 and f"image file {folder / '6_broken.png'} cannot be read" in errors[0], proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert "Saved checkpoint" not in proc.stdout and tl.checkpoint_numbers(model_dir) == []

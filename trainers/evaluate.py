@@ -322,6 +322,12 @@ def main(argv=None):
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"trainers.evaluate: error: {err}", file=sys.stderr)
         return 2
+    except tf.errors.InvalidArgumentError as err:  # the input pipeline's data checks
+        bad = data.data_error(err)
+        if bad is None:
+            raise
+        print(f"trainers.evaluate: error: {bad}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -44,6 +44,7 @@ never written (the run stops with the same message). Steps are not skipped.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -249,6 +250,23 @@ class NonFiniteError(RuntimeError):
 class RunError(RuntimeError):
     """The run cannot go on (no readable checkpoint, bad data, model_dir not writable);
     the message names the file, tensor or flag. `main` prints it on one line."""
+
+
+@contextlib.contextmanager
+def _stop_on_bad_data():
+    """Turns the input pipeline's data checks (an undecodable image file, NaN/Inf in
+    the data; raised inside tf.data, so from `model.fit` too) into a RunError."""
+    import tensorflow as tf
+    from svae_tf import data
+
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as err:
+        bad = data.data_error(err)
+        if bad is None:
+            raise
+        raise RunError(f"Bad input data: {bad} Training stopped before any step used it; "
+                       "checkpoints written so far are kept.") from None
 
 
 # ----------------------------------------------------------------------------- run state
@@ -726,8 +744,9 @@ def run(dataset, preset, trainer="mnist"):
         logging.warning("No held-out ELBO: %d held-out examples, batch size %d, --eval_batches=%s.",
                         eval_count, batch_size, FLAGS.eval_batches)
     n_grid = min(FLAGS.num_grid_images, eval_count)
-    grid_inputs = next(iter(data.load_images(dataset, eval_split, batch_size=n_grid, data_dir=FLAGS.data_dir,
-                                             take=n_grid, image_size=image_size, cache=False)))
+    with _stop_on_bad_data():
+        grid_inputs = next(iter(data.load_images(dataset, eval_split, batch_size=n_grid, data_dir=FLAGS.data_dir,
+                                                 take=n_grid, image_size=image_size, cache=False)))
     # Fixed noise (stateless, so the model's own noise stream is untouched by the grids).
     grid_noise = {
         "z": tf.random.stateless_normal((FLAGS.num_grid_images, arch.z_dim), seed=(FLAGS.seed, 1)),
@@ -744,17 +763,18 @@ def run(dataset, preset, trainer="mnist"):
                       validation_data=validation, validation_steps=eval_steps or None)
     start_time = time.time()
     try:
-        if state.epoch >= FLAGS.epochs:
-            _say(f"Nothing to do: the run in {model_dir} has finished {state.epoch} epochs "
-                 f"(--epochs={FLAGS.epochs}).")
-        else:
-            if state.step_in_epoch > 0:  # finish the interrupted epoch
-                model.fit(stream(state.data_position), initial_epoch=state.epoch,
-                          epochs=state.epoch + 1, steps_per_epoch=steps_per_epoch - state.step_in_epoch,
-                          **fit_kwargs)
-            if state.epoch < FLAGS.epochs:
-                model.fit(stream(state.data_position), initial_epoch=state.epoch,
-                          epochs=FLAGS.epochs, steps_per_epoch=steps_per_epoch, **fit_kwargs)
+        with _stop_on_bad_data():
+            if state.epoch >= FLAGS.epochs:
+                _say(f"Nothing to do: the run in {model_dir} has finished {state.epoch} epochs "
+                     f"(--epochs={FLAGS.epochs}).")
+            else:
+                if state.step_in_epoch > 0:  # finish the interrupted epoch
+                    model.fit(stream(state.data_position), initial_epoch=state.epoch,
+                              epochs=state.epoch + 1, steps_per_epoch=steps_per_epoch - state.step_in_epoch,
+                              **fit_kwargs)
+                if state.epoch < FLAGS.epochs:
+                    model.fit(stream(state.data_position), initial_epoch=state.epoch,
+                              epochs=FLAGS.epochs, steps_per_epoch=steps_per_epoch, **fit_kwargs)
     finally:
         summaries.close()
         if not is_chief:

@@ -12,7 +12,10 @@ image batches `[B, H, W, C]` holding the grey levels `uint8 / 255.0` in [0, 1].
   pipeline with a `DataError` naming the first such file; files are not
   skipped, so the number of examples is always the number of files.
 
-The checks run inside tf.data, so the error surfaces as a
+Bad values stop the pipeline too: examples stored as floats are checked for
+NaN/Inf before they are cached (`DataError` naming the dataset, split and
+example index). TFDS and folder images are uint8 and cannot hold them. The
+checks run inside tf.data, so the error surfaces as a
 `tf.errors.InvalidArgumentError` from whatever iterates the dataset (e.g.
 `model.fit`); `data_error(err)` turns it back into the `DataError`.
 
@@ -480,8 +483,8 @@ def load_images(
       DatasetNotFoundError: the data is missing (message names the directory).
       ValueError: bad arguments (unknown name or split, missing image_size...).
       While iterating, tf.errors.InvalidArgumentError for bad data (a folder
-      file that cannot be decoded); `data_error` turns it into the DataError
-      naming the file.
+      file that cannot be decoded, NaN/Inf in float examples); `data_error`
+      turns it into the DataError naming the file or example.
     """
     _check_name(name)
     if binarize not in ("none", "static"):
@@ -511,6 +514,13 @@ def load_images(
     def prepare(index, example):
         x, label = example
         image = _decode(x) if folder is not None else x  # uint8 [h, w, C]
+        if image.dtype.is_floating:  # uint8 sources cannot hold NaN/Inf
+            ok = _data_check(
+                tf.reduce_all(tf.math.is_finite(image)), f"dataset {name}, split {split}: example ",
+                tf.strings.as_string(index), " (0-based) holds NaN or Inf values.",
+            )
+            with tf.control_dependencies([ok]):
+                image = tf.identity(image)
         if image_size is not None:
             image = _square_resize(image, image_size)  # uint8 [S, S, C]
         if binarize == "static":

@@ -4,6 +4,9 @@
   `trainers.evaluate` and `export.saved_model` stop with an error naming the file;
 * a folder dataset holding a file that is not an image, or a truncated image: an error
   naming the file (in the pipeline, and from the trainer before any step);
+* NaN/Inf in the data: an error naming the dataset, split and example, before training.
+  The real datasets are uint8 and cannot hold NaN, so the tests feed float images
+  through `data._tfds_examples` (in process, and patched into a trainer subprocess);
 """
 
 import os
@@ -157,3 +160,69 @@ def test_trainer_stops_on_a_bad_image_file_before_training(tmp_path):
     assert len(errors) == 1 and f"image file {folder / '6_broken.png'} cannot be read" in errors[0], proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     assert "Saved checkpoint" not in proc.stdout and tl.checkpoint_numbers(model_dir) == []
+
+
+# ----------------------------------------------------------------- NaN / Inf in the data
+_FLOAT_MNIST = """
+import tensorflow as tf
+from svae_tf import data
+
+_original = data._tfds_examples
+
+
+def float_examples(name, split, data_dir, with_labels):
+    # The real examples as float32, example {index} of the training split set to {value}.
+    ds, count = _original(name, split, data_dir, with_labels)
+
+    def to_float(i, example):
+        image, label = example
+        image = tf.cast(image, tf.float32)
+        if split == "train":
+            image = tf.where(tf.equal(i, {index}), tf.fill(tf.shape(image), float("{value}")), image)
+        return image, label
+
+    return ds.enumerate().map(to_float), count
+
+
+data._tfds_examples = float_examples
+"""
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_pipeline_names_the_example_holding_nan_or_inf(data_dir, value):
+    import tensorflow as tf
+
+    namespace = {}
+    exec(_FLOAT_MNIST.format(index=37, value=value), namespace)
+    from svae_tf import data
+
+    try:
+        ds = data.load_images("mnist", "train", batch_size=16, data_dir=data_dir, take=64,
+                              shuffle=True, repeat=True)
+        with pytest.raises(tf.errors.InvalidArgumentError) as info:
+            next(iter(ds))  # the shuffle buffer reads the whole (taken) split first
+        assert str(data.data_error(info.value)) == (
+            "dataset mnist, split train: example 37 (0-based) holds NaN or Inf values.")
+        # Float data without NaN/Inf passes.
+        assert np.isfinite(next(iter(data.load_images("mnist", "test", batch_size=8, data_dir=data_dir,
+                                                      take=8)))).all()
+    finally:
+        data._tfds_examples = namespace["_original"]
+
+
+def test_trainer_stops_on_nan_in_the_data_before_training(tmp_path):
+    model_dir = tmp_path / "run"
+    code = (_FLOAT_MNIST.format(index=50, value="nan")
+            + "import sys\nfrom trainers import train_lib\n"
+            + f"sys.argv = ['trainers.mnist', *{[*VAE_RUN, f'--model_dir={model_dir}']!r}]\n"
+            + "train_lib.run_trainer('mnist')\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tl.REPO, env=tl.env(),
+                          capture_output=True, text=True, timeout=420)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR:")]
+    assert errors == [
+        "ERROR: Bad input data: dataset mnist, split train: example 50 (0-based) holds NaN or Inf "
+        "values. Training stopped before any step used it; checkpoints written so far are kept."
+    ], proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert tl.checkpoint_numbers(model_dir) == []

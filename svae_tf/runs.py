@@ -123,6 +123,15 @@ class CheckpointError(RuntimeError):
         self.path = path
 
 
+def error_summary(err, limit=300):
+    """`Type: first line` of an exception, without TensorFlow's `{{function_node ...}}`
+    prefix and ` [Op:...]` suffix, at most `limit` characters of message."""
+    text = (str(err).strip().splitlines() or [""])[0]
+    text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text)
+    text = re.sub(r"\s*\[Op:[^\]]*\](\s*name:.*)?$", "", text)
+    return f"{type(err).__name__}: {text[:limit]}" if text else type(err).__name__
+
+
 def _describe_files(paths):
     out = []
     for path in paths:
@@ -164,10 +173,9 @@ def restore(checkpoint, path, *, expect_partial=False):
             f"Checkpoint {path} does not match the model: {str(err).splitlines()[0][:300]}", path
         ) from err
     except Exception as err:  # noqa: BLE001 -- OpError, IndexError ("Read less bytes..."), ...
-        cause = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
         raise CheckpointError(
             f"Checkpoint {path} cannot be read: {_describe_files(_damaged_files(path))} is damaged "
-            f"or incomplete ({type(err).__name__}: {cause}).", path
+            f"or incomplete ({error_summary(err)}).", path
         ) from err
     return path
 

@@ -7,6 +7,10 @@
 * NaN/Inf in the data: an error naming the dataset, split and example, before training.
   The real datasets are uint8 and cannot hold NaN, so the tests feed float images
   through `data._tfds_examples` (in process, and patched into a trainer subprocess);
+* checkpoints that can no longer be written mid-run: a clear error, earlier checkpoints
+  intact and resumable. Tests run as root, for whom chmod does not stop writes, so the
+  checkpoint TensorFlow writes second is blocked for real by a file where its temporary
+  directory (`ckpt-4_temp/`) goes; the chmod variant runs only as a non-root user;
 """
 
 import os
@@ -226,3 +230,42 @@ def test_trainer_stops_on_nan_in_the_data_before_training(tmp_path):
     ], proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     assert tl.checkpoint_numbers(model_dir) == []
+
+
+# ----------------------------------------------------------------- unwritable model_dir
+def _check_write_failure(proc, model_dir, vae_run):
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    assert f"Cannot write checkpoint {model_dir}/checkpoints/ckpt-4 at step 4" in errors[0]
+    assert f"The last good checkpoint is {model_dir}/checkpoints/ckpt-2 (kept)" in errors[0]
+    assert "Traceback" not in proc.stderr
+    assert tl.checkpoint_numbers(model_dir) == [2]
+
+
+def test_unwritable_checkpoint_stops_and_keeps_earlier_checkpoints(vae_run, tmp_path):
+    model_dir = tmp_path / "vae"
+    (model_dir / "checkpoints").mkdir(parents=True)
+    blocker = model_dir / "checkpoints" / "ckpt-4_temp"
+    blocker.write_text("TensorFlow cannot create its temporary directory for ckpt-4 here")
+    proc = tl.run("mnist", *VAE_RUN, f"--model_dir={model_dir}")
+    _check_write_failure(proc, model_dir, vae_run)
+
+    # ckpt-2 is intact: once the path is writable again, the run resumes from it and ends
+    # with the weights of the uninterrupted run.
+    blocker.unlink()
+    proc = tl.check_ok(tl.run("mnist", *VAE_RUN, f"--model_dir={model_dir}"))
+    assert tl.resumed(proc.stdout)[0] == f"{model_dir}/checkpoints/ckpt-2"
+    assert tl.finished(proc.stdout) == tl.finished(vae_run[1])
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_read_only_checkpoints_directory_stops_and_keeps_earlier_checkpoints(vae_run, tmp_path):
+    model_dir = tmp_path / "vae"
+    tl.check_ok(tl.run("mnist", *VAE_RUN, "--epochs=1", f"--model_dir={model_dir}"))
+    (model_dir / "checkpoints").chmod(0o555)
+    try:
+        proc = tl.run("mnist", *VAE_RUN, f"--model_dir={model_dir}")
+    finally:
+        (model_dir / "checkpoints").chmod(0o755)
+    _check_write_failure(proc, model_dir, vae_run)

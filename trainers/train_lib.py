@@ -325,6 +325,15 @@ def _make_callbacks(*, model, state, manager, ckpt_every, log_dir, is_chief, mod
             return f"The last good checkpoint is {latest} (kept)."
         return "No checkpoint was written by this run."
 
+    def write_failed(what, path, err):
+        """RunError for an output that cannot be written (e.g. model_dir became read-only)."""
+        return RunError(
+            f"Cannot write {what} {path} at step {state.data_position} ({runs.error_summary(err)}). "
+            "Training stopped. " + describe_last_good()
+            + f" Make {model_dir} writable (or free space) and run the same command again to "
+            "resume from it."
+        )
+
     class NonFiniteGuard(keras.callbacks.Callback):
         """Stops at the first non-finite loss/metric, before anything else sees it."""
 
@@ -407,7 +416,10 @@ def _make_callbacks(*, model, state, manager, ckpt_every, log_dir, is_chief, mod
                     tf.summary.image(name, grid[None], step=step)
             for name, grid in grids.items():
                 path = os.path.join(model_dir, f"{name}_epoch_{epoch + 1:03d}.png")
-                runs.atomic_write(path, encode_png(grid))
+                try:
+                    runs.atomic_write(path, encode_png(grid))
+                except (tf.errors.OpError, OSError) as err:
+                    raise write_failed("the image grid", path, err) from None
 
         def flush(self):
             self.train_writer.flush()
@@ -441,7 +453,13 @@ def _make_callbacks(*, model, state, manager, ckpt_every, log_dir, is_chief, mod
                     + describe_last_good()
                 )
             state.sync_to_variables()
-            path = manager.save(checkpoint_number=state.data_position)
+            try:
+                # TensorFlow writes the files under a temporary name, then the manager's
+                # state file: a failed save leaves the earlier checkpoints as they were.
+                path = manager.save(checkpoint_number=state.data_position)
+            except (tf.errors.OpError, OSError) as err:
+                prefix = os.path.join(manager.directory, f"ckpt-{state.data_position}")
+                raise write_failed("checkpoint", prefix, err) from None
             state.last_saved_position = state.data_position
             if is_chief:
                 state.last_saved = path

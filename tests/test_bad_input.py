@@ -1,5 +1,8 @@
 """Bad input stops the programs with a message naming the file, tensor or flag.
 
+* flags the chosen variant does not use (`--lam` with vae, ...): a warning naming each
+  flag the user set (also from a flagfile), recorded in flags.json under "unused_flags"
+  and kept out of config.json, flags.txt and the top level of flags.json;
 * a damaged newest checkpoint: the trainer resumes from the previous one and says so;
   `trainers.evaluate` and `export.saved_model` stop with an error naming the file;
 * a folder dataset holding a file that is not an image, or a truncated image: an error
@@ -33,6 +36,9 @@ pytestmark = pytest.mark.skipif(
 # checkpoint at each epoch end (ckpt-2, ckpt-4).
 VAE_RUN = [*tl.SMALL, "--variant=vae", "--flow=none", "--num_grid_images=4"]
 DATA_FILE = "ckpt-4.data-00000-of-00001"
+# Flags a VAE does not use, given to the first run only (one of them from a flagfile).
+UNUSED = {"lam": 0.5, "n_disc": 2, "gradient_penalty_weight": 5.0}
+UNUSED_FROM_FLAGFILE = {"discriminator_dropout": 0.2}
 
 
 def _python_m(*args, timeout=420):
@@ -42,9 +48,14 @@ def _python_m(*args, timeout=420):
 
 @pytest.fixture(scope="module")
 def vae_run(tmp_path_factory):
-    """(model_dir, output) of a finished VAE run; copy it before damaging anything."""
-    model_dir = tmp_path_factory.mktemp("bad_input") / "vae"
-    proc = tl.check_ok(tl.run("mnist", *VAE_RUN, f"--model_dir={model_dir}"))
+    """(model_dir, output) of a finished VAE run, started with flags a VAE does not use;
+    copy it before damaging anything."""
+    work = tmp_path_factory.mktemp("bad_input")
+    model_dir = work / "vae"
+    flagfile = work / "extra.flags"
+    flagfile.write_text("".join(f"--{k}={v}\n" for k, v in UNUSED_FROM_FLAGFILE.items()))
+    proc = tl.check_ok(tl.run("mnist", *VAE_RUN, *(f"--{k}={v}" for k, v in UNUSED.items()),
+                              f"--flagfile={flagfile}", f"--model_dir={model_dir}"))
     assert tl.checkpoint_numbers(model_dir) == [2, 4]
     return model_dir, proc.stdout + proc.stderr
 
@@ -57,6 +68,37 @@ def _damaged_copy(vae_run, tmp_path):
     with open(data, "r+b") as f:
         f.truncate(data.stat().st_size // 2)
     return model_dir
+
+
+# ----------------------------------------------------------------- flags that do not apply
+def test_flags_the_variant_does_not_use_are_reported_and_recorded_as_unused(vae_run):
+    import json
+
+    from svae_tf import model as model_lib
+    from svae_tf import runs
+    from trainers import train_lib
+
+    assert set(train_lib.DISCRIMINATOR_VARIANTS) == set(model_lib.VARIANTS) - {"vae"}
+    assert set(train_lib.ENCODER_VARIANTS) == set(model_lib.VARIANTS) - set(model_lib.DECODER_ONLY_VARIANTS)
+
+    model_dir, output = vae_run
+    unused = {**UNUSED, **UNUSED_FROM_FLAGFILE}
+    warnings = [line for line in output.splitlines() if "does not apply" in line]
+    assert len(warnings) == len(unused), output[-3000:]
+    for name, value in unused.items():
+        assert any(f"WARNING: --{name}={value} does not apply" in line and "only, not --variant=vae" in line
+                   for line in warnings), (name, warnings)
+    assert not any("--d_learning_rate" in line for line in warnings)  # not set: no warning
+
+    flags_json = json.loads((model_dir / "flags.json").read_text())
+    assert flags_json["unused_flags"] == unused
+    for name in [*unused, "d_learning_rate", "tpu"]:  # not as if they took effect
+        assert name not in flags_json
+        assert f"--{name}=" not in (model_dir / "flags.txt").read_text()
+    assert flags_json["variant"] == "vae" and flags_json["g_learning_rate"] == 1e-4
+    config = runs.load_config(str(model_dir))
+    assert (config.lam, config.n_disc, config.gradient_penalty_weight, config.discriminator_dropout) == (
+        runs.ModelConfig().lam, 1, 10.0, None)
 
 
 # ----------------------------------------------------------------- damaged checkpoints

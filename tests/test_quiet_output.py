@@ -85,6 +85,7 @@ def test_log_filter_and_level_parsing(monkeypatch):
 def test_trainer_is_quiet_by_default(quiet_run):
     model_dir, proc, output = quiet_run
     _assert_quiet(proc, output)
+    assert "WARNING" not in output  # e.g. no flag reported as unused by a default run
     assert "[svae-tf] Finished: epoch 1" in output
     assert "[svae-tf] Saved checkpoint" in output
 

@@ -15,7 +15,8 @@ call `main`; everything else is here:
 * callbacks: non-finite guard, TensorBoard scalars and images, PNG grids, checkpoints.
 
 Outputs in `model_dir` (user documentation: README.md "Training", BUILD.md "Distributed"):
-`config.json` (`runs.save_config`), `flags.txt` / `flags.json` (the flags used),
+`config.json` (`runs.save_config`), `flags.txt` / `flags.json` (the flags used; flags the
+variant does not use are left out, see `unused_flags`),
 `logs/train`, `logs/validation` (TensorBoard), `samples_epoch_XXX.png`,
 `reconstructions_epoch_XXX.png`, `checkpoints/ckpt-<step>` (`runs.checkpoint_manager`).
 
@@ -65,6 +66,10 @@ from svae_tf import logs as tf_logs
 VARIANTS = ("vae", "svae", "svae_r", "ali", "gan", "wgan_gp")
 FLOW_KINDS = ("none", "coupling", "maf", "iaf")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+# Variants with a discriminator (all but vae) and with an encoder (all but the decoder-only
+# gan, wgan_gp); tests check them against svae_tf.model.
+DISCRIMINATOR_VARIANTS = ("svae", "svae_r", "ali", "gan", "wgan_gp")
+ENCODER_VARIANTS = ("vae", "svae", "svae_r", "ali")
 PRECISIONS = ("none", "mixed_bfloat16", "mixed_float16")
 
 # Defaults of each thin trainer. The paper gives Adam 1e-4 and lambda 0.3 but no batch
@@ -183,6 +188,31 @@ def set_trainer_defaults(trainer):
     """Set the defaults of `trainer` ("mnist", "cifar", "imagenet") on the flags."""
     for name in ("batch_size", "epochs"):
         FLAGS.set_default(name, TRAINERS[trainer][name])
+
+
+# Flags that only some variants use: name -> (the variants that use it, what it sets).
+_VARIANT_FLAGS = {
+    "lam": (("svae_r",), "sVAE-r's lambda, eq. (29)"),
+    "gradient_penalty_weight": (("wgan_gp",), "the WGAN-GP gradient penalty"),
+    "n_disc": (DISCRIMINATOR_VARIANTS, "the discriminator updates per step"),
+    "d_learning_rate": (DISCRIMINATOR_VARIANTS, "the discriminator's learning rate"),
+    "discriminator_dropout": (DISCRIMINATOR_VARIANTS, "the discriminator's dropout"),
+    "flow": (ENCODER_VARIANTS, "the encoder's flow"),
+    "flow_depth": (ENCODER_VARIANTS, "the encoder's flow"),
+}
+
+
+def unused_flags():
+    """{name: why} of the training flags that this run's --variant / --strategy does not
+    use, whether set or not. They are left out of config.json, flags.txt and the top level
+    of flags.json; the ones the user set are listed in flags.json under "unused_flags"."""
+    out = {}
+    for name, (variants, what) in _VARIANT_FLAGS.items():
+        if FLAGS.variant not in variants:
+            out[name] = f"it sets {what}, used by --variant={'|'.join(variants)} only, not --variant={FLAGS.variant}"
+    if FLAGS.strategy != "tpu":
+        out["tpu"] = f"it is read by --strategy=tpu only (this run: --strategy={FLAGS.strategy})"
+    return out
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -542,33 +572,42 @@ def _patch_multi_worker_metric_reduction(model):
 
 # ----------------------------------------------------------------------------- the program
 def _model_config(preset_name):
+    """The ModelConfig of the flags. Flags the variant does not use (`unused_flags`) keep
+    ModelConfig's defaults, so that they neither reach config.json nor stop a resume."""
     from svae_tf import presets, runs
+
+    unused = unused_flags()
+    defaults = {f.name: f.default for f in dataclasses.fields(runs.ModelConfig)}
+
+    def used(name):
+        return defaults[name] if name in unused else FLAGS[name].value
 
     preset = presets.get_preset(preset_name)
     overrides = {}
     if FLAGS.z_dim is not None and FLAGS.z_dim != preset.z_dim:
         overrides["z_dim"] = FLAGS.z_dim
-    flow = FLAGS.flow if FLAGS.flow is not None else preset.flow
-    if flow == "none":
-        depth = 0
-    elif FLAGS.flow_depth is not None:
-        depth = FLAGS.flow_depth
-    else:
-        depth = preset.flow_depth if preset.flow_depth > 0 else 4
-    if flow != "none" and depth == 0:
-        raise app.UsageError(f"--flow_depth=0 with --flow={flow}: give a depth >= 1 or --flow=none.")
-    if flow != preset.flow:
-        overrides["flow"] = flow
-    if depth != preset.flow_depth:
-        overrides["flow_depth"] = depth
+    if "flow" not in unused:
+        flow = FLAGS.flow if FLAGS.flow is not None else preset.flow
+        if flow == "none":
+            depth = 0
+        elif FLAGS.flow_depth is not None:
+            depth = FLAGS.flow_depth
+        else:
+            depth = preset.flow_depth if preset.flow_depth > 0 else 4
+        if flow != "none" and depth == 0:
+            raise app.UsageError(f"--flow_depth=0 with --flow={flow}: give a depth >= 1 or --flow=none.")
+        if flow != preset.flow:
+            overrides["flow"] = flow
+        if depth != preset.flow_depth:
+            overrides["flow_depth"] = depth
     return runs.ModelConfig(
         preset=preset_name,
         preset_overrides=overrides,
         variant=FLAGS.variant,
-        lam=FLAGS.lam,
-        n_disc=FLAGS.n_disc,
-        gradient_penalty_weight=FLAGS.gradient_penalty_weight,
-        discriminator_dropout=FLAGS.discriminator_dropout,
+        lam=used("lam"),
+        n_disc=used("n_disc"),
+        gradient_penalty_weight=used("gradient_penalty_weight"),
+        discriminator_dropout=used("discriminator_dropout"),
         seed=FLAGS.seed,
     )
 
@@ -694,11 +733,19 @@ def run(dataset, preset, trainer="mnist"):
     values = own_flags()
     values.update(dataset=dataset, model_dir=model_dir, image_size=image_size,
                   batch_size=batch_size, steps_per_epoch=steps_per_epoch)
+    unused = unused_flags()
+    unused_set = {name: values[name] for name in unused if FLAGS[name].present}
+    for name, why in unused.items():
+        if name in unused_set:
+            _say(f"WARNING: --{name}={values[name]} does not apply and is ignored: {why}. "
+                 "flags.json lists it under unused_flags.")
+    values = {k: v for k, v in values.items() if k not in unused}
     if is_chief:
         _check_resume_compatible(model_dir, config, values)
         tf.io.gfile.makedirs(model_dir)
         runs.save_config(model_dir, config)
-        runs.atomic_write(os.path.join(model_dir, FLAGS_JSON), json.dumps(values, indent=2, sort_keys=True))
+        record = dict(values, unused_flags=unused_set)
+        runs.atomic_write(os.path.join(model_dir, FLAGS_JSON), json.dumps(record, indent=2, sort_keys=True))
         runs.atomic_write(
             os.path.join(model_dir, FLAGS_TXT),
             "".join(f"--{k}={v}\n" for k, v in sorted(values.items()) if v is not None),

@@ -34,13 +34,20 @@ length; for uncached data (imagenet64) it is a re-read of everything consumed, w
 an epoch-keyed shuffle in `data.load_images` would avoid. The interrupted epoch is finished by
 a first `fit` of `steps_per_epoch - step_in_epoch` steps, then the remaining epochs run
 in a second `fit` with `initial_epoch`. tf.data iterator checkpointing was not used: it
-would store the shuffle buffer (and the in-memory cache) in every checkpoint.
+would store the shuffle buffer (and the in-memory cache) in every checkpoint. A newest
+checkpoint that cannot be read is skipped with a warning naming its damaged file
+(`runs.restore_newest`); when none can be read the run stops.
 
 NaN policy. After every train step the reported losses/metrics are checked; a
 non-finite value stops training with an error (exit status 1) naming the step and the
 last good checkpoint, which is left untouched. Before every checkpoint write, all model
 and optimizer variables are checked with `tf.math.is_finite`; non-finite weights are
 never written (the run stops with the same message). Steps are not skipped.
+
+Other failures stop the run with one line naming the file or tensor (`RunError`, exit
+status 1): bad input data (an undecodable folder image, NaN/Inf in float examples; checked
+by the input pipeline before the data is cached, so before any step uses it) and outputs
+that cannot be written (a checkpoint or PNG; the earlier checkpoints stay intact).
 """
 
 from __future__ import annotations
@@ -66,11 +73,11 @@ from svae_tf import logs as tf_logs
 VARIANTS = ("vae", "svae", "svae_r", "ali", "gan", "wgan_gp")
 FLOW_KINDS = ("none", "coupling", "maf", "iaf")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+PRECISIONS = ("none", "mixed_bfloat16", "mixed_float16")
 # Variants with a discriminator (all but vae) and with an encoder (all but the decoder-only
 # gan, wgan_gp); tests check them against svae_tf.model.
 DISCRIMINATOR_VARIANTS = ("svae", "svae_r", "ali", "gan", "wgan_gp")
 ENCODER_VARIANTS = ("vae", "svae", "svae_r", "ali")
-PRECISIONS = ("none", "mixed_bfloat16", "mixed_float16")
 
 # Defaults of each thin trainer. The paper gives Adam 1e-4 and lambda 0.3 but no batch
 # sizes or epoch counts; those below are ours.

@@ -275,9 +275,12 @@ def weights_checksum(variables):
     return digest.hexdigest()
 
 
-def _say(message):
-    """User-facing progress messages (stdout; absl INFO logging is off by default)."""
-    print(f"[svae-tf] {message}", flush=True)
+def _say(message, *, after_progress_bar=False):
+    """User-facing progress messages (stdout; absl INFO logging is off by default).
+    `after_progress_bar`: called during `fit`, where Keras' progress bar (--verbose=1)
+    leaves the cursor at the end of its line; start a new one."""
+    newline = "\n" if after_progress_bar and FLAGS.verbose == 1 else ""
+    print(f"{newline}[svae-tf] {message}", flush=True)
 
 
 class NonFiniteError(RuntimeError):
@@ -501,7 +504,8 @@ def _make_callbacks(*, model, state, manager, ckpt_every, log_dir, is_chief, mod
             if is_chief:
                 state.last_saved = path
                 _say(f"Saved checkpoint {path} (step {state.data_position}, epoch {state.epoch}, "
-                     f"optimizer step {int(model.g_optimizer.iterations.numpy())}).")
+                     f"optimizer step {int(model.g_optimizer.iterations.numpy())}).",
+                     after_progress_bar=True)
             summaries.flush()
 
     summaries = Summaries()

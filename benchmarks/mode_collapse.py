@@ -46,12 +46,20 @@ DEFAULT_RUNS = [
     "ali,beta1=0.5", "ali,d_learning_rate=4e-4", "ali,n_disc=2", "ali,discriminator_dropout=0",
 ]
 SETTINGS = {  # run-spec key -> (type, default)
+    "preset": (str, "mnist"),
     "beta1": (float, 0.9),
     "g_learning_rate": (float, 1e-4),
     "d_learning_rate": (float, 1e-4),
     "n_disc": (int, 1),
     "discriminator_dropout": (float, None),
+    "lam": (float, 0.3),
+    "r1_weight": (float, 0.0),
+    # Preset fields (ablations of the default recipe).
+    "decoder_dense_batch_norm": (lambda v: {"true": True, "false": False}[v.lower()], None),
+    "disc_x_pooling": (str, None),
 }
+PRESET_SETTINGS = ("decoder_dense_batch_norm", "disc_x_pooling")
+MODEL_SETTINGS = ("n_disc", "discriminator_dropout", "lam", "r1_weight")  # SymmetricVAE arguments
 
 flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
 flags.DEFINE_multi_string("run", DEFAULT_RUNS, "A run spec, repeatable: variant[,key=value...] with keys "
@@ -60,6 +68,8 @@ flags.DEFINE_integer("steps", 600, "Train steps per run (batch 100).")
 flags.DEFINE_integer("every", 100, "Record the probe every N steps.")
 flags.DEFINE_integer("probe_steps", 100, "Discriminator-only steps with a frozen encoder/decoder at the end.")
 flags.DEFINE_integer("seed", 0, "Seed of weights, noise and data order.")
+flags.DEFINE_integer("quality_samples", 1000, "Samples scored for IS/FID at the end (0: none; needs the "
+                     "MNIST classifier of `python -m trainers.classifier`).")
 flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).")
 flags.DEFINE_string("json", None, "Write the results here as JSON.")
 flags.DEFINE_string("markdown", None, "Write the table here as Markdown.")
@@ -77,7 +87,13 @@ def parse_run(spec):
         key, sep, value = pair.partition("=")
         if not sep or key not in SETTINGS:
             raise ValueError(f"--run={spec!r}: {pair!r} is not key=value with key in {list(SETTINGS)}.")
-        settings[key] = SETTINGS[key][0](value)
+        try:
+            settings[key] = SETTINGS[key][0](value)
+        except (KeyError, ValueError) as err:
+            raise ValueError(f"--run={spec!r}: bad value in {pair!r}.") from err
+    if settings["preset"] not in presets.PRESETS or not presets.PRESETS[settings["preset"]].name.startswith("mnist"):
+        raise ValueError(f"--run={spec!r}: preset must be an MNIST preset "
+                         f"{[n for n in presets.PRESETS if n.startswith('mnist')]}.")
     return variant, settings
 
 
@@ -90,8 +106,10 @@ def run(spec, train_images, test_images, fixed_z):
     variant, settings = parse_run(spec)
     keras.utils.set_random_seed(FLAGS.seed)
     model = model_lib.SymmetricVAE(
-        presets.MNIST, variant=variant, n_disc=settings["n_disc"],
-        discriminator_dropout=settings["discriminator_dropout"], seed=FLAGS.seed,
+        presets.get_preset(settings["preset"], **{k: settings[k] for k in PRESET_SETTINGS
+                                                  if settings[k] is not None}),
+        variant=variant, seed=FLAGS.seed,
+        **{key: settings[key] for key in MODEL_SETTINGS},
     )
     adam = keras.optimizers.Adam
     model.compile(
@@ -112,10 +130,12 @@ def run(spec, train_images, test_images, fixed_z):
             print(f"  {spec} step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in point.items() if k != "step"),
                   flush=True)
     seconds = time.perf_counter() - start
-    zq_spread = None
+    zq_spread = rmse = None
     if model.encoder is not None:
         _, z_q = model.encode(test_images)  # [256, z_dim]
         zq_spread = float(np.std(z_q.numpy(), axis=0).mean())
+        rmse = reconstruction_rmse(model, test_images, z_q)
+    quality = sample_quality(model)
     d_step = tf.function(model._discriminator_step)  # the encoder and decoder are not updated
     model.reset_metrics()
     tail = max(1, FLAGS.probe_steps // 4)
@@ -125,7 +145,41 @@ def run(spec, train_images, test_images, fixed_z):
         d_step(next(iterator))
     frozen_d_loss = float(model._trackers["d_loss"].result())
     return dict(run=spec, variant=variant, settings=settings, trajectory=trajectory, seconds=seconds,
-                zq_spread=zq_spread, frozen_d_loss=frozen_d_loss)
+                zq_spread=zq_spread, frozen_d_loss=frozen_d_loss, rmse=rmse, **quality)
+
+
+def reconstruction_rmse(model, test_images, z_q):
+    """RMSE (0-255 scale) of the reconstructions of `test_images` at z_q, with the decoder
+    in inference mode (moving statistics: what sampling, evaluation and export use) and in
+    training mode (batch statistics). Equal when batch norm's moving averages hold the
+    statistics the decoder was trained with."""
+    from svae_tf import metrics
+
+    out = {}
+    for mode, training in (("inference", False), ("batch_stats", True)):
+        recon = model.decode_mean(z_q, training=training)
+        out[mode] = metrics.rmse_255(test_images, recon)
+    return out
+
+
+def sample_quality(model):
+    """IS and FID of `--quality_samples` samples under the project's MNIST classifier
+    (reference: the MNIST test set), or {} when it is off or not trained."""
+    if not FLAGS.quality_samples:
+        return {}
+    from svae_tf import classifiers
+
+    try:
+        extractor = classifiers.MnistClassifier.load()
+    except FileNotFoundError as err:
+        print(f"  no IS/FID: {err}")
+        return {}
+    test = data.load_images("mnist", "test", batch_size=500, data_dir=FLAGS.data_dir)
+    _, reference = classifiers.activations(extractor, test)
+    z = tf.random.stateless_normal((FLAGS.quality_samples, model.preset.z_dim), seed=(FLAGS.seed, 7))
+    batches = (model.sample(500, noise=z[i:i + 500]) for i in range(0, FLAGS.quality_samples, 500))
+    scores = classifiers.sample_quality(extractor, batches, reference)
+    return dict(inception_score=scores["inception_score"], fid=scores["fid"])
 
 
 def markdown(results, reference, command):
@@ -139,14 +193,20 @@ def markdown(results, reference, command):
         f"**{reference:.4f}**. Chance discriminator loss: 2 ln 2 = {2 * math.log(2):.3f}.",
         "",
         "| run | " + " | ".join(f"spread @{p['step']}" for p in results[0]["trajectory"])
-        + " | d_loss (last) | z_q spread | frozen-G d_loss | s |",
-        "|---|" + "---:|" * (len(results[0]["trajectory"]) + 4),
+        + " | d_loss (last) | z_q spread | frozen-G d_loss | IS | FID | RMSE inference / batch stats | s |",
+        "|---|" + "---:|" * (len(results[0]["trajectory"]) + 7),
     ]
+
+    def fmt(value, spec):
+        return "—" if value is None else format(value, spec)
+
     for r in results:
-        zq = "—" if r["zq_spread"] is None else f"{r['zq_spread']:.3f}"
+        rmse = r.get("rmse")
+        rmse = "—" if rmse is None else f"{rmse['inference']:.1f} / {rmse['batch_stats']:.1f}"
         lines.append(
             f"| {r['run']} | " + " | ".join(f"{p['sample_spread']:.4f}" for p in r["trajectory"])
-            + f" | {r['trajectory'][-1]['d_loss']:.3f} | {zq} | {r['frozen_d_loss']:.3f} | {r['seconds']:.0f} |"
+            + f" | {r['trajectory'][-1]['d_loss']:.3f} | {fmt(r['zq_spread'], '.3f')} | {r['frozen_d_loss']:.3f}"
+            + f" | {fmt(r.get('inception_score'), '.2f')} | {fmt(r.get('fid'), '.1f')} | {rmse} | {r['seconds']:.0f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -159,11 +219,11 @@ def main(argv):
                                     shuffle=True, seed=FLAGS.seed, repeat=True, drop_remainder=True)
     test_images = next(iter(data.load_images("mnist", "test", batch_size=256, data_dir=FLAGS.data_dir)))
     reference = spread(test_images[:64])
-    fixed_z = tf.random.stateless_normal((64, presets.MNIST.z_dim), seed=(FLAGS.seed, 1))
+    fixed_z = tf.random.stateless_normal((64, presets.MNIST.z_dim), seed=(FLAGS.seed, 1))  # all MNIST presets
     print(f"sample_spread of 64 real test images: {reference:.4f}")
     results = [run(spec, train_images, test_images, fixed_z) for spec in FLAGS.run]
     command = " ".join(["python -m benchmarks.mode_collapse", *(f"--run={spec}" for spec in FLAGS.run)]
-                       + [f"--{name}={FLAGS[name].value}" for name in ("steps", "every", "probe_steps", "seed")])
+                       + [f"--{name}={FLAGS[name].value}" for name in ("steps", "every", "probe_steps", "seed", "quality_samples")])
     table = markdown(results, reference, command)
     print(table)
     report = dict(command=command, machine=machine.cpu_model(), cores=os.cpu_count(),

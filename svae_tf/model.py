@@ -24,16 +24,23 @@ x ~ p(x|z) on the other side (same kind of pixels on both joints); the
 binarized/quantized target is used for the likelihood only.
 """
 
+import contextlib
+
 import keras
 import tensorflow as tf
 
-from svae_tf import distributions, flows, networks, objectives
+from svae_tf import distributions, flows, networks, objectives, presets
 
 VARIANTS = ("vae", "svae", "svae_r", "ali", "gan", "wgan_gp")
 JOINT_VARIANTS = ("svae", "svae_r", "ali")
 DECODER_ONLY_VARIANTS = ("gan", "wgan_gp")
 
+# Stateless counterparts of the samplers, for noise drawn from a user's int seed.
+_STATELESS = {keras.random.normal: tf.random.stateless_normal,
+              keras.random.uniform: tf.random.stateless_uniform}
 
+
+@keras.saving.register_keras_serializable(package="svae_tf")
 class SymmetricVAE(keras.Model):
     """Encoder q(z|x) (+ flow), decoder p(x|z) and discriminator f, trained as `variant`.
 
@@ -46,6 +53,10 @@ class SymmetricVAE(keras.Model):
       discriminator_dropout: overrides the preset's dropout rates (None keeps them).
       seed: seed of the model's noise (initial state of its SeedGenerators). Initial
         weights and dropout come from Keras' global RNG: `keras.utils.set_random_seed`.
+      r1_weight: gamma of the R1 penalty (gamma / 2) ||grad_{x, z} f||^2 on the
+        discriminator at data pairs (x, z_q) (x alone for gan); 0 turns it off. It is
+        zero-centred at the data, so f still estimates log p(x,z) - log q(x,z) (eq. 11)
+        where the joints differ; label smoothing or a hard Lipschitz constraint would not.
     """
 
     def __init__(
@@ -57,6 +68,7 @@ class SymmetricVAE(keras.Model):
         gradient_penalty_weight=10.0,
         discriminator_dropout=None,
         seed=0,
+        r1_weight=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -66,15 +78,28 @@ class SymmetricVAE(keras.Model):
             raise ValueError(f"lam (lambda of eq. 29) must be >= 0, got {lam}.")
         if n_disc < 1:
             raise ValueError(f"n_disc must be >= 1, got {n_disc}.")
+        if r1_weight < 0:
+            raise ValueError(f"r1_weight must be >= 0, got {r1_weight}.")
+        if isinstance(preset, dict):
+            preset = presets.Preset.from_config(preset)
         self.preset = preset
+        self._init_args = dict(variant=variant, lam=lam, n_disc=n_disc,
+                               gradient_penalty_weight=gradient_penalty_weight,
+                               discriminator_dropout=discriminator_dropout, seed=seed,
+                               r1_weight=r1_weight)
         self.variant = variant
         self.lam = float(lam)
         self.n_disc = int(n_disc)
         self.gradient_penalty_weight = float(gradient_penalty_weight)
+        self.r1_weight = float(r1_weight)
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise")
-        # Evaluation has its own stream, so that evaluating never shifts training noise.
+        # Evaluation (test_step) and the public inference methods (sample, encode,
+        # __call__/predict, elbo) have streams of their own, so that neither ever
+        # shifts the training noise.
         self.eval_seed_generator = keras.random.SeedGenerator(seed + 1, name="eval_noise")
+        self.inference_seed_generator = keras.random.SeedGenerator(seed + 2, name="inference_noise")
         self._active_seed_generator = self.seed_generator
+        self._stateless_draws = 0  # draws so far from an int seed (see `_noise`)
 
         self.decoder = networks.build_decoder(preset)
         self.encoder = self.flow = None
@@ -93,6 +118,22 @@ class SymmetricVAE(keras.Model):
         }
         self.built = True  # every sub-network is built above
 
+    # ----------------------------------------------------------------- saving
+    def get_config(self):
+        """What `__init__` needs: `model.save("m.keras")` / `keras.saving.load_model` work."""
+        config = super().get_config()
+        config.update(preset=self.preset.to_config(), **self._init_args)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def get_compile_config(self):
+        # The two optimizers are not a Keras compile config: a loaded model is not
+        # compiled; call compile() again to train it (checkpoints resume training).
+        return None
+
     # ---------------------------------------------------------------- metrics
     def _metric_names(self):
         names = ["g_loss"]
@@ -106,6 +147,8 @@ class SymmetricVAE(keras.Model):
             names.append("log_qz_given_x")
         if self.variant == "wgan_gp":
             names.append("gradient_penalty")
+        if self.r1_weight and self.discriminator is not None:
+            names.append("r1_penalty")
         if self.encoder is not None:
             names.append("elbo")
         return names
@@ -131,13 +174,28 @@ class SymmetricVAE(keras.Model):
             self._trackers[name].update_state(value)
 
     # --------------------------------------------------------------- compile
-    def compile(self, g_optimizer=None, d_optimizer=None, jit_compile=False, **kwargs):
+    def compile(self, g_optimizer=None, d_optimizer=None, jit_compile=False, optimizer=None, **kwargs):
         """Two Adam optimizers (learning rate 1e-4 as in the paper) unless given.
 
-        Call inside `strategy.scope()` when training under a tf.distribute strategy
-        (keras #20164): the optimizers' variables must be mirrored like the model's.
-        `jit_compile` is explicit (Keras' "auto" would pick XLA on some devices only).
+        `optimizer` (Keras' usual name) is the encoder/decoder optimizer, `g_optimizer`;
+        giving both raises TypeError. Call inside `strategy.scope()` when training under a
+        tf.distribute strategy (keras #20164): the optimizers' variables must be mirrored
+        like the model's. `jit_compile` is explicit (Keras' "auto" would pick XLA on some
+        devices only). Keras losses and metrics do not apply (the losses are the
+        variant's): passing `loss` or `metrics` raises TypeError.
         """
+        if optimizer is not None:
+            if g_optimizer is not None:
+                raise TypeError("compile() got both `optimizer` and `g_optimizer`; `optimizer` is "
+                                "the encoder/decoder optimizer (g_optimizer), the discriminator's "
+                                "is `d_optimizer`.")
+            g_optimizer = keras.optimizers.get(optimizer)
+        for name in ("loss", "metrics", "loss_weights", "weighted_metrics"):
+            if kwargs.get(name) is not None:
+                raise TypeError(f"compile(): SymmetricVAE's losses and metrics are its variant's; "
+                                f"`{name}` does not apply. Give g_optimizer / d_optimizer only.")
+        if isinstance(d_optimizer, str):
+            d_optimizer = keras.optimizers.get(d_optimizer)
         self.g_optimizer = g_optimizer or keras.optimizers.Adam(1e-4, name="g_adam")
         self.d_optimizer = None
         if self.discriminator is not None:
@@ -165,25 +223,60 @@ class SymmetricVAE(keras.Model):
         Drawing for the global batch and slicing makes the noise of example i the same
         whatever the number of replicas (MirroredStrategy == one device, tested).
         """
+        seed = self._active_seed_generator
+        if isinstance(seed, int):  # a user's seed: the i-th draw of the call uses (seed, i)
+            seed, self._stateless_draws = (seed, self._stateless_draws), self._stateless_draws + 1
+            sampler = _STATELESS[sampler]
+
+        def draw(shape):
+            return sampler(shape, seed=seed)
+
         context = tf.distribute.get_replica_context()
         replicas = context.num_replicas_in_sync if context is not None else 1
         if replicas == 1:
-            return sampler((batch_size, *event_shape), seed=self._active_seed_generator)
+            return draw((batch_size, *event_shape))
         replica = context.replica_id_in_sync_group
-        noise = sampler((batch_size * replicas, *event_shape), seed=self._active_seed_generator)
+        noise = draw((batch_size * replicas, *event_shape))
         return noise[replica * batch_size : (replica + 1) * batch_size]
+
+    @contextlib.contextmanager
+    def _noise_from(self, source):
+        """Draw the model's noise from `source` (a SeedGenerator or an int seed) inside."""
+        saved = self._active_seed_generator, self._stateless_draws
+        self._active_seed_generator, self._stateless_draws = source, 0
+        try:
+            yield
+        finally:
+            self._active_seed_generator, self._stateless_draws = saved
+
+    def _inference_noise(self, seed):
+        """Noise of a public method: `seed` (int, reproducible), else the stream chosen by
+        an enclosing `_noise_from` (evaluation, a seeded `predict`), else the inference
+        stream; never the training stream."""
+        if seed is not None and not isinstance(seed, int):
+            raise TypeError(f"seed must be an int or None, got {type(seed).__name__}.")
+        if seed is None and self._active_seed_generator is not self.seed_generator:
+            return contextlib.nullcontext()
+        return self._noise_from(self.inference_seed_generator if seed is None else seed)
 
     def posterior(self, images, training=False):
         """q(z|x) for images [B, H, W, C] in [0, 1]: batch [B], event [z_dim]."""
         out = tf.cast(self.encoder(images, training=training), tf.float32)
         return distributions.posterior(out, self.flow.bijector())
 
-    def encode(self, images, noise=None, training=False):
-        """z ~ q(z|x) [B, z_dim] by reparameterisation (noise ~ N(0, I), drawn if None)."""
+    def _encode(self, images, noise=None, training=False):
+        """(q(z|x), z ~ q(z|x) [B, z_dim]) by reparameterisation; the noise ~ N(0, I) comes
+        from the active stream when not given."""
         q = self.posterior(images, training)
         if noise is None:
             noise = self._normal(tf.shape(images)[0], (self.preset.z_dim,))
         return q, distributions.reparameterized_sample(q, noise)
+
+    def encode(self, images, noise=None, training=False, seed=None):
+        """(q(z|x), z ~ q(z|x) [B, z_dim]); noise ~ N(0, I) given, or drawn from `seed`
+        (int: reproducible) or the inference stream (never the training stream)."""
+        with self._inference_noise(seed):
+            return self._encode(images, noise, training)
 
     def decode(self, z, training=False):
         """Likelihood parameters [B, H, W, P] of p(x|z)."""
@@ -199,29 +292,65 @@ class SymmetricVAE(keras.Model):
         target = distributions.likelihood_target(likelihood, images, noise)
         return distributions.log_likelihood(likelihood, params, target)
 
-    def elbo(self, images, training=False):
-        """One-sample estimate of the ELBO (1) per image [B], in nats."""
-        q, z = self.encode(images, training=training)
+    def _elbo(self, images, training=False):
+        q, z = self._encode(images, training=training)
         log_px = self.log_likelihood(self.decode(z, training), images)
         log_pz = distributions.prior(self.preset.z_dim).log_prob(z)
         return -objectives.negative_elbo(log_px, log_pz, q.log_prob(z))
 
-    def call(self, images, training=False):
-        """Reconstruction x -> z -> x (decoder mean), for Keras-style use."""
-        _, z = self.encode(images, training=training)
+    def elbo(self, images, training=False, seed=None):
+        """One-sample estimate of the ELBO (1) per image [B], in nats (noise as `encode`)."""
+        with self._inference_noise(seed):
+            return self._elbo(images, training)
+
+    def call(self, images, training=False, seed=None):
+        """Reconstruction x -> z -> x (decoder mean), for Keras-style use (noise as `encode`)."""
+        _, z = self.encode(images, training=training, seed=seed)
         return self.decode_mean(z, training)
+
+    def sample(self, num_samples, noise=None, seed=None):
+        """Images [N, H, W, C] in [0, 1]: decoder means at z ~ p(z) (`noise` [N, z_dim],
+        else drawn from `seed` or the inference stream)."""
+        if noise is None:
+            with self._inference_noise(seed):
+                noise = self._normal(num_samples, (self.preset.z_dim,))
+        return self.decode_mean(noise)
+
+    def predict(self, x, *args, seed=None, **kwargs):
+        """Keras `predict` (reconstructions); `seed` makes its noise reproducible."""
+        if seed is None:
+            return super().predict(x, *args, **kwargs)
+        self.predict_function = None  # traced anew with the seeded stream, then dropped
+        try:
+            with self._noise_from(keras.random.SeedGenerator(seed, name="predict_noise")):
+                return super().predict(x, *args, **kwargs)
+        finally:
+            self.predict_function = None
 
     # ----------------------------------------------------------- train step
     def _joints(self, images, training):
-        """Samples of both joints: encoder pair (x, z_q) and decoder pair (x_p, z_p)."""
+        """Samples of both joints: encoder pair (x, z_q) and decoder pair (x_p, z_p).
+
+        Also `params_q` [B, H, W, P], the decoder at z_q (sVAE-r's reconstruction term),
+        from the *same* decoder call as x_p: the decoder runs once per step on
+        [z_p; z_q], so batch norm normalises both halves with one set of batch statistics,
+        the one its moving averages then hold (inference mode = what was trained). Both
+        the discriminator and the encoder/decoder step decode that concatenation, so
+        every training-mode decoder pass sees the same mixture.
+        """
         batch_size = tf.shape(images)[0]
         z_p = self._normal(batch_size, (self.preset.z_dim,))  # [B, z_dim] ~ p(z)
-        params_p = self.decode(z_p, training)  # [B, H, W, P]
-        x_p = distributions.likelihood_mean(self.preset.likelihood, params_p)
         z_q = None
         if self.encoder is not None:
-            _, z_q = self.encode(images, training=training)  # z_q ~ q(z|x)
-        return dict(z_q=z_q, x_p=x_p, z_p=z_p)
+            _, z_q = self._encode(images, training=training)  # z_q ~ q(z|x)
+        params_q = None
+        if self.variant == "svae_r":
+            params = self.decode(tf.concat([z_p, z_q], axis=0), training)  # [2B, H, W, P]
+            params_p, params_q = tf.split(params, 2, axis=0)
+        else:
+            params_p = self.decode(z_p, training)  # [B, H, W, P]
+        x_p = distributions.likelihood_mean(self.preset.likelihood, params_p)
+        return dict(z_q=z_q, x_p=x_p, z_p=z_p, params_q=params_q)
 
     def _discriminate(self, images, z_q, x_p, z_p, training=True):
         """Logits (f_q [B], f_p [B]) on both joints, in one call on the 2B pairs
@@ -244,6 +373,9 @@ class SymmetricVAE(keras.Model):
                 per_example += self.gradient_penalty_weight * penalty
             else:
                 per_example = objectives.discriminator_loss(f_q, f_p)
+            if self.r1_weight:
+                r1 = self._r1_penalty(images, z_q)
+                per_example += 0.5 * self.r1_weight * r1
             loss = tf.nn.compute_average_loss(per_example)
             scaled_loss = self.d_optimizer.scale_loss(loss)  # identity unless LossScaleOptimizer
         variables = self.discriminator.trainable_variables
@@ -252,6 +384,16 @@ class SymmetricVAE(keras.Model):
         self._track(d_loss=per_example, **self._accuracies(f_q, f_p))
         if self.variant == "wgan_gp":
             self._track(gradient_penalty=penalty)
+        if self.r1_weight:
+            self._track(r1_penalty=r1)
+
+    def _r1_penalty(self, images, z_q):
+        """||grad f||^2 [B] at the data pairs (x, z_q), over x and z (Mescheder et al. 2018)."""
+        inputs = [images, z_q] if self.variant in JOINT_VARIANTS else [images]
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            f = self.discriminator(inputs if len(inputs) > 1 else inputs[0], training=True)
+        return tf.add_n([objectives.squared_norm(g) for g in tape.gradient(f, inputs)])
 
     def _accuracies(self, f_q, f_p):
         """Per-pair correctness [B] of the discriminator on each joint. Its logit estimates
@@ -274,7 +416,7 @@ class SymmetricVAE(keras.Model):
         with tf.GradientTape() as tape:
             tracked = {}
             if self.variant == "vae":
-                q, z_q = self.encode(images, training=True)
+                q, z_q = self._encode(images, training=True)
                 log_px = self.log_likelihood(self.decode(z_q, True), images)
                 log_pz = distributions.prior(self.preset.z_dim).log_prob(z_q)
                 per_example = objectives.negative_elbo(log_px, log_pz, q.log_prob(z_q))
@@ -286,15 +428,11 @@ class SymmetricVAE(keras.Model):
                 if self.variant == "svae":
                     per_example = objectives.svae_generator_loss(f_q, f_p)
                 elif self.variant == "svae_r":
-                    # Second training-mode passes of the decoder (on z_q) and the encoder (on
-                    # x_p): batch norm's moving averages blend two sets of batch statistics,
-                    # so the inference-mode networks differ from the trained ones (README,
-                    # known limitations). Tried and worse: one decoder call on [z_p; z_q]
-                    # diverged (held-out ELBO -3.8e4 after 200 steps); an inference-mode
-                    # reconstruction pass decoupled it from the adversarial pass, whose
-                    # samples then collapsed (IS 1.00 after 11 CPU-minutes, against 3.60).
-                    log_px = self.log_likelihood(self.decode(z_q, True), images)
-                    log_qz = self.posterior(x_p, training=True).log_prob(z_p)
+                    log_px = self.log_likelihood(s["params_q"], images)
+                    # log q(z_p|x_p): the encoder in inference mode, so that its batch
+                    # norm only ever normalises real images with batch statistics
+                    # (enc(x) above), and x_p with the moving averages it is used with.
+                    log_qz = self.posterior(x_p, training=False).log_prob(z_p)
                     per_example = objectives.svae_r_generator_loss(
                         f_q, f_p, log_px, log_qz, self.lam
                     )
@@ -328,24 +466,15 @@ class SymmetricVAE(keras.Model):
         Noise comes from `eval_seed_generator` (chosen while tracing), so evaluation
         leaves the training noise stream untouched.
         """
-        self._active_seed_generator = self.eval_seed_generator
-        try:
+        with self._noise_from(self.eval_seed_generator):
             return self._evaluate_batch(data)
-        finally:
-            self._active_seed_generator = self.seed_generator
 
     def _evaluate_batch(self, data):
         images = tf.cast(data[0] if isinstance(data, (tuple, list)) else data, tf.float32)
         if self.encoder is not None:
-            self._track(elbo=self.elbo(images, training=False))
+            self._track(elbo=self._elbo(images, training=False))
         if self.discriminator is not None:
             s = self._joints(images, training=False)
             f_q, f_p = self._discriminate(images, s["z_q"], s["x_p"], s["z_p"], training=False)
             self._track(**self._accuracies(f_q, f_p))
         return self._results(self._test_metric_names)
-
-    def sample(self, num_samples, noise=None):
-        """Images [N, H, W, C] in [0, 1]: decoder means at z ~ p(z)."""
-        if noise is None:
-            noise = self._normal(num_samples, (self.preset.z_dim,))
-        return self.decode_mean(noise)

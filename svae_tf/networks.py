@@ -34,7 +34,12 @@ def build_decoder(preset):
     z = keras.Input((preset.z_dim,), name="z")
     h = z
     for units in preset.decoder_dense:
-        h = keras.layers.Dense(units, activation="relu")(h)
+        if preset.decoder_dense_batch_norm:
+            h = keras.layers.Dense(units, use_bias=False)(h)
+            h = keras.layers.BatchNormalization(synchronized=True)(h)
+            h = keras.layers.ReLU()(h)
+        else:
+            h = keras.layers.Dense(units, activation="relu")(h)
     h = keras.layers.Reshape(preset.decoder_start)(h)
     for spec in preset.decoder_deconvs:
         h = _conv_bn_relu(h, spec, transpose=True)
@@ -48,8 +53,8 @@ def build_decoder(preset):
 def build_discriminator(preset, joint=True, dropout=None):
     """f(x, z) (joint=True) or f(x) (decoder-only GAN/IPM reductions) -> one logit [B].
 
-    x branch: convs with LeakyReLU (+ dropout) and global average pooling; z branch: an
-    MLP; the two are concatenated and an MLP gives the logit. `dropout` overrides the
+    x branch: convs with LeakyReLU (+ dropout), then global average pooling or flatten
+    (`preset.disc_x_pooling`); z branch: an MLP; the two are concatenated and an MLP gives the logit. `dropout` overrides the
     preset's dropout rates (0 makes the network deterministic, e.g. for tests).
     """
     def rate(r):
@@ -62,7 +67,13 @@ def build_discriminator(preset, joint=True, dropout=None):
         h = keras.layers.LeakyReLU(preset.leaky_slope)(h)
         if rate(spec.dropout):
             h = keras.layers.Dropout(rate(spec.dropout))(h)
-    h = keras.layers.GlobalAveragePooling2D()(h)
+    if preset.disc_x_pooling == "flatten":
+        h = keras.layers.Flatten()(h)  # [B, h * w * filters]
+    elif preset.disc_x_pooling == "average":
+        h = keras.layers.GlobalAveragePooling2D()(h)  # [B, filters]
+    else:
+        raise ValueError(f"Unknown disc_x_pooling {preset.disc_x_pooling!r}; "
+                         "expected 'average' or 'flatten'.")
     inputs = [images]
     if joint:
         z = keras.Input((preset.z_dim,), name="z")

@@ -103,8 +103,12 @@ def gradient_penalty(gradients, epsilon=1e-12):
     per example. The epsilon inside the square root keeps the gradient of the norm
     finite at zero (keras-io #415).
     """
-    squared = tf.reduce_sum(tf.square(gradients), axis=tf.range(1, tf.rank(gradients)))
-    return tf.square(tf.sqrt(squared + epsilon) - 1.0)
+    return tf.square(tf.sqrt(squared_norm(gradients) + epsilon) - 1.0)
+
+
+def squared_norm(gradients):
+    """||g||_2^2 per example [B] of `gradients` [B, ...] (R1 penalty: at data pairs)."""
+    return tf.reduce_sum(tf.square(gradients), axis=tf.range(1, tf.rank(gradients)))
 
 
 def negative_elbo(log_px_given_z, log_pz, log_qz_given_x):

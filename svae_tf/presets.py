@@ -10,6 +10,7 @@ optional dropout, and no batch normalisation.
 """
 
 import dataclasses
+import json
 from typing import NamedTuple
 
 
@@ -43,8 +44,12 @@ class Preset:
     decoder_start: tuple = ()  # (h, w, c)
     decoder_deconvs: tuple = ()
     decoder_out_kernel: int = 3
-    # f(x, z): x branch convs + global average pooling; z branch dense; joint dense; 1 logit.
+    # Batch norm (then ReLU) after each of the decoder's dense layers (A.1-A.3 have none).
+    decoder_dense_batch_norm: bool = False
+    # f(x, z): x branch convs, then "average" (global average pooling, as in A.1-A.3) or
+    # "flatten" (keeps where features are); z branch dense; joint dense; 1 logit.
     disc_x_convs: tuple = ()
+    disc_x_pooling: str = "average"
     disc_z_dense: tuple = ()
     disc_joint_dense: tuple = ()
     leaky_slope: float = 0.2
@@ -54,10 +59,21 @@ class Preset:
         h, w, c = self.image_shape
         return h * w * c
 
+    def to_config(self):
+        """A JSON-compatible dict of every field (layer specs as lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
 
-# Appendix A.1, exactly as issue #2 fixes it (so its speed compares with other implementations).
-MNIST = Preset(
-    name="mnist",
+    @classmethod
+    def from_config(cls, config):
+        """The preset of `to_config` (lists become tuples, layer specs Conv/Dense again)."""
+        return cls(**{name: _from_json(name, value) for name, value in config.items()})
+
+
+# Appendix A.1 exactly: the paper's MNIST networks (speed comparisons with other
+# implementations use it). GAN, ALI and sVAE collapse with it within 600 steps
+# (benchmarks/results/mode_collapse.md).
+MNIST_A1 = Preset(
+    name="mnist_a1",
     image_shape=(28, 28, 1),
     z_dim=64,
     likelihood="bernoulli",
@@ -75,9 +91,18 @@ MNIST = Preset(
     disc_joint_dense=(Dense(512, dropout=0.2),),
 )
 
+# The default MNIST recipe: A.1 with two deviations, each needed (neither alone suffices)
+# for GAN, ALI and sVAE not to collapse (benchmarks/results/mode_collapse.md):
+# - batch norm on the decoder's two dense layers (`decoder_dense_batch_norm`);
+# - the discriminator's x branch flattens its 7x7x64 features instead of averaging them
+#   away (`disc_x_pooling="flatten"`), so f(x, z) sees where strokes are.
+MNIST = dataclasses.replace(
+    MNIST_A1, name="mnist", decoder_dense_batch_norm=True, disc_x_pooling="flatten"
+)
+
 # Appendix A.2 (our reading of the figure; z has 100 features).
-CIFAR10 = Preset(
-    name="cifar10",
+CIFAR10_A2 = Preset(
+    name="cifar10_a2",
     image_shape=(32, 32, 3),
     z_dim=100,
     likelihood="discretized_logistic",
@@ -100,8 +125,8 @@ CIFAR10 = Preset(
 )
 
 # Appendix A.3 (z has 2048 features).
-IMAGENET64 = Preset(
-    name="imagenet64",
+IMAGENET64_A3 = Preset(
+    name="imagenet64_a3",
     image_shape=(64, 64, 3),
     z_dim=2048,
     likelihood="discretized_logistic",
@@ -127,7 +152,17 @@ IMAGENET64 = Preset(
     disc_joint_dense=(Dense(1024, dropout=0.2),),
 )
 
-PRESETS = {p.name: p for p in (MNIST, CIFAR10, IMAGENET64)}
+# The default CIFAR-10 and ImageNet 64 recipes: the same two deviations as `MNIST`
+# (their decoders and discriminators have the same shape as A.1's).
+CIFAR10 = dataclasses.replace(
+    CIFAR10_A2, name="cifar10", decoder_dense_batch_norm=True, disc_x_pooling="flatten"
+)
+IMAGENET64 = dataclasses.replace(
+    IMAGENET64_A3, name="imagenet64", decoder_dense_batch_norm=True, disc_x_pooling="flatten"
+)
+
+PRESETS = {p.name: p for p in (MNIST, MNIST_A1, CIFAR10, CIFAR10_A2, IMAGENET64, IMAGENET64_A3)}
+DISC_X_POOLINGS = ("average", "flatten")
 
 
 def get_preset(name, **overrides):
@@ -144,6 +179,19 @@ def get_preset(name, **overrides):
     if unknown:
         raise ValueError(f"Unknown preset fields {unknown}; expected some of {sorted(fields)}.")
     return dataclasses.replace(base, **{k: _like(getattr(base, k), v) for k, v in overrides.items()})
+
+
+_LAYER_SPECS = {"encoder_convs": Conv, "decoder_deconvs": Conv, "disc_x_convs": Conv,
+                "disc_z_dense": Dense, "disc_joint_dense": Dense}
+
+
+def _from_json(name, value):
+    """A field's value decoded from JSON: lists -> tuples, layer specs -> Conv/Dense."""
+    if not isinstance(value, (list, tuple)):
+        return value
+    spec = _LAYER_SPECS.get(name)
+    return tuple(spec(*v) if spec and isinstance(v, (list, tuple)) else
+                 (tuple(v) if isinstance(v, list) else v) for v in value)
 
 
 def _like(default, value):

@@ -43,13 +43,14 @@ class ModelConfig:
     gradient_penalty_weight: float = 10.0
     discriminator_dropout: float | None = None
     seed: int = 0
+    r1_weight: float = 0.0
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text):
-        return cls(**json.loads(text))
+        return cls(**json.loads(text))  # fields added later take their defaults
 
 
 def build_model(config):

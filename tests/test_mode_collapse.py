@@ -13,11 +13,16 @@ from benchmarks import mode_collapse
 def test_parse_run_fills_defaults_and_converts_types():
     variant, settings = mode_collapse.parse_run("ali,beta1=0.5,n_disc=2")
     assert variant == "ali"
-    assert settings == dict(beta1=0.5, g_learning_rate=1e-4, d_learning_rate=1e-4, n_disc=2,
-                            discriminator_dropout=None)
+    assert settings == dict(preset="mnist", beta1=0.5, g_learning_rate=1e-4, d_learning_rate=1e-4,
+                            n_disc=2, discriminator_dropout=None, lam=0.3, r1_weight=0.0,
+                            decoder_dense_batch_norm=None, disc_x_pooling=None)
+    _, settings = mode_collapse.parse_run("gan,preset=mnist_a1,decoder_dense_batch_norm=true")
+    assert (settings["preset"], settings["decoder_dense_batch_norm"]) == ("mnist_a1", True)
 
 
-@pytest.mark.parametrize("spec, named", [("vae", "vae"), ("ali,lr=1", "lr=1"), ("svae,beta1", "beta1")])
+@pytest.mark.parametrize("spec, named", [("vae", "vae"), ("ali,lr=1", "lr=1"), ("svae,beta1", "beta1"),
+                                         ("gan,preset=cifar10", "preset"),
+                                         ("gan,decoder_dense_batch_norm=maybe", "maybe")])
 def test_parse_run_names_the_bad_entry(spec, named):
     with pytest.raises(ValueError, match=named):
         mode_collapse.parse_run(spec)
@@ -34,7 +39,7 @@ def test_two_step_run_writes_the_table_and_json(tmp_path, data_dir):
     out = tmp_path / "probe.json"
     subprocess.run(
         [sys.executable, "-m", "benchmarks.mode_collapse", "--run=gan", "--run=ali,n_disc=2", "--steps=2",
-         "--every=1", "--probe_steps=2", f"--data_dir={data_dir}", f"--json={out}",
+         "--every=1", "--probe_steps=2", "--quality_samples=0", f"--data_dir={data_dir}", f"--json={out}",
          f"--markdown={tmp_path / 'probe.md'}"],
         check=True, capture_output=True,
     )
@@ -42,5 +47,8 @@ def test_two_step_run_writes_the_table_and_json(tmp_path, data_dir):
     assert [r["run"] for r in report["runs"]] == ["gan", "ali,n_disc=2"]
     assert [p["step"] for p in report["runs"][1]["trajectory"]] == [1, 2]
     assert report["runs"][0]["zq_spread"] is None and report["runs"][1]["zq_spread"] > 0
+    assert report["runs"][0]["rmse"] is None
+    rmse = report["runs"][1]["rmse"]  # decoder in inference mode and with batch statistics
+    assert set(rmse) == {"inference", "batch_stats"} and all(0 < v < 255 for v in rmse.values())
     assert 0 < report["real_sample_spread"] < 0.5
     assert "| ali,n_disc=2 |" in (tmp_path / "probe.md").read_text()

@@ -67,12 +67,14 @@ import time
 from absl import app, flags, logging
 
 from svae_tf import logs as tf_logs
+from svae_tf import presets  # plain data: no TensorFlow import
 
 # Kept equal to svae_tf.model.VARIANTS / svae_tf.flows.FLOW_KINDS (tests check it). They are
 # repeated here so that flags are validated before TensorFlow is imported.
 VARIANTS = ("vae", "svae", "svae_r", "ali", "gan", "wgan_gp")
 FLOW_KINDS = ("none", "coupling", "maf", "iaf")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+PRESET_NAMES = tuple(presets.PRESETS)
 PRECISIONS = ("none", "mixed_bfloat16", "mixed_float16")
 # Variants with a discriminator (all but vae) and with an encoder (all but the decoder-only
 # gan, wgan_gp); tests check them against svae_tf.model.
@@ -99,12 +101,16 @@ FLAGS = flags.FLAGS
 # ----------------------------------------------------------------------------- flags
 # Model.
 flags.DEFINE_enum("variant", "svae_r", VARIANTS, "Model/objective: vae, svae, svae_r, ali, gan, wgan_gp.")
+flags.DEFINE_enum("preset", None, PRESET_NAMES, "Network architecture (svae_tf.presets); default: the trainer's "
+                  "(mnist, cifar10, imagenet64: the paper's Appendix A networks with the fixes that keep the "
+                  "adversarial variants from collapsing; mnist_a1, cifar10_a2, imagenet64_a3: Appendix A exactly).")
 flags.DEFINE_float("lam", 0.3, "lambda of sVAE-r, eq. (29) (paper: 0.3).", lower_bound=0.0)
 flags.DEFINE_integer("z_dim", None, "Latent size; default: the preset's (MNIST 64, CIFAR 100, ImageNet 2048).", lower_bound=1)
 flags.DEFINE_enum("flow", None, FLOW_KINDS, "Normalizing flow on q(z|x); default: the preset's (MNIST coupling, others none).")
 flags.DEFINE_integer("flow_depth", None, "Flow layers; default: the preset's, or 4 when --flow turns a flow on.", lower_bound=0)
 flags.DEFINE_integer("n_disc", 1, "Discriminator updates per encoder/decoder update.", lower_bound=1)
 flags.DEFINE_float("gradient_penalty_weight", 10.0, "WGAN-GP penalty weight.", lower_bound=0.0)
+flags.DEFINE_float("r1_weight", 0.0, "gamma of the R1 penalty (gamma/2 ||grad_{x,z} f||^2 at data pairs) on the discriminator; 0: off.", lower_bound=0.0)
 flags.DEFINE_float("discriminator_dropout", None, "Overrides the preset's discriminator dropout rates.", lower_bound=0.0, upper_bound=0.99)
 # Optimisation.
 flags.DEFINE_integer("batch_size", 100, "Global batch size (split over replicas).", lower_bound=1)
@@ -204,6 +210,7 @@ _VARIANT_FLAGS = {
     "n_disc": (DISCRIMINATOR_VARIANTS, "the discriminator updates per step"),
     "d_learning_rate": (DISCRIMINATOR_VARIANTS, "the discriminator's learning rate"),
     "discriminator_dropout": (DISCRIMINATOR_VARIANTS, "the discriminator's dropout"),
+    "r1_weight": (DISCRIMINATOR_VARIANTS, "the discriminator's R1 penalty"),
     "flow": (ENCODER_VARIANTS, "the encoder's flow"),
     "flow_depth": (ENCODER_VARIANTS, "the encoder's flow"),
 }
@@ -620,6 +627,7 @@ def _model_config(preset_name):
         gradient_penalty_weight=used("gradient_penalty_weight"),
         discriminator_dropout=used("discriminator_dropout"),
         seed=FLAGS.seed,
+        r1_weight=used("r1_weight"),
     )
 
 
@@ -691,11 +699,11 @@ def run(dataset, preset, trainer="mnist"):
     from svae_tf import data, runs
 
     dataset = FLAGS.dataset or dataset
+    preset = FLAGS.preset or preset
     model_dir = FLAGS.model_dir or os.path.join(RUNS_DIR, f"{trainer}_{FLAGS.variant}")
     config = _model_config(preset)
 
     # --- the data exists and fits the architecture (before any heavy work)
-    from svae_tf import presets
 
     arch = presets.get_preset(preset, **config.preset_overrides)
     image_size = FLAGS.image_size

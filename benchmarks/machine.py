@@ -1,16 +1,4 @@
-"""What machine a benchmark ran on, for its JSON and its table."""
+"""What machine a benchmark ran on: kept for benchmarks not yet ported to `benchmarks.report`,
+which records the machine with every result (use `report.start()` / `report.write_report`)."""
 
-import platform
-
-
-def cpu_model():
-    """The CPU's model name from /proc/cpuinfo (platform.processor() elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
+from benchmarks.report import cpu_model  # noqa: F401

@@ -25,8 +25,9 @@ the load average, the command line and the git state before any work is done):
 
 * NAME.json: the results with one more top-level key, "provenance" (`PROVENANCE_KEYS`):
   - commit: `git rev-parse HEAD` of this repository when `start()` ran (None outside git);
-  - dirty: whether tracked files differed from that commit (`git status --porcelain
-    --untracked-files=no`), and dirty_files, the paths that did;
+  - dirty: whether the tree differed from that commit (`git_state`: changed tracked
+    files, or new files that are not ignored, outside benchmarks/results/), and
+    dirty_files, the paths that did;
   - command: the command line, e.g. "python -m benchmarks.train_throughput --steps=30";
   - environment: the variables of `ENVIRONMENT` that were set (data directory, threads);
   - date: start time, ISO 8601 UTC; and date_end;
@@ -98,16 +99,22 @@ def load_average():
 
 
 def git_state(repo=REPO):
-    """(commit, dirty, dirty_files) of the git checkout at `repo`; (None, None, []) outside git."""
+    """(commit, dirty, dirty_files) of the git checkout at `repo`; (None, None, []) outside git.
+
+    Dirty means a tracked file differs from the commit or an untracked, not ignored file
+    exists (a new module changes what runs), except under benchmarks/results/, where
+    the reports themselves are written.
+    """
     def git(*args):
         return subprocess.run(["git", "-C", repo, *args], capture_output=True, text=True,
                               timeout=60, check=True).stdout
     try:
         commit = git("rev-parse", "HEAD").strip()
-        status = git("status", "--porcelain", "--untracked-files=no")
+        status = git("status", "--porcelain", "--untracked-files=all")
     except (OSError, subprocess.SubprocessError):
         return None, None, []
-    files = [line[3:] for line in status.splitlines() if line.strip()]
+    files = [line[3:] for line in status.splitlines()
+             if line.strip() and not line[3:].startswith("benchmarks/results/")]
     return commit, bool(files), files
 
 

@@ -59,10 +59,14 @@ def test_dirty_tree_is_recorded(tmp_path):
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a")
     clean = report.start(repo=os.fspath(repo))
     assert clean.dirty is False and len(clean.commit) == 40
+    (repo / "benchmarks" / "results").mkdir(parents=True)
+    (repo / "benchmarks" / "results" / "new.json").write_text("{}")  # reports do not count
+    assert report.start(repo=os.fspath(repo)).dirty is False
     (repo / "a.py").write_text("x = 2\n")
-    (repo / "untracked.txt").write_text("ignored")
+    (repo / "new_module.py").write_text("y = 1\n")
     dirty = report.start(repo=os.fspath(repo))
-    assert dirty.commit == clean.commit and dirty.dirty is True and dirty.dirty_files == ["a.py"]
+    assert dirty.commit == clean.commit and dirty.dirty is True
+    assert dirty.dirty_files == ["a.py", "new_module.py"]
     assert report.start(repo=os.fspath(tmp_path)).commit is None  # not a checkout
 
 

@@ -16,6 +16,11 @@ def _write(tmp_path, name="bench", results=None, body="# Bench\n\n| a | b |\n|--
                                body, started=started, **kw)
 
 
+def test_results_directory_holds_only_written_reports():
+    """Every .md under benchmarks/results has its .json, both with provenance, neither edited."""
+    assert report.check_results_dir() == []
+
+
 def test_write_report_writes_both_files_with_provenance(tmp_path):
     written = _write(tmp_path, extra_versions=("pytest",))
     saved = json.loads((tmp_path / "bench.json").read_text())

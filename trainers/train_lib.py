@@ -7,7 +7,7 @@ The thin trainer modules only choose defaults (dataset, preset, batch size, epoc
 call `main`; everything else is here:
 
 * flags (absl) and their validation, *before* TensorFlow is imported: a bad flag stops
-  the program in well under a second with a message naming the flag;
+  the program with a message naming the flag, without paying for TensorFlow's import;
 * the distribution strategy (`default`, `mirrored`, `multi_worker`, `tpu`) and mixed
   precision; the model and both optimizers are built and compiled in `strategy.scope()`;
 * `model.fit` (Keras progress bar) on a deterministic, seeded `tf.data` stream, with the

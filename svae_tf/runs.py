@@ -5,8 +5,9 @@ Layout of `model_dir`:
   model_dir/checkpoints/ckpt-N*  `tf.train.CheckpointManager` checkpoints
 
 Trainers, evaluation and export all rebuild the model from `config.json` with
-`build_model` and restore it with `restore_latest`; nothing else is needed to
-reload a run. Files are written to a temporary name and renamed into place, so
+`build_model` and restore the newest checkpoint (`latest_checkpoint`): `load_model`
+does both for inference, the trainer restores a `make_checkpoint` with its
+optimizers and counters to resume; nothing else is needed to reload a run. Files are written to a temporary name and renamed into place, so
 a crash never leaves a half-written config; TensorFlow's checkpoint writer and
 the manager's state file are atomic in the same way.
 """

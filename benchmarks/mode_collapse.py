@@ -1,12 +1,12 @@
 """Does the decoder lose its dependence on z? A probe of the adversarial variants on MNIST.
 
     TFDS_DATA_DIR=../shared/tfds python -m benchmarks.mode_collapse --steps=600 \
-        --json=benchmarks/results/mode_collapse.json --markdown=benchmarks/results/mode_collapse.md
+        --output=benchmarks/results/mode_collapse
 
-Each run trains `presets.MNIST` as one variant, with optimizer settings changed by
-`--run` specs ("ali,beta1=0.5,d_learning_rate=4e-4"), on real MNIST for `--steps`
-steps of batch 100, through the train function `model.fit` uses. Every `--every`
-steps it records:
+Each run trains one variant of an MNIST preset (default `presets.MNIST`), with settings
+changed by `--run` specs ("ali,beta1=0.5,d_learning_rate=4e-4", "gan,preset=mnist_a1",
+"gan,disc_x_pooling=average"; keys in `SETTINGS`), on real MNIST for `--steps` steps of
+batch 100, through the train function `model.fit` uses. Every `--every` steps it records:
 
 - `sample_spread`: std over 64 fixed z ~ p(z) of the decoder mean (the sampling path,
   inference mode), averaged over pixels. The same statistic over 64 real test images is
@@ -17,12 +17,14 @@ At the end it records `zq_spread` (std of z ~ q(z|x) over 256 test images, avera
 the 64 dimensions; the prior's is 1) and `frozen_d_loss`: the discriminator alone trained
 for `--probe_steps` more steps with the encoder and decoder frozen, its loss over the last
 quarter of them. A low value there means the discriminator *can* separate the joints, so
-a collapse is the dynamics' and not a discriminator that cannot learn.
+a collapse is the dynamics' and not a discriminator that cannot learn. Then the IS and
+FID of `--quality_samples` samples under the project's MNIST classifier (trained once by
+`python -m trainers.classifier`), and the test-set reconstruction RMSE with the decoder in
+inference mode and with batch statistics (equal when batch norm's moving averages hold
+what the decoder was trained with).
 """
 
-import json
 import math
-import os
 import sys
 import time
 
@@ -37,8 +39,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks import machine  # noqa: E402
-from svae_tf import data, presets, runs  # noqa: E402
+from benchmarks import report  # noqa: E402
+from svae_tf import data, presets  # noqa: E402
 from svae_tf import model as model_lib  # noqa: E402
 
 DEFAULT_RUNS = [
@@ -71,8 +73,8 @@ flags.DEFINE_integer("seed", 0, "Seed of weights, noise and data order.")
 flags.DEFINE_integer("quality_samples", 1000, "Samples scored for IS/FID at the end (0: none; needs the "
                      "MNIST classifier of `python -m trainers.classifier`).")
 flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).")
-flags.DEFINE_string("json", None, "Write the results here as JSON.")
-flags.DEFINE_string("markdown", None, "Write the table here as Markdown.")
+flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report), e.g. "
+                    "benchmarks/results/mode_collapse.")
 FLAGS = flags.FLAGS
 
 
@@ -182,13 +184,11 @@ def sample_quality(model):
     return dict(inception_score=scores["inception_score"], fid=scores["fid"])
 
 
-def markdown(results, reference, command):
+def markdown(results, reference):
     lines = [
-        "# Mode-collapse probe: MNIST preset, adversarial variants",
+        "# Mode-collapse probe: MNIST presets, adversarial variants",
         "",
-        f"Command: `{command}`",
-        "",
-        f"Machine: {machine.cpu_model()}, {os.cpu_count()} cores. Real MNIST (TFDS), batch 100, "
+        "Real MNIST (TFDS), batch 100, "
         f"seed {FLAGS.seed}, {FLAGS.steps} steps per run. `sample_spread` of 64 real test images: "
         f"**{reference:.4f}**. Chance discriminator loss: 2 ln 2 = {2 * math.log(2):.3f}.",
         "",
@@ -213,6 +213,7 @@ def markdown(results, reference, command):
 
 def main(argv):
     del argv
+    started = report.start()
     for spec in FLAGS.run:
         parse_run(spec)  # fail before any training
     train_images = data.load_images("mnist", "train", batch_size=100, data_dir=FLAGS.data_dir,
@@ -222,15 +223,13 @@ def main(argv):
     fixed_z = tf.random.stateless_normal((64, presets.MNIST.z_dim), seed=(FLAGS.seed, 1))  # all MNIST presets
     print(f"sample_spread of 64 real test images: {reference:.4f}")
     results = [run(spec, train_images, test_images, fixed_z) for spec in FLAGS.run]
-    command = " ".join(["python -m benchmarks.mode_collapse", *(f"--run={spec}" for spec in FLAGS.run)]
-                       + [f"--{name}={FLAGS[name].value}" for name in ("steps", "every", "probe_steps", "seed", "quality_samples")])
-    table = markdown(results, reference, command)
+    table = markdown(results, reference)
     print(table)
-    report = dict(command=command, machine=machine.cpu_model(), cores=os.cpu_count(),
-                  real_sample_spread=reference, runs=results)
-    for path, content in ((FLAGS.json, json.dumps(report, indent=2)), (FLAGS.markdown, table)):
-        if path:
-            runs.atomic_write(path, content)
+    if FLAGS.output:
+        settings = {name: FLAGS[name].value for name in ("steps", "every", "probe_steps", "seed", "quality_samples")}
+        report.write_report(FLAGS.output, dict(settings=settings, real_sample_spread=reference, runs=results),
+                            table, started=started)
+        print(f"wrote {report.paths(FLAGS.output)}")
 
 
 if __name__ == "__main__":

@@ -11,8 +11,15 @@ wall-clock budget, by running the public trainer as a subprocess:
         --steps_per_epoch=S --batch_size=B --seed=SEED --g_learning_rate=... --d_learning_rate=...
         --beta1=...
 
-then evaluates each run with `python -m trainers.evaluate` and writes a Markdown
-report (and the raw numbers as JSON beside it).
+then evaluates each run with `python -m trainers.evaluate` and writes the report
+through `benchmarks.report`: RESULTS.md (the table, beside the paper's Table 1) and
+RESULTS.json (the raw numbers), both with the command, commit and machine.
+
+Columns. The paper's NLL is "estimated via the variational lower bound defined in
+(1)" (Sec. 6), so -ELBO stands beside the paper's NLL; the importance-weighted bound
+(-IWAE with K = --iw_samples, tighter) is a column of its own. Every row names the
+commit(s) its trainer runs and its evaluation ran at (each trainer invocation records
+`git_state` in the ledger), since a row may be older than the report.
 
 Budget. `--minutes_per_variant` is wall-clock time spent in trainer processes
 (start-up, held-out ELBO and image grids included). The trainer's `--epochs` is a
@@ -31,25 +38,24 @@ if it is not at --classifier (default ~/.cache/svae_tf/mnist_classifier.keras).
 """
 
 import argparse
-import datetime
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import time
 
 from svae_tf import logs as tf_logs
+from benchmarks import report
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = ("vae", "ali", "svae", "svae_r")
 LABELS = {"vae": "VAE", "ali": "ALI", "svae": "sVAE", "svae_r": "sVAE-r"}
 
-# Table 1 of the paper (MNIST). The text extraction lists the NLL column as 85.1, 79.2,
-# 81.14, 82.51 for NF, PixelRNN, sVAE, sVAE-r; the text says "sVAE-r ... achieves a
-# negative log-likelihood of 81.14 nats" and that sVAE-r beats sVAE on both tasks, so
-# 81.14 is sVAE-r's and 82.51 sVAE's.
+# Table 1 of the paper (MNIST). Its NLL is the variational bound (1) (Sec. 6), i.e. -ELBO.
+# The text extraction lists the NLL column as 85.1, 79.2, 81.14, 82.51 for NF, PixelRNN,
+# sVAE, sVAE-r; the text says "sVAE-r ... achieves a negative log-likelihood of 81.14
+# nats" and that sVAE-r beats sVAE on both tasks, so 81.14 is sVAE-r's and 82.51 sVAE's.
 PAPER_TABLE_1 = [
     ("NF (k=80)", 85.1, None),
     ("PixelRNN", 79.2, None),
@@ -68,7 +74,8 @@ def parse_args(argv):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work_dir", default=os.path.join("runs", "reproduce_mnist"),
                    help="one model_dir per variant lives here (reused: re-running continues)")
-    p.add_argument("--results", default=os.path.join(REPO, "benchmarks", "results", "mnist.md"))
+    p.add_argument("--results", default=os.path.join(REPO, "benchmarks", "results", "mnist.md"),
+                   help="RESULTS.md and RESULTS.json are written (benchmarks.report)")
     p.add_argument("--data_dir", default=None, help="TFDS data dir (default $TFDS_DATA_DIR)")
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--minutes_per_variant", type=float, default=30.0)
@@ -108,17 +115,10 @@ def _read_json(path, default=None):
         return json.load(f)
 
 
-def _write_text(path, text):
-    """Through a temporary file and a rename (this driver does not import TensorFlow,
-    so not `runs.atomic_write`)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def _write_json(path, value):
-    _write_text(path, json.dumps(value, indent=2, sort_keys=True))
+    from svae_tf import runs  # imports TensorFlow
+
+    runs.atomic_write(path, json.dumps(value, indent=2, sort_keys=True))
 
 
 def _run(cmd, log_path):
@@ -216,12 +216,13 @@ def train_variant(variant, args, python=sys.executable):
             cmd.append(f"--data_dir={args.data_dir}")
         _say(f"{variant}: training to epoch {target} ({chunk} more of {steps_per_epoch} steps; "
              f"{remaining / 60:.1f} of {budget / 60:.1f} budget minutes left)")
+        commit, dirty, _ = report.git_state()
         rc, seconds = _run(cmd, log_path)
         ledger["seconds"] += seconds
         epochs_after, steps_after, _ = read_progress(model_dir)
         ledger["invocations"].append({"target_epochs": target, "seconds": seconds, "return_code": rc,
                                       "steps_before": steps_done, "epochs_after": epochs_after,
-                                      "steps_after": steps_after})
+                                      "steps_after": steps_after, "commit": commit, "dirty": dirty})
         _write_json(ledger_path, ledger)
         if rc != 0:
             raise SystemExit(f"trainers.mnist failed for {variant} (exit {rc}); see {log_path}")
@@ -271,11 +272,13 @@ def evaluate_variant(variant, ledger, classifier, args, python=sys.executable):
         cmd.append(f"--data_dir={args.data_dir}")
     _say(f"{variant}: evaluating (K={args.iw_samples}, {args.num_samples} samples)")
     log_path = os.path.join(work_dir, "logs", f"{variant}_eval.log")
+    commit, dirty, _ = report.git_state()
     rc, seconds = _run(cmd, log_path)
     if rc != 0:
         raise SystemExit(f"trainers.evaluate failed for {variant} (exit {rc}); see {log_path}")
     results = _read_json(json_path)
     results["eval_seconds"] = seconds
+    results["evaluated_at"] = {"commit": commit, "dirty": dirty}
     results["classifier_mtime_ns"] = settings["classifier_mtime_ns"]
     _write_json(json_path, results)
     return results
@@ -378,15 +381,65 @@ def claims(rows, args):
     return out
 
 
-def render(rows, ledgers, classifier_report, args, started):
-    lines = ["# MNIST: VAE, ALI, sVAE and sVAE-r at one CPU budget (paper Table 1)", ""]
-    lines.append(f"Generated by `python -m benchmarks.reproduce_mnist` on {started} "
-                 f"(`--minutes_per_variant={args.minutes_per_variant:g} --iw_samples={args.iw_samples} "
-                 f"--num_samples={args.num_samples}"
-                 + (f" --num_nll_images={args.num_nll_images}" if args.num_nll_images else "") + "`). "
-                 "All numbers below are measured by this script, except the paper's columns.")
+def _commits(entries):
+    """'abc1234, def5678+dirty' for the distinct (commit, dirty) of entries, in order; or
+    'not recorded' (ledgers and evaluations from before commits were recorded)."""
+    seen = []
+    for entry in entries:
+        if entry.get("commit"):
+            text = entry["commit"][:7] + ("+dirty" if entry.get("dirty") else "")
+            if text not in seen:
+                seen.append(text)
+    return ", ".join(seen) if seen else "not recorded"
+
+
+def trained_at(ledger):
+    """The commits a variant's trainer invocations ran at (see `_commits`)."""
+    return _commits(ledger.get("invocations", []))
+
+
+def evaluated_at(evaluation):
+    """The commit its evaluation ran at (see `_commits`)."""
+    return _commits([(evaluation or {}).get("evaluated_at") or {}])
+
+
+def table_rows(rows, ledgers):
+    """{variant: the numbers of its row in RESULTS.md}, also written to RESULTS.json."""
+    out = {}
+    for variant in [v for v in VARIANTS if v in rows]:
+        r, led = rows[variant] or {}, ledgers.get(variant, {})
+        paper_nll, paper_is = PAPER.get(variant, (None, None))
+        out[variant] = {
+            "label": LABELS[variant],
+            "neg_elbo_nats": None if r.get("elbo") is None else -r["elbo"],
+            "paper_nll_nats": paper_nll,
+            "neg_iwae_nats": r.get("nll_nats"),
+            "iw_samples": r.get("iw_samples"),
+            "rmse": r.get("rmse"),
+            "inception_score": r.get("inception_score"),
+            "inception_score_std": r.get("inception_score_std"),
+            "paper_inception_score": paper_is,
+            "fid": r.get("fid"),
+            "epochs": led.get("epochs"),
+            "steps": led.get("steps"),
+            "train_minutes": led.get("seconds", 0) / 60,
+            "trained_at": trained_at(led),
+            "evaluated_at": evaluated_at(r) if r else "not evaluated",
+        }
+    return out
+
+
+TABLE_HEADER = ("| model | -ELBO (nats) | paper NLL (nats, bound (1)) | -IWAE, K = {k} (nats) | RMSE | IS | paper IS "
+                "| FID | epochs | steps | train wall (min) | trained at | evaluated at |")
+
+
+def render(rows, ledgers, classifier_report, args):
+    lines = ["# MNIST: VAE, ALI, sVAE and sVAE-r at one CPU budget (paper Table 1)", "",
+             "Measured by `benchmarks/reproduce_mnist.py`, except the paper's columns. The command, "
+             "the commit and the machine of this report are under Provenance below; each row names the "
+             "commits its training and its evaluation ran at, which can be older than the report "
+             "(runs and evaluations are reused when still up to date)."]
     lines += ["", "## Setup", ""]
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     lines += [
         "- Data: real MNIST (TFDS `mnist`), 60,000 training images (grey levels; the Bernoulli "
         "likelihood binarizes its target dynamically), 10,000 test images.",
@@ -394,9 +447,8 @@ def render(rows, ledgers, classifier_report, args, started):
         f"z_dim 64, deconv decoder, joint discriminator) for every variant; seed {args.seed}; "
         f"batch {args.batch_size}; epochs of {args.steps_per_epoch} steps.",
         f"- Budget: {args.minutes_per_variant:g} wall-clock minutes of trainer processes per variant "
-        f"(start-up, {args.eval_batches} held-out ELBO batches per epoch and image grids included), on "
-        f"{os.cpu_count()} CPU cores shared with other jobs (load average {load:.1f} when the report was written); "
-        f"budget turned into whole epochs from the measured step rate.",
+        f"(start-up, {args.eval_batches} held-out ELBO batches per epoch and image grids included), "
+        "turned into whole epochs from the measured step rate.",
         f"- Optimizer: Adam, encoder/decoder learning rate {args.g_learning_rate:g}, discriminator "
         f"{args.d_learning_rate:g}, beta1 {args.beta1:g}, beta2 0.999 (trainer default); lambda 0.3 for sVAE-r.",
     ]
@@ -409,10 +461,11 @@ def render(rows, ledgers, classifier_report, args, started):
     acc = classifier_report.get("test_accuracy")
     real_is = classifier_report.get("real_test_inception_score")
     lines += [
-        f"- NLL: -IWAE bound with K = {args.iw_samples} samples of q(z|x) on "
-        f"{any_row.get('num_images', args.num_nll_images or 10000)} statically binarized test images "
-        f"(data.load_images(binarize='static'), Philox seed {any_row.get('binarization', {}).get('seed', 20170517)}); "
-        "-ELBO is the K-sample average of -log w.",
+        f"- Likelihood on {any_row.get('num_images', args.num_nll_images or 10000)} statically binarized "
+        f"test images (data.load_images(binarize='static'), Philox seed "
+        f"{any_row.get('binarization', {}).get('seed', 20170517)}), K = {args.iw_samples} samples of q(z|x) "
+        "per image: -ELBO is the mean over the K samples of -log w, the bound (1) that the paper reports "
+        "as NLL; -IWAE is -log of the mean of w, a tighter bound (Burda et al.).",
         "- RMSE: 0-255 scale, grey-level test image vs decoder mean at z = T(mu(x)).",
         f"- IS / FID: {args.num_samples} decoder means at z ~ N(0, I); the project's MNIST CNN "
         f"(test accuracy {_f(acc, 4)}, real test-set IS {_f(real_is, 3)}), IS over {args.splits} splits, "
@@ -420,20 +473,20 @@ def render(rows, ledgers, classifier_report, args, started):
         "",
         "## Results",
         "",
-        "| model | epochs | steps | train wall (min) | NLL (nats) | -ELBO (nats) | RMSE | IS | FID | paper NLL | paper IS |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        TABLE_HEADER.format(k=args.iw_samples),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
-    for variant in [v for v in VARIANTS if v in rows]:
-        r, led = rows[variant] or {}, ledgers.get(variant, {})
-        is_text = "n/a" if r.get("inception_score") is None else f"{r['inception_score']:.2f} ± {r['inception_score_std']:.2f}"
-        paper_nll, paper_is = PAPER.get(variant, (None, None))
+    for variant, t in table_rows(rows, ledgers).items():
+        is_text = ("n/a" if t["inception_score"] is None
+                   else f"{t['inception_score']:.2f} ± {t['inception_score_std']:.2f}")
         lines.append(
-            f"| {LABELS[variant]} | {led.get('epochs', 'n/a')} | {led.get('steps', 'n/a')} | "
-            f"{_f(led.get('seconds', 0) / 60, 1)} | {_f(r.get('nll_nats'))} | "
-            f"{_f(None if r.get('elbo') is None else -r['elbo'])} | {_f(r.get('rmse'))} | {is_text} | "
-            f"{_f(r.get('fid'))} | {_f(paper_nll) if paper_nll else '—'} | {paper_is or '—'} |"
+            f"| {t['label']} | {_f(t['neg_elbo_nats'])} | {_f(t['paper_nll_nats']) if t['paper_nll_nats'] else '—'} | "
+            f"{_f(t['neg_iwae_nats'])} | {_f(t['rmse'])} | {is_text} | {t['paper_inception_score'] or '—'} | "
+            f"{_f(t['fid'])} | {t['epochs'] if t['epochs'] is not None else 'n/a'} | "
+            f"{t['steps'] if t['steps'] is not None else 'n/a'} | {_f(t['train_minutes'], 1)} | "
+            f"{t['trained_at']} | {t['evaluated_at']} |"
         )
-    lines += ["", "Paper, Table 1 (MNIST; NLL in nats, IS ± std):", "",
+    lines += ["", "Paper, Table 1 (MNIST; NLL in nats from the bound (1), IS ± std):", "",
               "| model | NLL | IS |", "|---|---:|---:|"]
     lines += [f"| {m} | {n if n is not None else '—'} | {i or '—'} |" for m, n, i in PAPER_TABLE_1]
     lines += ["", "The paper reports neither a VAE nor ALI on MNIST; ALI here has the same Bernoulli "
@@ -441,7 +494,8 @@ def render(rows, ledgers, classifier_report, args, started):
               "## Which of the paper's claims hold at this budget", "",
               "| claim | verdict | measured |", "|---|---|---|"]
     lines += [f"| {c} | {v} | {d} |" for c, v, d in claims(rows, args)]
-    lines += ["", "Verdicts are computed from the table above by `benchmarks/reproduce_mnist.py`. "
+    lines += ["", "Verdicts are computed from the table above by `benchmarks/reproduce_mnist.py`; NLL "
+              "there is the -IWAE column. "
               "Differences within noise count as ties: IS within the larger split std (at least "
               f"{IS_TIE}), FID within "
               f"{FID_TIE:.0%} (relative), NLL within 2 standard errors over images.", ""]
@@ -449,13 +503,13 @@ def render(rows, ledgers, classifier_report, args, started):
 
 
 def main(argv=None):
+    started = report.start()
     args = parse_args(sys.argv[1:] if argv is None else argv)
     tf_logs.configure(args.tf_log_level)  # this driver and, through the environment, its subprocesses
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; choose from {VARIANTS}")
-    started = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     work_dir = os.path.abspath(args.work_dir)
     os.makedirs(os.path.join(work_dir, "logs"), exist_ok=True)
     os.makedirs(os.path.join(work_dir, "evals"), exist_ok=True)
@@ -465,15 +519,13 @@ def main(argv=None):
         ledgers[variant] = train_variant(variant, args)
     for variant in variants:
         rows[variant] = None if args.skip_eval else evaluate_variant(variant, ledgers[variant], classifier, args)
-    report = render(rows, ledgers, classifier_report, args, started)
-    os.makedirs(os.path.dirname(os.path.abspath(args.results)), exist_ok=True)
-    _write_text(args.results, report)
-    raw = {"args": vars(args), "platform": platform.platform(), "ledgers": ledgers, "evaluations": rows,
-           "claims": claims(rows, args)}
-    _write_json(os.path.splitext(args.results)[0] + ".json", raw)
-    _say(f"wrote {args.results}")
-    print(report)
-    return raw
+    text = render(rows, ledgers, classifier_report, args)
+    raw = {"args": vars(args), "rows": table_rows(rows, ledgers), "ledgers": ledgers, "evaluations": rows,
+           "classifier": classifier_report, "claims": claims(rows, args)}
+    written = report.write_report(args.results, raw, text, started=started)
+    _say(f"wrote {' and '.join(report.paths(args.results))}")
+    print(text)
+    return written
 
 
 if __name__ == "__main__":

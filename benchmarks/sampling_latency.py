@@ -1,8 +1,7 @@
 """Per-image latency of sampling from the MNIST decoder: Keras, SavedModel, LiteRT.
 
     python -m benchmarks.sampling_latency [--model_dir=RUN] \
-        --json=benchmarks/results/sampling_latency.json \
-        --markdown=benchmarks/results/sampling_latency.md
+        --output=benchmarks/results/sampling_latency
 
 Without --model_dir a fresh MNIST-preset sVAE-r with random weights is built (latency
 does not depend on the weights). For batch sizes 1 and 64 it times one sampling call
@@ -16,20 +15,19 @@ does not depend on the weights). For batch sizes 1 and 64 it times one sampling 
 
 Each is called `--warmup` times, then timed call by call for at least `--min_time`
 seconds (and at least `--min_calls` calls); the median call time divided by the batch
-size is the per-image latency (p90 also reported). The machine is shared: the load
-average at the start and end is recorded with the results.
+size is the per-image latency (p90 also reported). With --output, OUTPUT.json and
+OUTPUT.md are written through `benchmarks.report`, which records the commit, the
+command, the machine and its load average at the start and end (the machine is shared).
 
 It also reports the LiteRT models' error against the SavedModel on the same inputs
 (`--error_samples` latent draws for the sampler, pixels on the [0, 1] scale; as many MNIST
 test images for the encoder's z_mean, from $TFDS_DATA_DIR or ../shared/tfds).
 """
 
-import json
 import os
-import platform
 import statistics
-import sys
 import tempfile
+import sys
 import time
 
 from absl import app, flags
@@ -39,13 +37,12 @@ from svae_tf import logs as tf_logs
 if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
     tf_logs.configure(tf_logs.level_from_argv(sys.argv))  # before TensorFlow is imported
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from export import saved_model, tflite, tflite_sample  # noqa: E402
 from svae_tf import runs  # noqa: E402
-from benchmarks import machine  # noqa: E402
+from benchmarks import report  # noqa: E402
 
 flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
 flags.DEFINE_string("model_dir", None, "Training run; default: random MNIST-preset weights.")
@@ -55,8 +52,7 @@ flags.DEFINE_integer("warmup", 10, "Untimed calls per configuration.")
 flags.DEFINE_float("min_time", 2.0, "Timed seconds per configuration (at least).")
 flags.DEFINE_integer("min_calls", 20, "Timed calls per configuration (at least).")
 flags.DEFINE_integer("error_samples", 1000, "Inputs for the LiteRT-vs-SavedModel errors.")
-flags.DEFINE_string("json", None, "Write results here as JSON.")
-flags.DEFINE_string("markdown", None, "Write a Markdown table here.")
+flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).")
 FLAGS = flags.FLAGS
 
 TARGET_MS = 1.0  # LiteRT float32, batch 1, per image
@@ -133,32 +129,26 @@ def litert_errors(model, signatures, lite, n):
     return errors
 
 
-def markdown(report):
+def markdown(result):
     lines = [
         "# Sampling latency, MNIST decoder",
         "",
-        f"Command: `{report['command']}`",
-        "",
-        f"Machine: {report['machine']['nproc']} CPU cores ({report['machine']['cpu_model']}), "
-        f"shared with other jobs (load average {report['load_average_start']:.1f} at start, "
-        f"{report['load_average_end']:.1f} at end); TensorFlow {report['machine']['tensorflow']}, "
-        f"Keras {report['machine']['keras']}, ai-edge-litert {report['machine']['litert']}.",
-        "",
-        f"Model: {report['model']}. LiteRT: {report['litert_threads']} thread(s), "
+        f"Model: {result['model']}. LiteRT: {result['litert_threads']} thread(s), "
         "XNNPACK, builtin ops only.",
         "",
         "Per-image latency = median call time / batch size (p90 in parentheses).",
         "",
-        "| backend | batch 1: ms / image | batch 64: ms / image | model bytes |",
-        "|---|---|---|---|",
+        "| backend | " + " | ".join(f"batch {b}: ms / image" for b in result["batches"])
+        + " | model bytes |",
+        "|---|" + "---|" * (len(result["batches"]) + 1),
     ]
-    by = {(r["backend"], r["batch"]): r for r in report["results"]}
-    for backend in report["backends"]:
+    by = {(r["backend"], r["batch"]): r for r in result["results"]}
+    for backend in result["backends"]:
         cells = []
-        for batch in report["batches"]:
+        for batch in result["batches"]:
             r = by.get((backend, batch))
             cells.append(f"{r['ms_per_image']:.4f} ({r['p90_ms_per_image']:.4f})" if r else "-")
-        size = report["model_bytes"].get(backend, "")
+        size = result["model_bytes"].get(backend, "")
         lines.append(f"| {backend} | {' | '.join(cells)} | {size} |")
     lines += [
         "",
@@ -167,25 +157,22 @@ def markdown(report):
         "| model | max abs diff | mean abs diff | inputs | scale |",
         "|---|---|---|---|---|",
     ]
-    for name, e in report["litert_errors"].items():
+    for name, e in result["litert_errors"].items():
         lines.append(f"| {name} | {e['max_abs']:.2e} | {e['mean_abs']:.2e} | {e['inputs']} "
                      f"| {e['scale']} |")
-    t = report["target"]
-    lines += [
-        "",
-        f"Target: LiteRT float32, batch 1, under {t['ms_per_image']} ms per image: "
-        f"{'met' if t['met'] else 'NOT met'} ({t['measured_ms_per_image']:.4f} ms).",
-        "",
-    ]
+    t = result["target"]
+    verdict = ("not measured (batch 1 not timed)" if t["measured_ms_per_image"] is None else
+               f"{'met' if t['met'] else 'NOT met'} ({t['measured_ms_per_image']:.4f} ms)")
+    lines += ["", f"Target: LiteRT float32, batch 1, under {t['ms_per_image']} ms per image: {verdict}.", ""]
     return "\n".join(lines)
 
 
 def main(argv):
     del argv
+    started = report.start()
     from absl import logging
 
     logging.set_verbosity(logging.WARNING)  # TF's INFO chatter
-    load_start = os.getloadavg()[0]
     if FLAGS.model_dir:
         model = runs.load_model(FLAGS.model_dir)
         description = f"run {FLAGS.model_dir}"
@@ -222,22 +209,10 @@ def main(argv):
                 ))
                 print(f"{name:20s} batch {batch:3d}: {1e3 * median / batch:8.4f} ms/image "
                       f"({len(times)} calls, max |diff| {max_diff})", flush=True)
-    import ai_edge_litert
-
-    litert_version = getattr(ai_edge_litert, "__version__", None)
-    if litert_version is None:
-        from importlib import metadata
-
-        litert_version = metadata.version("ai-edge-litert")
     measured = next(r["ms_per_image"] for r in results
                     if r["backend"] == "litert/float32" and r["batch"] == 1) \
         if 1 in batches else None
-    report = dict(
-        command="python -m benchmarks.sampling_latency " + " ".join(sys.argv[1:]),
-        machine=dict(nproc=os.cpu_count(), cpu_model=machine.cpu_model(), python=platform.python_version(),
-                     tensorflow=tf.__version__, keras=keras.__version__, litert=litert_version),
-        load_average_start=load_start,
-        load_average_end=os.getloadavg()[0],
+    result = dict(
         model=description,
         litert_threads=FLAGS.num_threads,
         batches=batches,
@@ -248,12 +223,12 @@ def main(argv):
         target=dict(ms_per_image=TARGET_MS, measured_ms_per_image=measured,
                     met=measured is not None and measured < TARGET_MS),
     )
-    text = markdown(report)
+    text = markdown(result)
     print(text)
-    for path, content in ((FLAGS.json, json.dumps(report, indent=2)), (FLAGS.markdown, text)):
-        if path:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            runs.atomic_write(path, content)
+    if FLAGS.output:
+        report.write_report(FLAGS.output, result, text, started=started,
+                            extra_versions=("ai-edge-litert",))
+        print(f"wrote {report.paths(FLAGS.output)}")
 
 
 if __name__ == "__main__":

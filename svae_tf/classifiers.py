@@ -122,7 +122,7 @@ class MnistClassifier:
             "path": self.path,
             "logits": "10 class logits of the project's MNIST CNN (trainers.classifier)",
             "features": "1024-d penultimate activations (FC-1024 + BN + ReLU)",
-            "input": "28x28 grey levels in [0, 1], no resize",
+            "input": "grey levels in [0, 1]; other sizes bilinear-resized to 28x28, RGB to luma",
         }
 
 

@@ -20,8 +20,9 @@ checks run inside tf.data, so the error surfaces as a
 `model.fit`); `data_error(err)` turns it back into the `DataError`.
 
 Images are *not* binarized by default: the model binarizes the Bernoulli
-likelihood target itself, and the discriminator must see grey levels (see
-NOTES.md). `binarize="static"` gives the fixed binarization used for MNIST
+likelihood target itself, and the discriminator must see grey levels (against
+binary real images and grey decoder means it would tell the two joints apart by
+their pixel values alone, and teach the encoder and decoder nothing). `binarize="static"` gives the fixed binarization used for MNIST
 likelihood evaluation (convention in `load_images`).
 
 The pipeline order is: read -> enumerate -> take -> decode/resize/binarize

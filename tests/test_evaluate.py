@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from svae_tf import classifiers, data, likelihood, runs
+from svae_tf import classifiers, data, likelihood, metrics, runs
 from trainers import classifier as classifier_trainer
 from trainers import evaluate
 
@@ -54,6 +54,26 @@ def _args(workdir, data_dir, model, *extra):
             "--num_reference=50", "--splits=2", "--batch_size=20", *extra]
 
 
+def _rmse_of(model, data_dir, n):
+    """0-255 RMSE of x -> T(mu(x)) -> decoder mean over the first n grey-level test images."""
+    x = np.concatenate(list(data.load_images("mnist", "test", batch_size=n, take=n, data_dir=data_dir)))
+    _, z = model.encode(x, noise=tf.zeros([n, model.preset.z_dim]))
+    return float(np.sqrt(np.mean((255.0 * (x - model.decode_mean(z).numpy())) ** 2)))
+
+
+def _quality_of(model, workdir, data_dir):
+    """IS (2 splits) and FID of the 40 samples `_args` asks for, against the first 50 test images."""
+    extractor = classifiers.MnistClassifier.load(os.fspath(workdir / "clf.keras"))
+    samples = np.concatenate([np.asarray(b) for b in evaluate.generated_batches(model, 40, 20, seed=0)])
+    assert samples.shape == (40, 28, 28, 1)
+    logits, features = (np.asarray(a, np.float64) for a in extractor(samples))
+    real = np.concatenate(list(data.load_images("mnist", "test", batch_size=50, take=50, data_dir=data_dir)))
+    _, real_features = extractor(real)
+    is_mean, is_std = metrics.inception_score(logits, 2)
+    fid = metrics.frechet_distance_from_features(features, np.asarray(real_features, np.float64))
+    return {"inception_score": is_mean, "inception_score_std": is_std, "fid": fid, "num_samples": 40}
+
+
 def test_evaluate_writes_all_keys(workdir, data_dir, capsys):
     results = evaluate.run(_args(workdir, data_dir, "svae_r"))
     with open(workdir / "svae_r.json") as f:
@@ -64,7 +84,11 @@ def test_evaluate_writes_all_keys(workdir, data_dir, capsys):
     assert saved["num_samples"] == 40 and saved["iw_samples"] == 4 and saved["splits"] == 2
     assert saved["nll_bits_per_dim"] == pytest.approx(saved["nll_nats"] / (784 * math.log(2)))
     assert saved["nll_nats"] <= -saved["elbo"] + 1e-6 and saved["nll_nats"] > 0
-    assert 0 <= saved["rmse"] <= 255 and 1.0 <= saved["inception_score"] <= 10.0 and saved["fid"] >= 0
+    # RMSE, IS and FID are those of the run's model on the images the flags name.
+    model = runs.load_model(os.fspath(workdir / "svae_r"))
+    assert saved["rmse"] == pytest.approx(_rmse_of(model, data_dir, 30), rel=1e-5)
+    for key, value in _quality_of(model, workdir, data_dir).items():
+        assert saved[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
     assert saved["binarization"]["kind"] == "static"
     assert saved["binarization"]["seed"] == data.STATIC_BINARIZATION_SEED
     assert saved["classifier"]["name"] == "mnist_cnn" and "rmse" in saved["conventions"]
@@ -90,7 +114,9 @@ def test_decoder_only_variant_reports_null_nll_and_rmse(workdir, data_dir):
     results = evaluate.run(_args(workdir, data_dir, "gan"))
     for key in ("nll_nats", "nll_bits_per_dim", "elbo", "rmse"):
         assert results[key] is None
-    assert results["inception_score"] >= 1.0 and results["fid"] >= 0.0
+    model = runs.load_model(os.fspath(workdir / "gan"))
+    for key, value in _quality_of(model, workdir, data_dir).items():
+        assert results[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
     assert "n/a" in evaluate.markdown_row(results)
 
 
@@ -121,6 +147,34 @@ def test_rmse_of_a_perfect_reconstruction_is_zero():
     assert value == pytest.approx(math.sqrt(1 / 4))
 
 
+def test_rmse_is_and_fid_of_four_images_computed_by_hand():
+    """Four 2x2 images through the functions trainers.evaluate uses, against numbers by hand."""
+    images = np.broadcast_to(np.array([0.1, 0.3, 0.5, 0.7])[:, None, None, None], (4, 2, 2, 1)).copy()
+    # The reconstruction is off by 0.2 (51 levels) on every pixel of image 0 and exact elsewhere:
+    # sqrt(4 * 51^2 / 16) = 25.5 (a mean of the two batch RMSEs would be 18.03, of the
+    # four image RMSEs 12.75).
+    wrong = {0.1: 0.2}
+    recon = lambda x: x + np.vectorize(lambda v: wrong.get(round(float(v), 6), 0.0))(x)  # noqa: E731
+    assert evaluate.reconstruction_rmse(recon, [images[:2], images[2:]]) == pytest.approx(25.5, rel=1e-12)
+
+    # A classifier that is sure image 0 is class 0 and image 2 class 1, and undecided on 1 and 3:
+    # p(y) = (1/2, 1/2), KL(p(y|x) || p(y)) = ln 2, 0, ln 2, 0, so IS = exp(ln 2 / 2) = sqrt(2).
+    # Its 1-d feature of image i is i; the real images' features are 0, 0, 2, 2. Means 1.5 and 1,
+    # unbiased variances 5/3 and 4/3: FID = 0.5^2 + 5/3 + 4/3 - 2 sqrt(20/9) = 3.25 - 4 sqrt(5) / 3.
+    logits = np.array([[0.0, -1e3], [0.0, 0.0], [-1e3, 0.0], [0.0, 0.0]])
+
+    def extractor(batch):
+        index = np.round((np.asarray(batch)[:, 0, 0, 0] - 0.1) / 0.2).astype(int)
+        return logits[index], index[:, None].astype(np.float64)
+
+    quality = classifiers.sample_quality(extractor, [images[:2], images[2:]], np.array([[0.0], [0.0], [2.0], [2.0]]),
+                                         num_splits=1)
+    assert quality["inception_score"] == pytest.approx(math.sqrt(2.0), rel=1e-12)
+    assert quality["inception_score_std"] == 0.0
+    assert quality["fid"] == pytest.approx(3.25 - 4.0 * math.sqrt(5.0) / 3.0, rel=1e-9)
+    assert quality["num_samples"] == 4
+
+
 def test_model_reconstruction_uses_the_posterior_mean(workdir):
     model = runs.load_model(os.fspath(workdir / "svae_r"))
     x = tf.random.stateless_uniform([3, 28, 28, 1], seed=(0, 3))
@@ -128,42 +182,3 @@ def test_model_reconstruction_uses_the_posterior_mean(workdir):
     _, z = model.encode(x, noise=tf.zeros([3, 4]))
     np.testing.assert_allclose(recon, model.decode_mean(z), atol=1e-6)
     np.testing.assert_allclose(recon, likelihood.reconstruct(model, x), atol=0)  # deterministic
-
-
-def test_reproduce_mnist_claims_are_computed_from_the_numbers():
-    from benchmarks import reproduce_mnist
-
-    args = reproduce_mnist.parse_args([])
-
-    def row(nll, rmse, is_mean, fid):
-        return {"nll_nats": nll, "nll_nats_stderr": 0.1, "rmse": rmse,
-                "inception_score": is_mean, "inception_score_std": 0.05, "fid": fid}
-
-    rows = {"vae": row(90.0, 40.0, 7.0, 30.0), "ali": row(140.0, 80.0, 8.0, 20.0),
-            "svae": row(95.0, 70.0, 8.5, 15.0), "svae_r": row(92.0, 45.0, 8.8, 12.0)}
-    verdicts = {c: v for c, v, _ in reproduce_mnist.claims(rows, args)}
-    assert verdicts == {
-        "sVAE-r reconstructs far better than ALI (RMSE)": "holds",
-        "sVAE samples better than the VAE (IS and FID)": "holds",
-        "sVAE-r samples better than the VAE (IS and FID)": "holds",
-        "sVAE-r's NLL is close to the VAE's": "holds",
-        "sVAE-r beats sVAE on NLL and IS (Table 1)": "holds",
-    }
-    rows["svae_r"] = row(120.0, 78.0, 7.01, 30.1)  # within noise of the VAE's samples
-    verdicts = {c: v for c, v, _ in reproduce_mnist.claims(rows, args)}
-    assert verdicts["sVAE-r reconstructs far better than ALI (RMSE)"].startswith("weakly")
-    assert verdicts["sVAE-r samples better than the VAE (IS and FID)"].startswith("not distinguishable")
-    assert verdicts["sVAE-r's NLL is close to the VAE's"] == "does not hold"
-    assert verdicts["sVAE-r beats sVAE on NLL and IS (Table 1)"] == "does not hold (reversed)"
-    del rows["ali"]
-    assert dict((c, v) for c, v, _ in reproduce_mnist.claims(rows, args))[
-        "sVAE-r reconstructs far better than ALI (RMSE)"] == "not measured"
-
-
-def test_reproduce_mnist_step_cost_separates_start_up_from_steps():
-    from benchmarks import reproduce_mnist
-
-    runs_ = [{"steps_after": 20, "seconds": 12.0}, {"steps_before": 20, "steps_after": 80, "seconds": 16.0}]
-    overhead, per_step = reproduce_mnist.step_cost(runs_)
-    assert overhead == pytest.approx(10.0) and per_step == pytest.approx(0.1)
-    assert reproduce_mnist.step_cost(runs_[:1]) == pytest.approx((0.0, 0.6))

@@ -151,14 +151,43 @@ def test_evaluate_and_summarize(tiny_model, images):
     assert -summary["elbo"] >= summary["nll_nats"]
 
 
-def test_eight_bit_head_and_reconstruction():
+def _sigmoid(t):
+    return 1.0 / (1.0 + np.exp(-t))
+
+
+def test_eight_bit_head_bits_per_dim_at_a_known_likelihood():
+    """A discretized-logistic VAE whose likelihood is known in closed form.
+
+    Every encoder and decoder weight is zero except the decoder's output bias, so q(z|x) is
+    N(0, I) = p(z) and p(x|z) does not depend on z: each log weight is log p(x), and the IWAE
+    bound and the ELBO both equal it for any K. Sub-pixel level k in 0..255 of channel c has
+    the probability of the bin [k - 1/2, k + 1/2] (the end bins open) under a logistic with
+    mean 255 mu_c and scale 255 s_c, mu_c = sigmoid(raw loc), s_c = exp(log scale).
+    """
     model = SymmetricVAE(presets.tiny((8, 8, 3), likelihood="discretized_logistic", flow="none"),
                          variant="vae")
-    x = tf.round(255 * tf.random.stateless_uniform([2, 8, 8, 3], seed=(0, 1))) / 255
-    out = likelihood.LikelihoodEvaluator(model, 4).evaluate([x])
-    bits = likelihood.summarize(out, 8 * 8 * 3)["nll_bits_per_dim"]
-    assert np.isfinite(bits) and 0 < bits < 16  # integer levels: P <= 1 per sub-pixel
-    assert likelihood.reconstruct(model, x).shape == x.shape
+    u = tf.random.stateless_uniform([2, 8, 8, 3], seed=(0, 1)).numpy()
+    u[0, 0, 0], u[1, 0, 0] = 0.0, 1.0  # the two end bins
+    x = np.round(255 * u) / 255
+    likelihood.reconstruct(model, x)  # builds the networks
+    for weight in model.encoder.weights + model.decoder.weights:
+        weight.assign(tf.zeros_like(weight))
+    raw_loc, log_scale = np.array([0.4, -0.2, 0.0]), np.array([-3.0, -2.5, -4.0])
+    model.decoder.get_layer("params").bias.assign(np.concatenate([raw_loc, log_scale]))
+
+    levels, mean, scale = 255 * x, 255 * _sigmoid(raw_loc), 255 * np.exp(log_scale)
+    upper = np.where(levels == 255, 1.0, _sigmoid((levels + 0.5 - mean) / scale))
+    lower = np.where(levels == 0, 0.0, _sigmoid((levels - 0.5 - mean) / scale))
+    log_px = np.log(upper - lower).sum(axis=(1, 2, 3))  # [2], nats
+    out = likelihood.LikelihoodEvaluator(model, 4).evaluate([tf.constant(x, tf.float32)])
+    np.testing.assert_allclose(out["iwae"], log_px, rtol=1e-5)
+    np.testing.assert_allclose(out["elbo"], log_px, rtol=1e-5)
+    summary = likelihood.summarize(out, 8 * 8 * 3)
+    expected_bits = -log_px.mean() / (8 * 8 * 3 * np.log(2.0))
+    assert summary["nll_bits_per_dim"] == pytest.approx(expected_bits, rel=1e-5)
+    # The reconstruction is the decoder's location, sigmoid(raw loc) per channel.
+    np.testing.assert_allclose(likelihood.reconstruct(model, x), np.broadcast_to(_sigmoid(raw_loc), x.shape),
+                               rtol=1e-6)
 
 
 def test_decoder_only_variant_has_no_bound():

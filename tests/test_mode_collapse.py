@@ -36,11 +36,11 @@ def test_spread_is_zero_for_one_repeated_image_and_positive_otherwise():
 
 
 def test_two_step_run_writes_the_table_and_json(tmp_path, data_dir):
-    out = tmp_path / "probe.json"
+    out = tmp_path / "probe.json"  # --output=NAME writes NAME.json and NAME.md
     subprocess.run(
         [sys.executable, "-m", "benchmarks.mode_collapse", "--run=gan", "--run=ali,n_disc=2", "--steps=2",
-         "--every=1", "--probe_steps=2", "--quality_samples=0", f"--data_dir={data_dir}", f"--json={out}",
-         f"--markdown={tmp_path / 'probe.md'}"],
+         "--every=1", "--probe_steps=2", "--quality_samples=0", f"--data_dir={data_dir}",
+         f"--output={tmp_path / 'probe'}"],
         check=True, capture_output=True,
     )
     report = json.loads(out.read_text())
@@ -52,3 +52,6 @@ def test_two_step_run_writes_the_table_and_json(tmp_path, data_dir):
     assert set(rmse) == {"inference", "batch_stats"} and all(0 < v < 255 for v in rmse.values())
     assert 0 < report["real_sample_spread"] < 0.5
     assert "| ali,n_disc=2 |" in (tmp_path / "probe.md").read_text()
+    from benchmarks import report as report_lib
+
+    report_lib.check_report(tmp_path / "probe.json")  # provenance of benchmarks.report

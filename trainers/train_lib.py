@@ -7,7 +7,7 @@ The thin trainer modules only choose defaults (dataset, preset, batch size, epoc
 call `main`; everything else is here:
 
 * flags (absl) and their validation, *before* TensorFlow is imported: a bad flag stops
-  the program in well under a second with a message naming the flag;
+  the program with a message naming the flag, without paying for TensorFlow's import;
 * the distribution strategy (`default`, `mirrored`, `multi_worker`, `tpu`) and mixed
   precision; the model and both optimizers are built and compiled in `strategy.scope()`;
 * `model.fit` (Keras progress bar) on a deterministic, seeded `tf.data` stream, with the
@@ -26,12 +26,11 @@ Resume. A checkpoint holds the model, both optimizers, the noise seeds and three
 stream is one deterministic sequence: `data.load_images(shuffle=True, seed=--seed,
 repeat=True)`, whose sequence of shuffled orders depends on the seed only. On restart it
 is rebuilt and its first `data_position` batches are skipped (`Dataset.skip` on the
-cached uint8 pipeline: about 10 s for 10 MNIST epochs here, see
-benchmarks/results/input_pipeline.md), so the resumed run sees exactly the batches, and
-with the restored seed state the same noise, as the uninterrupted run: it ends with
-bit-identical weights on the same machine (tested). The cost grows with the run's
-length; for uncached data (imagenet64) it is a re-read of everything consumed, which
-an epoch-keyed shuffle in `data.load_images` would avoid. The interrupted epoch is finished by
+cached uint8 pipeline; `benchmarks.input_pipeline` measures its rate), so the resumed
+run sees exactly the batches, and with the restored seed state the same noise, as the
+uninterrupted run: it ends with bit-identical weights on the same machine (tested). The
+cost grows with the run's length; for uncached data (imagenet64) it is a re-read of
+everything consumed. The interrupted epoch is finished by
 a first `fit` of `steps_per_epoch - step_in_epoch` steps, then the remaining epochs run
 in a second `fit` with `initial_epoch`. tf.data iterator checkpointing was not used: it
 would store the shuffle buffer (and the in-memory cache) in every checkpoint. A newest

@@ -1,0 +1,61 @@
+"""Tiny runs of the benchmarks: each writes its NAME.json / NAME.md pair through benchmarks.report.
+
+The numbers of such runs mean nothing (one step, one call); what is tested is that every
+benchmark goes through the one writer and that its report holds what the docs cite.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import report
+
+
+def _run(module, *args, data_dir=None, ok=(0,)):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    if data_dir:
+        env["TFDS_DATA_DIR"] = data_dir
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=report.REPO, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode in ok, proc.stderr[-3000:]
+    return proc
+
+
+def _report(tmp_path, name):
+    assert report.check_report(tmp_path / f"{name}.json") == []
+    return json.loads((tmp_path / f"{name}.json").read_text())
+
+
+def test_train_throughput_writes_its_report(tmp_path):
+    _run("benchmarks.train_throughput", "--steps=1", "--warmup=1", "--repeats=1", "--configs=graph",
+         f"--output={tmp_path / 'tt'}")
+    result = _report(tmp_path, "tt")
+    assert result["img_per_s"] == result["img_per_s_by_config"]["graph"] > 0
+    assert result["provenance"]["command"].startswith("python -m benchmarks.train_throughput --steps=1")
+    assert "| graph (tf.function) (best) |" in (tmp_path / "tt.md").read_text()
+
+
+@pytest.mark.slow
+def test_input_pipeline_writes_its_report(tmp_path, data_dir):
+    proc = _run("benchmarks.input_pipeline", "--pipeline_batches=3", "--skip_batches=3",
+                "--warmup_steps=1", "--train_steps=1", f"--output={tmp_path / 'ip'}",
+                data_dir=data_dir, ok=(0, 1))
+    result = _report(tmp_path, "ip")
+    assert result["meets_target"] == (proc.returncode == 0)
+    train = result["train_step"]
+    assert train["img_per_s"] == pytest.approx(100 * train["steps_per_s"])
+    assert result["ratio_pipeline_over_train"] == pytest.approx(
+        result["pipeline"]["batches_per_s"] / train["steps_per_s"])
+
+
+@pytest.mark.slow
+def test_sampling_latency_writes_its_report(tmp_path, data_dir):
+    _run("benchmarks.sampling_latency", "--batches=2", "--warmup=1", "--min_time=0", "--min_calls=1",
+         "--error_samples=2", f"--output={tmp_path / 'sl'}", data_dir=data_dir)
+    result = _report(tmp_path, "sl")
+    assert result["provenance"]["versions"]["ai-edge-litert"]
+    assert {r["batch"] for r in result["results"]} == {2} and result["target"]["met"] is False
+    assert "| backend | batch 2: ms / image | model bytes |" in (tmp_path / "sl.md").read_text()

@@ -54,4 +54,4 @@ def test_two_step_run_writes_the_table_and_json(tmp_path, data_dir):
     assert "| ali,n_disc=2 |" in (tmp_path / "probe.md").read_text()
     from benchmarks import report as report_lib
 
-    report_lib.check_report(tmp_path / "probe.json")  # provenance of benchmarks.report
+    assert report_lib.check_report(tmp_path / "probe.json") == []  # provenance of benchmarks.report

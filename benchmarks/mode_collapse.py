@@ -1,4 +1,5 @@
-"""Does the decoder lose its dependence on z? A probe of the adversarial variants on MNIST.
+"""Does the decoder lose its dependence on z? A probe of the adversarial variants on MNIST
+(or the CIFAR-10 subset, `--dataset=cifar10`).
 
     TFDS_DATA_DIR=../shared/tfds python -m benchmarks.mode_collapse --steps=600 \
         --output=benchmarks/results/mode_collapse
@@ -48,7 +49,7 @@ DEFAULT_RUNS = [
     "ali,beta1=0.5", "ali,d_learning_rate=4e-4", "ali,n_disc=2", "ali,discriminator_dropout=0",
 ]
 SETTINGS = {  # run-spec key -> (type, default)
-    "preset": (str, "mnist"),
+    "preset": (str, None),  # default: --dataset's (mnist, cifar10)
     "beta1": (float, 0.9),
     "g_learning_rate": (float, 1e-4),
     "d_learning_rate": (float, 1e-4),
@@ -70,6 +71,8 @@ flags.DEFINE_integer("steps", 600, "Train steps per run (batch 100).")
 flags.DEFINE_integer("every", 100, "Record the probe every N steps.")
 flags.DEFINE_integer("probe_steps", 100, "Discriminator-only steps with a frozen encoder/decoder at the end.")
 flags.DEFINE_integer("seed", 0, "Seed of weights, noise and data order.")
+flags.DEFINE_enum("dataset", "mnist", ["mnist", "cifar10"], "Real data to train on; run specs' presets must fit it.")
+flags.DEFINE_integer("batch_size", 100, "Batch size.")
 flags.DEFINE_integer("quality_samples", 1000, "Samples scored for IS/FID at the end (0: none; needs the "
                      "MNIST classifier of `python -m trainers.classifier`).")
 flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).")
@@ -93,9 +96,11 @@ def parse_run(spec):
             settings[key] = SETTINGS[key][0](value)
         except (KeyError, ValueError) as err:
             raise ValueError(f"--run={spec!r}: bad value in {pair!r}.") from err
-    if settings["preset"] not in presets.PRESETS or not presets.PRESETS[settings["preset"]].name.startswith("mnist"):
-        raise ValueError(f"--run={spec!r}: preset must be an MNIST preset "
-                         f"{[n for n in presets.PRESETS if n.startswith('mnist')]}.")
+    dataset = FLAGS.dataset if FLAGS.is_parsed() else "mnist"
+    settings["preset"] = settings["preset"] or dataset
+    fits = [n for n, p in presets.PRESETS.items() if p.image_shape == presets.PRESETS[dataset].image_shape]
+    if settings["preset"] not in fits:
+        raise ValueError(f"--run={spec!r}: preset must be one of {fits} (--dataset={dataset}).")
     return variant, settings
 
 
@@ -104,15 +109,14 @@ def spread(images):
     return float(np.std(np.asarray(images), axis=0).mean())
 
 
-def run(spec, train_images, test_images, fixed_z):
+def run(spec, train_images, test_images):
     variant, settings = parse_run(spec)
     keras.utils.set_random_seed(FLAGS.seed)
-    model = model_lib.SymmetricVAE(
-        presets.get_preset(settings["preset"], **{k: settings[k] for k in PRESET_SETTINGS
-                                                  if settings[k] is not None}),
-        variant=variant, seed=FLAGS.seed,
-        **{key: settings[key] for key in MODEL_SETTINGS},
-    )
+    preset = presets.get_preset(settings["preset"], **{k: settings[k] for k in PRESET_SETTINGS
+                                                       if settings[k] is not None})
+    model = model_lib.SymmetricVAE(preset, variant=variant, seed=FLAGS.seed,
+                                   **{key: settings[key] for key in MODEL_SETTINGS})
+    fixed_z = tf.random.stateless_normal((64, preset.z_dim), seed=(FLAGS.seed, 1))
     adam = keras.optimizers.Adam
     model.compile(
         g_optimizer=adam(settings["g_learning_rate"], beta_1=settings["beta1"]),
@@ -167,7 +171,7 @@ def reconstruction_rmse(model, test_images, z_q):
 def sample_quality(model):
     """IS and FID of `--quality_samples` samples under the project's MNIST classifier
     (reference: the MNIST test set), or {} when it is off or not trained."""
-    if not FLAGS.quality_samples:
+    if not FLAGS.quality_samples or FLAGS.dataset != "mnist":
         return {}
     from svae_tf import classifiers
 
@@ -186,9 +190,9 @@ def sample_quality(model):
 
 def markdown(results, reference):
     lines = [
-        "# Mode-collapse probe: MNIST presets, adversarial variants",
+        f"# Mode-collapse probe: {FLAGS.dataset}, adversarial variants",
         "",
-        "Real MNIST (TFDS), batch 100, "
+        f"Real {FLAGS.dataset} (TFDS), batch {FLAGS.batch_size}, "
         f"seed {FLAGS.seed}, {FLAGS.steps} steps per run. `sample_spread` of 64 real test images: "
         f"**{reference:.4f}**. Chance discriminator loss: 2 ln 2 = {2 * math.log(2):.3f}.",
         "",
@@ -216,17 +220,17 @@ def main(argv):
     started = report.start()
     for spec in FLAGS.run:
         parse_run(spec)  # fail before any training
-    train_images = data.load_images("mnist", "train", batch_size=100, data_dir=FLAGS.data_dir,
+    train_images = data.load_images(FLAGS.dataset, "train", batch_size=FLAGS.batch_size, data_dir=FLAGS.data_dir,
                                     shuffle=True, seed=FLAGS.seed, repeat=True, drop_remainder=True)
-    test_images = next(iter(data.load_images("mnist", "test", batch_size=256, data_dir=FLAGS.data_dir)))
+    test_images = next(iter(data.load_images(FLAGS.dataset, "test", batch_size=256, data_dir=FLAGS.data_dir)))
     reference = spread(test_images[:64])
-    fixed_z = tf.random.stateless_normal((64, presets.MNIST.z_dim), seed=(FLAGS.seed, 1))  # all MNIST presets
     print(f"sample_spread of 64 real test images: {reference:.4f}")
-    results = [run(spec, train_images, test_images, fixed_z) for spec in FLAGS.run]
+    results = [run(spec, train_images, test_images) for spec in FLAGS.run]
     table = markdown(results, reference)
     print(table)
     if FLAGS.output:
-        settings = {name: FLAGS[name].value for name in ("steps", "every", "probe_steps", "seed", "quality_samples")}
+        settings = {name: FLAGS[name].value for name in ("dataset", "batch_size", "steps", "every", "probe_steps",
+                                                         "seed", "quality_samples")}
         report.write_report(FLAGS.output, dict(settings=settings, real_sample_spread=reference, runs=results),
                             table, started=started)
         print(f"wrote {report.paths(FLAGS.output)}")

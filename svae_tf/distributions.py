@@ -77,7 +77,10 @@ def likelihood_distribution(likelihood, params):
 
     For the 8-bit heads the distribution is over the *integer* pixel values 0..255
     ("discretized_logistic") or over dequantized values in [0, 1] ("gaussian*");
-    use `log_likelihood` to score images given in [0, 1].
+    use `log_likelihood` to score images given in [0, 1]. The discretized logistic's
+    `log_prob` is `discretized_logistic_log_prob`; `log_likelihood` calls that with the
+    log-scale itself, so it stays finite even where the scale, held by this
+    distribution, overflows float32 (log-scale above ~83).
     """
     _check(likelihood)
     params = tf.cast(params, tf.float32)

@@ -11,8 +11,10 @@ ELBO (eq. 1) is an upper bound on the NLL in nats per image and
 - "bernoulli": binarized images (MNIST); the target is a binarization of the grey
   levels (dynamic in training; statically binarized data pass through unchanged).
 - "discretized_logistic": 8-bit images; a logistic per sub-pixel quantized to the
-  256 levels (TFP `QuantizedDistribution`, edge bins absorb the tails, as in
-  PixelCNN++ with one mixture component).
+  256 levels (edge bins absorb the tails, as in PixelCNN++ with one mixture
+  component). Its log-probability is computed in log space from the logits of the
+  bin edges (`discretized_logistic_log_prob`), never as a difference of CDFs, so a
+  bin's mass stays finite when it is far below float32's resolution of the CDF.
 - "gaussian": a Gaussian on uniformly dequantized 8-bit pixels, y = (255 x + u) / 256,
   u ~ U[0, 1); log P(x) >= E_u log p(y) - D log 256, and that offset is included.
   Variance learned per pixel, or fixed (`gaussian_fixed`, GAUSSIAN_FIXED_SCALE).
@@ -75,7 +77,10 @@ def likelihood_distribution(likelihood, params):
 
     For the 8-bit heads the distribution is over the *integer* pixel values 0..255
     ("discretized_logistic") or over dequantized values in [0, 1] ("gaussian*");
-    use `log_likelihood` to score images given in [0, 1].
+    use `log_likelihood` to score images given in [0, 1]. The discretized logistic's
+    `log_prob` is `discretized_logistic_log_prob`; `log_likelihood` calls that with the
+    log-scale itself, so it stays finite even where the scale, held by this
+    distribution, overflows float32 (log-scale above ~83).
     """
     _check(likelihood)
     params = tf.cast(params, tf.float32)
@@ -87,7 +92,7 @@ def likelihood_distribution(likelihood, params):
     # discretized_logistic, on the 0..255 scale. QuantizedDistribution puts the
     # mass of (k - 1, k] on k; shift by -0.5 so level k owns (k - 0.5, k + 0.5].
     logistic = tfd.Logistic(loc=255.0 * loc - 0.5, scale=255.0 * tf.exp(log_scale))
-    return tfd.Independent(tfd.QuantizedDistribution(logistic, low=0.0, high=255.0), 3)
+    return tfd.Independent(_StableQuantizedLogistic(logistic, low=0.0, high=255.0), 3)
 
 
 def likelihood_target(likelihood, images, uniform_noise):
@@ -108,11 +113,78 @@ def likelihood_target(likelihood, images, uniform_noise):
 
 def log_likelihood(likelihood, params, target):
     """log P(x|z) [B] in nats of the discrete image, for `target` from `likelihood_target`."""
+    if likelihood == "discretized_logistic":
+        loc, log_scale = _loc_and_log_scale(likelihood, tf.cast(params, tf.float32))
+        log_prob = discretized_logistic_log_prob(
+            tf.cast(target, tf.float32), 255.0 * loc, math.log(255.0) + log_scale
+        )
+        return tf.reduce_sum(log_prob, axis=[1, 2, 3])
     log_prob = likelihood_distribution(likelihood, params).log_prob(target)
     if likelihood.startswith("gaussian"):
         num_dims = tf.cast(tf.reduce_prod(tf.shape(target)[1:]), tf.float32)
         log_prob -= num_dims * math.log(256.0)
     return log_prob
+
+
+def discretized_logistic_log_prob(levels, mean, log_scale, low=0.0, high=255.0):
+    """log P(level) of a logistic(mean, exp(log_scale)) quantized to the integers low..high.
+
+    Level k (floored) owns the interval (k - 1/2, k + 1/2]; the edge levels absorb the
+    tails: P(low) = F(low + 1/2), P(high) = 1 - F(high - 1/2), with F the logistic CDF.
+    Levels outside [low, high] have probability 0. Elementwise; all arguments broadcast.
+
+    With u = (k + 1/2 - mean) / s and l = (k - 1/2 - mean) / s, so that u - l = 1 / s:
+
+        F(u) - F(l) = sigmoid(u) sigmoid(-l) (1 - exp(-1 / s)),
+
+    hence log P(k) = log_sigmoid(u) + log_sigmoid(-l) + log(1 - exp(-1 / s)): three terms
+    that are each accurate in float32 for any u, l and s. A difference of CDFs (or of
+    log-CDFs, as TFP's `QuantizedDistribution` takes) cancels to 0, and its log to -inf,
+    once the bin's mass is below float32's resolution of the CDF (6e-8 near F = 1/2,
+    reached by a bin of a logistic wider than ~4e6 levels).
+    """
+    levels = tf.floor(levels)
+    mean = tf.convert_to_tensor(mean, levels.dtype)
+    log_scale = tf.convert_to_tensor(log_scale, levels.dtype)
+    inv_scale = tf.exp(-log_scale)
+    upper = (levels + 0.5 - mean) * inv_scale
+    lower = (levels - 0.5 - mean) * inv_scale
+    log_cdf_upper = -tf.math.softplus(-upper)  # log F(k + 1/2)
+    log_sf_lower = -tf.math.softplus(lower)  # log (1 - F(k - 1/2))
+    log_prob = log_cdf_upper + log_sf_lower + _log1mexp(inv_scale, -log_scale)  # log(1/s) = -log s
+    log_prob = tf.where(levels <= low, log_cdf_upper, tf.where(levels >= high, log_sf_lower, log_prob))
+    outside = (levels < low) | (levels > high)
+    return tf.where(outside, tf.constant(-math.inf, levels.dtype), log_prob)
+
+
+def _log1mexp(x, log_x):
+    """log(1 - exp(-x)) for x = exp(log_x) > 0, accurate for tiny and large x.
+
+    log(-expm1(-x)) for x <= log 2, log1p(-exp(-x)) above (Maechler, 2012); below 1e-4,
+    log x - x / 2 (error < x^2 / 24), which stays finite when x itself underflows.
+    Both branches of each `tf.where` are finite, so gradients are too.
+    """
+    small = x < 1e-4
+    safe_x = tf.where(small, tf.ones_like(x), x)
+    exact = tf.where(
+        safe_x <= math.log(2.0), tf.math.log(-tf.math.expm1(-safe_x)), tf.math.log1p(-tf.exp(-safe_x))
+    )
+    return tf.where(small, log_x - 0.5 * x, exact)
+
+
+class _StableQuantizedLogistic(tfd.QuantizedDistribution):
+    """`QuantizedDistribution` of a `Logistic` whose (log-)probability is
+    `discretized_logistic_log_prob` (sampling, CDF and the rest are TFP's)."""
+
+    def _log_prob(self, y):
+        logistic = self.distribution
+        # The base logistic is shifted by -1/2 so that level k owns (k - 1/2, k + 1/2].
+        return discretized_logistic_log_prob(
+            y, logistic.loc + 0.5, tf.math.log(logistic.scale), low=self.low, high=self.high
+        )
+
+    def _prob(self, y):
+        return tf.exp(self._log_prob(y))
 
 
 def likelihood_mean(likelihood, params):

@@ -5,11 +5,30 @@ from pathlib import Path
 
 import pytest
 
+# The datasets the data tests read (TFDS names, as directories of the data dir).
+REQUIRED_DATASETS = ("mnist", "cifar10")
+
+
+def real_data_dir():
+    """$TFDS_DATA_DIR, else ../shared/tfds beside the clone (as in CI); absolute."""
+    return Path(os.environ.get("TFDS_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "tfds").absolute()
+
+
+def in_ci():
+    """True under CI=true (the CI runner sets it)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
 
 @pytest.fixture(scope="session")
 def data_dir():
-    """The real TFDS data: $TFDS_DATA_DIR, else ../shared/tfds beside the clone (as in CI)."""
-    path = Path(os.environ.get("TFDS_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "tfds")
-    if not (path / "mnist").is_dir():
-        pytest.skip(f"real TFDS data not found in {path}")
+    """The real TFDS data directory. Missing data skip the test, except under CI=true,
+    where they fail it: CI must run the data tests, not report them as skipped."""
+    path = real_data_dir()
+    missing = [name for name in REQUIRED_DATASETS if not (path / name).is_dir()]
+    if missing:
+        message = (f"real TFDS data ({', '.join(missing)}) not found in {path}: set TFDS_DATA_DIR "
+                   f"or put shared/tfds beside the clone")
+        if in_ci():
+            pytest.fail(f"{message} (CI=true: data tests fail instead of skipping)", pytrace=False)
+        pytest.skip(message)
     return os.fspath(path)

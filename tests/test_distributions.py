@@ -6,8 +6,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_probability as tfp
+from scipy.special import expit, log_expit
 
 from svae_tf import distributions, flows
+
+tfd = tfp.distributions
 
 LIKELIHOODS = distributions.LIKELIHOODS
 SHAPE = (3, 4, 4, 2)  # [B, H, W, C]
@@ -96,16 +100,110 @@ def test_unknown_likelihood_raises():
 
 
 @pytest.mark.parametrize("loc", [0.0, 1e-3, 0.2, 100.0 / 255.0, 0.51, 0.97, 1.0])
-@pytest.mark.parametrize("log_scale", [-7.0, -4.0, -1.0, 1.0])
+@pytest.mark.parametrize("log_scale", [-7.0, -4.0, -1.0, 1.0, 12.0, 100.0])
 def test_discretized_logistic_pmf_sums_to_one(loc, log_scale):
     levels = np.arange(256, dtype="float32").reshape(256, 1, 1, 1)
     raw_loc = _logit(np.clip(loc, 1e-7, 1 - 1e-7))
     params = tf.constant(np.broadcast_to(np.array([raw_loc, log_scale], "float32"), (256, 1, 1, 2)))
     log_probs = distributions.log_likelihood("discretized_logistic", params, tf.constant(levels)).numpy()
     assert log_probs.shape == (256,)
+    assert np.all(np.isfinite(log_probs))
     np.testing.assert_allclose(np.sum(np.exp(log_probs.astype(np.float64))), 1.0, atol=1e-4)
+    if log_scale < 80.0:  # the distribution object holds the scale, which overflows there
+        dist = distributions.likelihood_distribution("discretized_logistic", params)
+        np.testing.assert_allclose(dist.log_prob(levels), log_probs, rtol=1e-5, atol=1e-3)
     if log_scale == -7.0:  # a peaked pmf has its mode at the level nearest 255 * loc
         assert np.argmax(log_probs) == int(np.round(255.0 * loc))
+
+
+def _logistic_pmf_reference(levels, loc, log_scale):
+    """log P(level) of the discretized logistic in float64, as a difference of CDFs.
+
+    Level k of 0..255 owns (k - 1/2, k + 1/2] around 255 * sigmoid(raw loc) (here `loc`
+    is already in [0, 1]) with scale 255 exp(max(log_scale, -7)); the edge levels take
+    the tails. The CDFs are differenced on the side of the bin away from the mode
+    (survival functions right of it), where float64 keeps ~1e-16 of the larger value.
+    Returns (log P, the ratio P / larger CDF value: the reference's error in log P is
+    about 1e-16 / ratio).
+    """
+    levels, loc, log_scale = (np.asarray(a, np.float64) for a in (levels, loc, log_scale))
+    mean, scale = 255.0 * loc, 255.0 * np.exp(np.maximum(log_scale, -7.0))
+    upper, lower = (levels + 0.5 - mean) / scale, (levels - 0.5 - mean) / scale
+    right = lower > 0
+    big = np.where(right, expit(-lower), expit(upper))
+    mass = np.where(right, expit(-lower) - expit(-upper), expit(upper) - expit(lower))
+    with np.errstate(divide="ignore"):
+        log_p = np.where(levels == 0, log_expit(upper),
+                         np.where(levels == 255, log_expit(-lower), np.log(mass)))
+    ratio = np.where((levels == 0) | (levels == 255), 1.0, mass / np.maximum(big, 1e-300))
+    return log_p, ratio
+
+
+def _tfp_cdf_difference_log_prob(params, target):
+    """log P(x|z) [B] from TFP's QuantizedDistribution of a Logistic: the bin mass as a
+    difference of (log-)CDFs, the construction `log_likelihood` is compared against."""
+    raw_loc, log_scale = tf.split(tf.constant(params, tf.float32), 2, axis=-1)
+    logistic = tfd.Logistic(255.0 * tf.sigmoid(raw_loc) - 0.5, 255.0 * tf.exp(tf.maximum(log_scale, -7.0)))
+    dist = tfd.Independent(tfd.QuantizedDistribution(logistic, low=0.0, high=255.0), 3)
+    return dist.log_prob(tf.constant(target, tf.float32)).numpy()
+
+
+# Pixels of the CIFAR-10 sVAE-r decoder at its initial weights (real CIFAR-10 training
+# batch, seed 0): (raw loc, log-scale, target level). Scales of 255 e^10 .. 255 e^17 levels
+# spread the mass so thin that one bin (9e-9 .. 3e-11) is below float32's resolution of
+# the CDF near 1/2; the CDF difference is 0 and its log -inf.
+WIDE_PIXELS = [(-3.4355164, 11.586066, 182.0), (2.002001, 12.253237, 63.0),
+               (-1.9586343, 17.173998, 82.0)]
+
+
+def test_discretized_logistic_is_finite_where_the_cdf_difference_underflows():
+    raw_loc, log_scale, level = (np.array(c, np.float32) for c in zip(*WIDE_PIXELS))
+    params = np.stack([raw_loc, log_scale], -1).reshape(-1, 1, 1, 2)
+    target = level.reshape(-1, 1, 1, 1)
+    assert np.all(np.isneginf(_tfp_cdf_difference_log_prob(params, target)))
+
+    params_t = tf.constant(params)
+    with tf.GradientTape() as tape:
+        tape.watch(params_t)
+        log_p = distributions.log_likelihood("discretized_logistic", params_t, tf.constant(target))
+    expected, ratio = _logistic_pmf_reference(level, 1 / (1 + np.exp(-raw_loc.astype(np.float64))), log_scale)
+    assert np.all(ratio > 1e-12)
+    # -18.5 .. -24.1 nats: about the log-density at the bin times its width.
+    np.testing.assert_allclose(log_p.numpy(), expected, rtol=1e-5)
+    assert np.all(np.isfinite(tape.gradient(log_p, params_t).numpy()))
+
+
+def test_discretized_logistic_matches_the_closed_form_and_the_cdf_difference():
+    rng = np.random.default_rng(3)
+    n = 4096
+    raw_loc = rng.normal(0.0, 4.0, n).astype(np.float32)  # locations up to ~1e-7 from the edges
+    log_scale = rng.uniform(-9.0, 20.0, n).astype(np.float32)  # below the floor .. far too wide
+    level = rng.integers(0, 256, n).astype(np.float32)
+    level[:256], level[256:512] = 0.0, 255.0  # the edge bins
+    params = np.stack([raw_loc, log_scale], -1).reshape(n, 1, 1, 2)
+    target = level.reshape(n, 1, 1, 1)
+    params_t = tf.constant(params)
+    with tf.GradientTape() as tape:
+        tape.watch(params_t)
+        log_p = distributions.log_likelihood("discretized_logistic", params_t, tf.constant(target))
+    assert np.all(np.isfinite(tape.gradient(log_p, params_t).numpy()))
+    log_p = log_p.numpy().astype(np.float64)
+    assert np.all(np.isfinite(log_p)) and np.all(log_p <= 0.0)
+
+    # The closed form (float64 CDF differences) where float64 resolves the bin.
+    loc = tf.sigmoid(raw_loc).numpy()  # the float32 location the head uses
+    expected, ratio = _logistic_pmf_reference(level, loc, log_scale)
+    exact = ratio > 1e-11
+    assert exact.mean() > 0.8  # the rest: bins thinner than float64 resolves
+    np.testing.assert_allclose(log_p[exact], expected[exact], rtol=1e-4, atol=1e-4)
+
+    # TFP's CDF difference, wherever it was finite: the same probabilities.
+    old = _tfp_cdf_difference_log_prob(params, target).astype(np.float64)
+    finite = np.isfinite(old)
+    assert 0.5 < finite.mean() < 1.0  # the wide scales underflow there
+    np.testing.assert_allclose(np.exp(log_p[finite]), np.exp(old[finite]), rtol=0, atol=1e-6)
+    resolved = finite & (np.exp(old) > 1e-3)  # masses float32 CDF differences resolve
+    np.testing.assert_allclose(log_p[resolved], old[resolved], rtol=0, atol=1e-3)
 
 
 def test_discretized_logistic_target_is_integer_levels():

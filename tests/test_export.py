@@ -1,9 +1,9 @@
 """Tests of export/: SavedModel for TF Serving, LiteRT conversion, clients, bad inputs.
 
 One tiny sVAE-r (MNIST shapes, z_dim 8, a 2-layer affine coupling flow, small dense
-layers) is trained for one epoch on 64 real MNIST images (random pixels if the data are
-missing), saved as a run directory, and exported once per test session (shared by the
-xdist workers).
+layers) is trained for one epoch on 64 real MNIST images (the `data_dir` fixture: skipped
+without the data, failed under CI), saved as a run directory, and exported once per test
+session (shared by the xdist workers).
 
 TF Serving itself cannot run here. Requests are executed two ways: through TensorFlow's
 Python loader (`tf.saved_model.load(path).signatures[name]`, `serving_client.LocalServer`)
@@ -50,22 +50,17 @@ INT8_IMAGE_TOL = 2e-2  # pixels on the [0, 1] scale
 INT8_Z_TOL = 5e-2  # z_mean, relative to max(1, max |z_mean|)
 
 
-def _mnist_uint8(n):
-    data_dir = os.environ.get("TFDS_DATA_DIR") or str(
-        Path(__file__).resolve().parents[2] / "shared" / "tfds")
-    try:
-        from svae_tf import data
+def _mnist_uint8(n, data_dir):
+    """The first n real MNIST training images, uint8 [n, 28, 28, 1]."""
+    from svae_tf import data
 
-        batch = next(iter(data.load_images("mnist", "train", batch_size=n, take=n,
-                                           data_dir=data_dir)))
-        return np.round(batch.numpy() * 255).astype(np.uint8)
-    except Exception:  # no data here: random pixels exercise the same code
-        return np.random.default_rng(0).integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+    batch = next(iter(data.load_images("mnist", "train", batch_size=n, take=n, data_dir=data_dir)))
+    return np.round(batch.numpy() * 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")
-def images():
-    return _mnist_uint8(64)
+def images(data_dir):
+    return _mnist_uint8(64, data_dir)
 
 
 def _shared(tmp_path_factory, name, build):
@@ -92,11 +87,11 @@ def _shared(tmp_path_factory, name, build):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _train_tiny_run(model_dir):
+def _train_tiny_run(model_dir, data_dir):
     config = runs.ModelConfig(preset="mnist", preset_overrides=OVERRIDES, variant="svae_r")
     model = runs.build_model(config)
     model.compile()
-    x = _mnist_uint8(64).astype(np.float32) / 255.0
+    x = _mnist_uint8(64, data_dir).astype(np.float32) / 255.0
     model.fit(x, batch_size=32, epochs=1, verbose=0)
     runs.save_config(str(model_dir), config)
     runs.checkpoint_manager(runs.make_checkpoint(model), str(model_dir)).save()
@@ -104,8 +99,8 @@ def _train_tiny_run(model_dir):
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    return _shared(tmp_path_factory, "export-test-run", _train_tiny_run)
+def run_dir(tmp_path_factory, data_dir):
+    return _shared(tmp_path_factory, "export-test-run", lambda path: _train_tiny_run(path, data_dir))
 
 
 @pytest.fixture(scope="module")

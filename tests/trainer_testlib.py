@@ -92,3 +92,25 @@ def checkpoint_numbers(model_dir):
     if not state.exists():
         return []
     return sorted({int(n) for n in re.findall(r'"ckpt-(\d+)"', state.read_text())})
+
+
+def event_scalars(log_dir):
+    """{tag: [(step, value)]} of the scalar summaries in the event files under `log_dir`
+    (TF2 writes scalars as float tensors; images and text are left out)."""
+    import tensorflow as tf
+
+    scalars = {}
+    for path in sorted(Path(log_dir).glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.HasField("tensor"):
+                    array = tf.make_ndarray(value.tensor)
+                    if array.dtype.kind != "f" or array.size != 1:
+                        continue
+                    number = float(array.reshape(()))
+                elif value.HasField("simple_value"):
+                    number = float(value.simple_value)
+                else:
+                    continue
+                scalars.setdefault(value.tag, []).append((event.step, number))
+    return scalars

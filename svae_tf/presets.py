@@ -91,8 +91,10 @@ MNIST_A1 = Preset(
     disc_joint_dense=(Dense(512, dropout=0.2),),
 )
 
-# The default MNIST recipe: A.1 with two deviations, each needed (neither alone suffices)
-# for GAN, ALI and sVAE not to collapse (benchmarks/results/mode_collapse.md):
+# The default MNIST recipe: A.1 with two deviations. Together they keep GAN, ALI, sVAE,
+# sVAE-r and WGAN-GP from collapsing; neither alone does (benchmarks/results/mode_collapse.md,
+# 600 steps: the runs "gan,...,decoder_dense_batch_norm=false" and "gan,...,disc_x_pooling=
+# average" against "gan,..." and "gan,...,preset=mnist_a1"):
 # - batch norm on the decoder's two dense layers (`decoder_dense_batch_norm`);
 # - the discriminator's x branch flattens its 7x7x64 features instead of averaging them
 #   away (`disc_x_pooling="flatten"`), so f(x, z) sees where strokes are.

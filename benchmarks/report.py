@@ -38,7 +38,7 @@ the load average, the command line and the git state before any work is done):
   - wall_time_s: seconds from `start()` to `write_report`;
   - checksums: sha256 of the Markdown file and of the JSON itself (without this entry),
     so a test can tell that neither was edited after it was written; and under "files"
-    the sha256 of each file of `files`.
+    the sha256 of each file of `files`; "files" lists their paths.
 * NAME.md: the body, then a "## Provenance" section with the same facts.
 * each of `files` (optional: figures, sample arrays), at its path relative to NAME's
   directory, e.g. `mnist_curves.png` or `mnist_samples/vae.npz` beside `mnist.json`. They
@@ -47,7 +47,7 @@ the load average, the command line and the git state before any work is done):
   pair only when a report lists it. Markdown can show them (`![curves](mnist_curves.png)`).
 
 All files are written atomically (`svae_tf.runs.atomic_write`: a temporary name, then a
-rename), the JSON first. A path given as NAME, NAME.json or NAME.md means the same pair.
+rename): the listed files first, then the JSON, then the Markdown. A path given as NAME, NAME.json or NAME.md means the same pair.
 
 Importing this module does not import TensorFlow (drivers such as reproduce_mnist start
 before they need it); `write_report` imports `svae_tf.runs` for its atomic write.

@@ -19,6 +19,7 @@ the load average, the command line and the git state before any work is done):
             "# My benchmark\\n\\n| ... |\\n",    # the Markdown body (title, tables, notes)
             started=started,
             extra_versions=("ai-edge-litert",),  # optional: more distributions whose version matters
+            files={"my_benchmark_plot.png": png_bytes},  # optional: figures / data beside the pair
         )
 
 `write_report` returns the JSON it wrote (the results plus a "provenance" key) and writes
@@ -36,11 +37,17 @@ the load average, the command line and the git state before any work is done):
   - versions: python, tensorflow, keras, tfp, and each of `extra_versions`;
   - wall_time_s: seconds from `start()` to `write_report`;
   - checksums: sha256 of the Markdown file and of the JSON itself (without this entry),
-    so a test can tell that neither was edited after it was written.
+    so a test can tell that neither was edited after it was written; and under "files"
+    the sha256 of each file of `files`; "files" lists their paths.
 * NAME.md: the body, then a "## Provenance" section with the same facts.
+* each of `files` (optional: figures, sample arrays), at its path relative to NAME's
+  directory, e.g. `mnist_curves.png` or `mnist_samples/vae.npz` beside `mnist.json`. They
+  are written before the JSON; `check_report` checks they still match their checksums,
+  and `check_results_dir` accepts a file in benchmarks/results/ that is not a .json/.md
+  pair only when a report lists it. Markdown can show them (`![curves](mnist_curves.png)`).
 
-Both files are written atomically (`svae_tf.runs.atomic_write`: a temporary name, then a
-rename), the JSON first. A path given as NAME, NAME.json or NAME.md means the same pair.
+All files are written atomically (`svae_tf.runs.atomic_write`: a temporary name, then a
+rename): the listed files first, then the JSON, then the Markdown. A path given as NAME, NAME.json or NAME.md means the same pair.
 
 Importing this module does not import TensorFlow (drivers such as reproduce_mnist start
 before they need it); `write_report` imports `svae_tf.runs` for its atomic write.
@@ -250,11 +257,25 @@ def provenance_markdown(prov, json_name):
              f"Written by `benchmarks/report.py` with `{json_name}` (the same numbers, and this "
              "provenance under its `provenance` key); not edited by hand.", "",
              "| | |", "|---|---|"]
+    if prov.get("files"):
+        rows.append(("files", ", ".join(f"`{path}`" for path in prov["files"])
+                     + " (sha256 of each in the JSON, `provenance.checksums.files`)"))
     lines += [f"| {k} | {val.replace('|', '/')} |" for k, val in rows]
     return "\n".join(lines) + "\n"
 
 
-def write_report(name_or_path, results, markdown_body, *, started, extra_versions=()):
+def _check_file_name(path):
+    """A `files` key: a relative POSIX path below NAME's directory, not a .json/.md at its top."""
+    norm = os.path.normpath(path).replace(os.sep, "/") if isinstance(path, str) else None
+    if norm is None or os.path.isabs(path) or norm != path or norm.startswith("../") or norm in (".", ".."):
+        raise ValueError(f"files: {path!r} must be a normalized path relative to the report's directory")
+    if "/" not in norm and norm.endswith((".json", ".md")):
+        raise ValueError(f"files: {path!r} would look like a results pair; put it in a subdirectory "
+                         "or give it another extension")
+    return norm
+
+
+def write_report(name_or_path, results, markdown_body, *, started, extra_versions=(), files=None):
     """Write NAME.json (results + provenance) and NAME.md (body + provenance); see the module doc.
 
     Args:
@@ -263,6 +284,8 @@ def write_report(name_or_path, results, markdown_body, *, started, extra_version
       markdown_body: the Markdown report without provenance (a "# Title" first).
       started: what `start()` returned at the start of the benchmark.
       extra_versions: distribution names whose versions are recorded too.
+      files: optional {path relative to NAME's directory: bytes}, written beside the pair
+        (subdirectories created) with their sha256 in provenance.checksums.files.
 
     Returns:
       The dict written to NAME.json.
@@ -273,14 +296,24 @@ def write_report(name_or_path, results, markdown_body, *, started, extra_version
         raise ValueError("results must not have a 'provenance' key: write_report adds it")
     from svae_tf import runs  # imports TensorFlow
 
+    files = {_check_file_name(path): content for path, content in (files or {}).items()}
     json_path, md_path = paths(name_or_path)
+    directory = os.path.dirname(os.path.abspath(json_path))
     prov = started.provenance(extra_versions)
+    if files:
+        prov["files"] = sorted(files)
     body = markdown_body.rstrip("\n") + "\n\n"
     markdown = body + provenance_markdown(prov, os.path.basename(json_path))
     prov["checksums"] = {"markdown_sha256": _sha256(markdown)}
+    if files:
+        prov["checksums"]["files"] = {path: hashlib.sha256(files[path]).hexdigest() for path in sorted(files)}
     report = json.loads(json.dumps({**results, "provenance": prov}, allow_nan=True))  # JSON types only
     report["provenance"]["checksums"]["json_sha256"] = json_checksum(report)
-    os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
+    os.makedirs(directory, exist_ok=True)
+    for path in sorted(files):
+        target = os.path.join(directory, *path.split("/"))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        runs.atomic_write(target, bytes(files[path]))
     runs.atomic_write(json_path, json.dumps(report, indent=2, allow_nan=True) + "\n")
     runs.atomic_write(md_path, markdown)
     return report
@@ -291,7 +324,8 @@ def check_report(json_path):
 
     Checks that both files exist, that the JSON has every key of `PROVENANCE_KEYS`,
     `MACHINE_KEYS` and `VERSION_KEYS`, that the commit is a full git hash, and that the
-    checksums match both files as they are now (so neither was edited after writing).
+    checksums match both files, and any files it lists, as they are now (so none was
+    edited after writing).
     """
     json_path = os.fspath(json_path)
     md_path = os.path.splitext(json_path)[0] + ".md"
@@ -330,7 +364,26 @@ def check_report(json_path):
         problems.append(f"{os.path.basename(md_path)} has no '{PROVENANCE_HEADING}' section")
     if sums.get("json_sha256") != json_checksum(report):
         problems.append(f"{name} differs from what benchmarks/report.py wrote (edited by hand?)")
+    directory = os.path.dirname(os.path.abspath(json_path))
+    for path, digest in (sums.get("files") or {}).items():
+        target = os.path.join(directory, *path.split("/"))
+        if not os.path.isfile(target):
+            problems.append(f"{name}: its file {path} is missing")
+            continue
+        with open(target, "rb") as f:
+            if hashlib.sha256(f.read()).hexdigest() != digest:
+                problems.append(f"{path} differs from what benchmarks/report.py wrote for {name}")
     return problems
+
+
+def report_files(json_path):
+    """The paths (relative to its directory) of the files a report lists; [] if none or unreadable."""
+    try:
+        with open(json_path) as f:
+            sums = json.load(f)["provenance"]["checksums"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return list((sums.get("files") or {}) if isinstance(sums, dict) else [])
 
 
 def check_results_dir(directory=RESULTS_DIR):
@@ -342,6 +395,17 @@ def check_results_dir(directory=RESULTS_DIR):
     problems = []
     for name in names:
         problems += check_report(os.path.join(directory, name + ".json"))
-    others = sorted(f for f in os.listdir(directory) if not f.endswith((".md", ".json")))
-    problems += [f"{f}: only .json/.md results pairs belong in {directory}" for f in others]
+    claimed = set()
+    for name in names:
+        claimed.update(report_files(os.path.join(directory, name + ".json")))
+    others = []
+    for entry in sorted(f for f in os.listdir(directory) if not f.endswith((".md", ".json"))):
+        if os.path.isdir(os.path.join(directory, entry)):
+            for root, _, filenames in os.walk(os.path.join(directory, entry)):
+                rel = os.path.relpath(root, directory).replace(os.sep, "/")
+                others += [f"{rel}/{f}" for f in sorted(filenames) if f"{rel}/{f}" not in claimed]
+        elif entry not in claimed:
+            others.append(entry)
+    problems += [f"{f}: only .json/.md results pairs, and the files a report lists, belong in {directory}"
+                 for f in others]
     return problems

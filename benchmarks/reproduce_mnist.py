@@ -1,43 +1,58 @@
-"""Reproduce the MNIST comparison of the paper (Table 1) at a fixed CPU budget.
+"""Reproduce the MNIST comparison of the paper (Table 1) at a fixed CPU budget per variant.
 
-    python -m benchmarks.reproduce_mnist [--minutes_per_variant=30] [--work_dir=runs/reproduce_mnist]
-        [--results=benchmarks/results/mnist.md] [--iw_samples=5000] [--num_samples=10000]
+    TFDS_DATA_DIR=../shared/tfds python -m benchmarks.reproduce_mnist --minutes_per_variant=30 \\
+        --iw_samples=1000 --num_nll_images=1000 --work_dir=runs/reproduce_mnist \\
+        --results=benchmarks/results/mnist
 
-Trains VAE, ALI, sVAE and sVAE-r on real MNIST with the same architecture
-(`presets.MNIST`, Appendix A.1), seed, batch size, optimizer settings and
+Trains VAE, GAN, WGAN-GP, ALI, sVAE and sVAE-r on real MNIST with the trainer's default
+architecture (`--preset=mnist`), the same seed, batch size, optimizer settings and
 wall-clock budget, by running the public trainer as a subprocess:
 
-    python -m trainers.mnist --variant=V --model_dir=WORK/V --data_dir=... --epochs=E
-        --steps_per_epoch=S --batch_size=B --seed=SEED --g_learning_rate=... --d_learning_rate=...
-        --beta1=...
+    python -m trainers.mnist --variant=V --model_dir=WORK/V --epochs=E --steps_per_epoch=S
+        --batch_size=B --seed=SEED --g_learning_rate=... [--d_learning_rate=...] --beta1=...
+        [--lam=...] --eval_batches=... --verbose=2
 
-then evaluates each run with `python -m trainers.evaluate` and writes the report
-through `benchmarks.report`: RESULTS.md (the table, beside the paper's Table 1) and
-RESULTS.json (the raw numbers), both with the command, commit and machine.
+A flag is passed only to the variants that use it (`variant_flags`, from the trainer's own
+table `train_lib._VARIANT_FLAGS`): --d_learning_rate to the variants with a discriminator,
+--lam to sVAE-r. Then it evaluates each run with `python -m trainers.evaluate` and writes
+the report through `benchmarks.report`: RESULTS.md (tables, verdicts, figures) and
+RESULTS.json (the numbers), with the command, commit and machine, and beside them
+RESULTS_curves.png and RESULTS_samples/VARIANT.{png,npz}.
 
-Columns. The paper's NLL is "estimated via the variational lower bound defined in
-(1)" (Sec. 6), so -ELBO stands beside the paper's NLL; the importance-weighted bound
-(-IWAE with K = --iw_samples, tighter) is a column of its own. Every row names the
-commit(s) its trainer runs and its evaluation ran at (each trainer invocation records
-`git_state` in the ledger), since a row may be older than the report.
+Columns. NLL is -IWAE with K = --iw_samples; -ELBO stands beside the paper's NLL, which
+is "estimated via the variational lower bound defined in (1)" (Sec. 6); then RMSE, IS and
+FID (`trainers.evaluate`, --num_samples samples), the sample spread, epochs, steps,
+training wall time and the commits each row was trained and evaluated at (a row may be
+older than the report: runs and evaluations are reused). GAN and WGAN-GP have no encoder:
+their NLL, -ELBO and RMSE are null.
 
-Budget. `--minutes_per_variant` is wall-clock time spent in trainer processes
-(start-up, held-out ELBO and image grids included). The trainer's `--epochs` is a
-total and it resumes from its newest checkpoint, so training runs in chunks:
-the first chunk is one epoch of S steps, which measures the step rate; each
-further chunk asks for as many whole epochs as fit in the remaining budget (at
-least one), from the measured cost per step and per trainer start-up
-(`step_cost`). It stops when less than half an epoch fits. A
-ledger WORK/V.budget.json records the seconds used, so re-running the script
-continues where it stopped (raise --minutes_per_variant to train longer);
-evaluation is skipped when its JSON already matches the newest checkpoint and
-the settings.
+Budget. `--minutes_per_variant` is wall-clock time spent in trainer processes (start-up,
+held-out ELBO and image grids included). The trainer's `--epochs` is a total and it
+resumes from its newest checkpoint, so training runs in chunks: the first chunk is one
+epoch of S steps, which measures the step rate; each further chunk asks for as many
+whole epochs as fit in the remaining budget and in `--curve_minutes` (at least one), from
+the measured cost per step and per trainer start-up (`step_cost`). It stops when less
+than half an epoch fits. A ledger WORK/V.budget.json records the seconds used and every
+trainer invocation, so re-running continues where it stopped, in this session or a later
+one (raise --minutes_per_variant to train longer); evaluation is skipped when its JSON
+already matches the newest checkpoint and the settings.
 
-The MNIST classifier for IS/FID is trained once (`python -m trainers.classifier`)
-if it is not at --classifier (default ~/.cache/svae_tf/mnist_classifier.keras).
+Learning curves. After each chunk the newest checkpoint is probed in this process
+(`Prober`): --probe_samples decoder means at fixed z ~ N(0, I) (seed --seed, the first of
+the evaluation's samples), their IS (--probe_splits splits) and FID under the same
+classifier (`metrics.frechet_distance_eigh`: seconds where scipy's sqrtm takes a minute),
+and their spread (mean over pixels of the std over the samples). The point
+(cumulative training minutes, steps, IS, FID, spread) is stored in the ledger, so a
+resumed run keeps its curve; the last probe's samples are the variant's sample grid (64)
+and npz (uint8 [N, 28, 28], round(255 x decoder mean)).
+
+The MNIST classifier for IS/FID is trained once (`python -m trainers.classifier`) if it
+is not at --classifier (default ~/.cache/svae_tf/mnist_classifier.keras).
 """
 
 import argparse
+import importlib.util
+import io
 import json
 import math
 import os
@@ -49,8 +64,9 @@ from svae_tf import logs as tf_logs
 from benchmarks import report
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VARIANTS = ("vae", "ali", "svae", "svae_r")
-LABELS = {"vae": "VAE", "ali": "ALI", "svae": "sVAE", "svae_r": "sVAE-r"}
+VARIANTS = ("vae", "gan", "wgan_gp", "ali", "svae", "svae_r")
+LABELS = {"vae": "VAE", "gan": "GAN", "wgan_gp": "WGAN-GP", "ali": "ALI", "svae": "sVAE", "svae_r": "sVAE-r"}
+PRESET = "mnist"  # the trainer's default (trainers.mnist); not passed, so the trainer's default it is
 
 # Table 1 of the paper (MNIST). Its NLL is the variational bound (1) (Sec. 6), i.e. -ELBO.
 # The text extraction lists the NLL column as 85.1, 79.2, 81.14, 82.51 for NF, PixelRNN,
@@ -64,41 +80,67 @@ PAPER_TABLE_1 = [
     ("sVAE", 82.51, "9.15 ± .06"),
     ("sVAE-r", 81.14, "9.29 ± .06"),
 ]
-PAPER = {"svae": (82.51, "9.15 ± .06"), "svae_r": (81.14, "9.29 ± .06")}
-PAPER_LEARNING_RATE = 1e-4
+PAPER = {"gan": (None, "8.34 ± .03"), "wgan_gp": (None, "8.45 ± .04"),
+         "svae": (82.51, "9.15 ± .06"), "svae_r": (81.14, "9.29 ± .06")}
+PAPER_OPTIMIZER = "Adam, learning rate 1e-4 (Sec. 6; beta1 not stated, so Adam's default 0.9)"
+# The MNIST flagfiles' settings (trainers/configs/mnist_*.flags), which the mode-collapse
+# screen (benchmarks/mode_collapse.py) supports.
+DEFAULT_LEARNING_RATE = 2e-4
+DEFAULT_BETA1 = 0.5
 MNIST_TEST_IMAGES = 10000
+SAMPLE_BATCH = 100  # evaluation and probe draw z batch by batch: equal batches, equal z
+GRID_SAMPLES = 64
+
+# The issue's targets for the paper's claims (`claims`).
+TARGETS = {
+    "rmse_ratio": 0.5,  # sVAE-r's RMSE at most half of ALI's
+    "elbo_nats": 5.0,  # sVAE-r's -ELBO within this many nats of the VAE's
+    "svae_is": 7.5,  # sVAE's IS at least this
+    "adversarial_is": 7.0,  # ALI's, GAN's and WGAN-GP's IS at least this
+    "spread": 0.12,  # every variant's sample spread at the end at least this
+}
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m benchmarks.reproduce_mnist", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work_dir", default=os.path.join("runs", "reproduce_mnist"),
-                   help="one model_dir per variant lives here (reused: re-running continues)")
-    p.add_argument("--results", default=os.path.join(REPO, "benchmarks", "results", "mnist.md"),
-                   help="RESULTS.md and RESULTS.json are written (benchmarks.report)")
+                   help="one model_dir and ledger per variant live here (reused: re-running continues)")
+    p.add_argument("--results", default=os.path.join(REPO, "benchmarks", "results", "mnist"),
+                   help="RESULTS.md, RESULTS.json, RESULTS_curves.png and RESULTS_samples/ are written "
+                        "(benchmarks.report; RESULTS may end in .md or .json)")
     p.add_argument("--data_dir", default=None, help="TFDS data dir (default $TFDS_DATA_DIR)")
-    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of " + ", ".join(VARIANTS))
     p.add_argument("--minutes_per_variant", type=float, default=30.0)
+    p.add_argument("--curve_minutes", type=float, default=5.0,
+                   help="longest training chunk (minutes) between two learning-curve points")
     p.add_argument("--steps_per_epoch", type=int, default=600, help="600 = one pass at batch 100")
     p.add_argument("--batch_size", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--g_learning_rate", type=float, default=PAPER_LEARNING_RATE)
-    p.add_argument("--d_learning_rate", type=float, default=PAPER_LEARNING_RATE)
-    p.add_argument("--beta1", type=float, default=0.9)
+    p.add_argument("--g_learning_rate", type=float, default=DEFAULT_LEARNING_RATE)
+    p.add_argument("--d_learning_rate", type=float, default=DEFAULT_LEARNING_RATE,
+                   help="passed to the variants with a discriminator only")
+    p.add_argument("--beta1", type=float, default=DEFAULT_BETA1)
+    p.add_argument("--lam", type=float, default=0.3, help="sVAE-r's lambda (paper: 0.3); passed to svae_r only")
     p.add_argument("--eval_batches", type=int, default=10,
                    help="held-out ELBO batches per epoch in the trainer (keeps its overhead small)")
     p.add_argument("--trainer_flag", action="append", default=[],
-                   help="extra flag passed to every trainer run, e.g. --trainer_flag=--lam=0.3")
+                   help="extra flag passed to every trainer run, e.g. --trainer_flag=--n_disc=2")
     # Evaluation.
-    p.add_argument("--iw_samples", type=int, default=5000)
-    p.add_argument("--num_nll_images", type=int, default=None, help="default: all 10,000 test images")
-    p.add_argument("--num_samples", type=int, default=10000)
+    p.add_argument("--iw_samples", type=int, default=1000, help="K of the IWAE bound (NLL)")
+    p.add_argument("--num_nll_images", type=int, default=1000, help="test images for NLL / -ELBO; 0: all 10,000")
+    p.add_argument("--num_rmse_images", type=int, default=None, help="default: all 10,000 test images")
+    p.add_argument("--num_samples", type=int, default=10000, help="samples for the table's IS / FID")
+    p.add_argument("--num_reference", type=int, default=None,
+                   help="test images for the FID statistics (default: all 10,000)")
     p.add_argument("--splits", type=int, default=10)
+    p.add_argument("--probe_samples", type=int, default=1000,
+                   help="samples per learning-curve point; also the npz and the spread")
+    p.add_argument("--probe_splits", type=int, default=1, help="IS splits of a learning-curve point")
     p.add_argument("--classifier", default=None, help="default: ~/.cache/svae_tf/mnist_classifier.keras")
-    p.add_argument("--skip_eval", action="store_true")
-    p.add_argument("--rmse_far_ratio", type=float, default=0.75,
-                   help="'far better' RMSE: sVAE-r <= ratio x ALI")
-    p.add_argument("--nll_close_nats", type=float, default=5.0, help="'close' NLL: within this many nats")
+    p.add_argument("--cache_dir", default=None,
+                   help="FID reference statistics cache (default $SVAE_TF_CACHE_DIR or ~/.cache/svae_tf)")
+    p.add_argument("--skip_eval", action="store_true", help="no trainers.evaluate, no IS/FID in the curves")
     p.add_argument(f"--{tf_logs.FLAG}", choices=list(tf_logs.LEVELS), default=None, help=tf_logs.FLAG_HELP)
     return p.parse_args(argv)
 
@@ -131,9 +173,14 @@ def _run(cmd, log_path):
     return rc, time.time() - start
 
 
+def _git():
+    commit, dirty, _ = report.git_state()
+    return {"commit": commit, "dirty": dirty}
+
+
 def read_progress(model_dir):
     """(epochs done, optimizer steps, newest checkpoint) of a trainer run; zeros if none."""
-    import tensorflow as tf  # lazily: the driver itself needs TF only for this
+    import tensorflow as tf  # lazily: the driver itself needs TF only here and in `Prober`
 
     path = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
     if path is None:
@@ -150,7 +197,37 @@ def read_progress(model_dir):
     return value("epoch/"), value("g_optimizer/", "iterations"), path
 
 
+def work_paths(args, variant):
+    work_dir = os.path.abspath(args.work_dir)
+    return {
+        "model_dir": os.path.join(work_dir, variant),
+        "ledger": os.path.join(work_dir, f"{variant}.budget.json"),
+        "train_log": os.path.join(work_dir, "logs", f"{variant}_train.log"),
+        "eval_log": os.path.join(work_dir, "logs", f"{variant}_eval.log"),
+        "eval_json": os.path.join(work_dir, "evals", f"{variant}.json"),
+        "npz": os.path.join(work_dir, "samples", f"{variant}.npz"),
+        "png": os.path.join(work_dir, "samples", f"{variant}.png"),
+    }
+
+
 # ------------------------------------------------------------------ training
+def variant_flags(variant, args):
+    """The trainer flags (a list, without --model_dir/--epochs/--data_dir) for `variant`:
+    the shared settings, minus the ones the trainer says this variant does not use."""
+    from trainers import train_lib  # flags and tables only: no TensorFlow import
+
+    values = {"variant": variant, "steps_per_epoch": args.steps_per_epoch, "batch_size": args.batch_size,
+              "seed": args.seed, "g_learning_rate": args.g_learning_rate,
+              "d_learning_rate": args.d_learning_rate, "beta1": args.beta1, "lam": args.lam,
+              "eval_batches": args.eval_batches}
+    out = []
+    for name, value in values.items():
+        uses = train_lib._VARIANT_FLAGS.get(name)
+        if uses is None or variant in uses[0]:
+            out.append(f"--{name}={value}")
+    return out + list(args.trainer_flag)
+
+
 def step_cost(invocations):
     """(seconds of overhead per trainer run, seconds per step) from past runs.
 
@@ -162,7 +239,8 @@ def step_cost(invocations):
     points, previous = [], 0
     for inv in invocations:
         before = inv.get("steps_before", previous)
-        points.append((inv["steps_after"] - before, inv["seconds"]))
+        if inv["steps_after"] > before:  # a killed chunk that kept no checkpoint measured nothing
+            points.append((inv["steps_after"] - before, inv["seconds"]))
         previous = inv["steps_after"]
     steps = sum(p[0] for p in points)
     seconds = sum(p[1] for p in points)
@@ -178,62 +256,195 @@ def step_cost(invocations):
     return 0.0, average
 
 
-def train_variant(variant, args, python=sys.executable):
-    """Train `variant` until its budget is used; returns its ledger."""
-    work_dir = os.path.abspath(args.work_dir)
-    model_dir = os.path.join(work_dir, variant)
-    ledger_path = os.path.join(work_dir, f"{variant}.budget.json")
-    log_path = os.path.join(work_dir, "logs", f"{variant}_train.log")
-    ledger = _read_json(ledger_path) or {"seconds": 0.0, "invocations": []}
+def next_chunk(ledger, steps_done, budget, args):
+    """Epochs to train next (0: the budget is used), from the ledger's measured costs."""
+    remaining = budget - ledger["seconds"]
+    if ledger["seconds"] <= 0 or steps_done <= 0:
+        return 1 if remaining > 0 else 0  # the first epoch measures the step rate
+    overhead, seconds_per_step = step_cost(ledger["invocations"])
+    epoch_seconds = seconds_per_step * args.steps_per_epoch
+    if epoch_seconds <= 0:  # nothing measured yet (e.g. only killed chunks): one epoch measures it
+        return 1 if remaining > 0 else 0
+    if (remaining - overhead) / epoch_seconds < 0.5:
+        return 0
+    window = min(remaining, 60.0 * args.curve_minutes)
+    return max(1, int(math.floor((window - overhead) / epoch_seconds)))
+
+
+def train_variant(variant, args, prober=None, python=sys.executable):
+    """Train `variant` until its budget is used, probing after each chunk; returns its ledger."""
+    paths = work_paths(args, variant)
+    model_dir = paths["model_dir"]
+    ledger = _read_json(paths["ledger"]) or {"seconds": 0.0, "invocations": []}
+    ledger.setdefault("curve", [])
+    flags = variant_flags(variant, args)
+    old_flags = ledger.get("trainer_flags")
     for key in ("steps_per_epoch", "batch_size", "seed"):
         if key in ledger and ledger[key] != getattr(args, key):
             raise SystemExit(f"{model_dir} was trained with --{key}={ledger[key]}; resume with the same value "
                              "or use another --work_dir.")
         ledger[key] = getattr(args, key)
+    if old_flags is None and ledger["invocations"]:
+        raise SystemExit(f"{paths['ledger']} comes from an older reproduce_mnist that did not record its "
+                         "trainer flags (its defaults were Adam 1e-4 / beta1 0.9); use another --work_dir.")
+    if old_flags is not None and old_flags != flags:
+        raise SystemExit(f"{model_dir} was trained with the trainer flags {old_flags}, this run would pass "
+                         f"{flags}; resume with the same settings or use another --work_dir.")
+    ledger["trainer_flags"] = flags
+    if ledger.get("running"):  # a session ended during a chunk: charge the time to its last checkpoint
+        charge_interrupted(ledger, model_dir)
+        _write_json(paths["ledger"], ledger)
     budget = 60.0 * args.minutes_per_variant
-    steps_per_epoch = args.steps_per_epoch
     while True:
-        epochs_done, steps_done, _ = read_progress(model_dir)
-        remaining = budget - ledger["seconds"]
-        if ledger["seconds"] > 0 and steps_done > 0:
-            overhead, seconds_per_step = step_cost(ledger["invocations"])
-            fit = (remaining - overhead) / (seconds_per_step * steps_per_epoch)
-            if fit < 0.5:
-                break
-            chunk = max(1, int(math.floor(fit)))
-        elif remaining > 0:
-            chunk = 1  # the first epoch measures the step rate
-        else:
+        epochs_done, steps_done, checkpoint = read_progress(model_dir)
+        if prober is not None and checkpoint is not None:
+            prober.update(variant, ledger, checkpoint, epochs_done, steps_done)
+            _write_json(paths["ledger"], ledger)
+        chunk = next_chunk(ledger, steps_done, budget, args)
+        if chunk == 0:
             break
         target = epochs_done + chunk
-        cmd = [python, "-m", "trainers.mnist", f"--variant={variant}", f"--model_dir={model_dir}",
-               f"--epochs={target}", f"--steps_per_epoch={steps_per_epoch}",
-               f"--batch_size={args.batch_size}", f"--seed={args.seed}",
-               f"--g_learning_rate={args.g_learning_rate}", f"--d_learning_rate={args.d_learning_rate}",
-               f"--beta1={args.beta1}", f"--eval_batches={args.eval_batches}", "--verbose=2",
-               *args.trainer_flag]
+        cmd = [python, "-m", "trainers.mnist", f"--model_dir={model_dir}", f"--epochs={target}",
+               *flags, "--verbose=2"]
         if args.data_dir:
             cmd.append(f"--data_dir={args.data_dir}")
-        _say(f"{variant}: training to epoch {target} ({chunk} more of {steps_per_epoch} steps; "
-             f"{remaining / 60:.1f} of {budget / 60:.1f} budget minutes left)")
-        commit, dirty, _ = report.git_state()
-        rc, seconds = _run(cmd, log_path)
+        _say(f"{variant}: training to epoch {target} ({chunk} more of {args.steps_per_epoch} steps; "
+             f"{(budget - ledger['seconds']) / 60:.1f} of {budget / 60:.1f} budget minutes left)")
+        at = _git()
+        ledger["running"] = {"started": time.time(), "target_epochs": target, "steps_before": steps_done, **at}
+        _write_json(paths["ledger"], ledger)
+        rc, seconds = _run(cmd, paths["train_log"])
+        del ledger["running"]
         ledger["seconds"] += seconds
         epochs_after, steps_after, _ = read_progress(model_dir)
         ledger["invocations"].append({"target_epochs": target, "seconds": seconds, "return_code": rc,
                                       "steps_before": steps_done, "epochs_after": epochs_after,
-                                      "steps_after": steps_after, "commit": commit, "dirty": dirty})
-        _write_json(ledger_path, ledger)
+                                      "steps_after": steps_after, **at})
+        _write_json(paths["ledger"], ledger)
         if rc != 0:
-            raise SystemExit(f"trainers.mnist failed for {variant} (exit {rc}); see {log_path}")
+            raise SystemExit(f"trainers.mnist failed for {variant} (exit {rc}); see {paths['train_log']}")
         if steps_after <= steps_done:
-            raise SystemExit(f"trainers.mnist made no progress for {variant}; see {log_path}")
+            raise SystemExit(f"trainers.mnist made no progress for {variant}; see {paths['train_log']}")
     epochs, steps, checkpoint = read_progress(model_dir)
     ledger.update(epochs=epochs, steps=steps, checkpoint=checkpoint, model_dir=model_dir,
                   budget_seconds=budget)
-    _write_json(ledger_path, ledger)
+    _write_json(paths["ledger"], ledger)
     _say(f"{variant}: {epochs} epochs, {steps} steps, {ledger['seconds'] / 60:.1f} min of training")
     return ledger
+
+
+def charge_interrupted(ledger, model_dir):
+    """Book the chunk a killed session left running (`ledger["running"]`) as an invocation:
+    the steps its checkpoints kept, and the seconds from its start to the newest
+    checkpoint's write (the time after that checkpoint trained nothing that was kept)."""
+    running = ledger.pop("running")
+    epochs, steps, checkpoint = read_progress(model_dir)
+    seconds = 0.0
+    if checkpoint is not None and steps > running["steps_before"]:
+        seconds = max(0.0, os.path.getmtime(checkpoint + ".index") - running["started"])
+    ledger["seconds"] += seconds
+    ledger["invocations"].append({"target_epochs": running["target_epochs"], "seconds": seconds,
+                                  "return_code": None, "interrupted": True,
+                                  "steps_before": running["steps_before"], "epochs_after": epochs,
+                                  "steps_after": steps, "commit": running.get("commit"),
+                                  "dirty": running.get("dirty")})
+    _say(f"charged {seconds / 60:.1f} min for the chunk an earlier session left unfinished "
+         f"({running['steps_before']} -> {steps} steps)")
+
+
+# ------------------------------------------------------------ probes, samples
+def spread(images):
+    """Mean over pixels of the std over the samples: [N, H, W, C] -> float (as
+    benchmarks/mode_collapse.py's sample_spread; a collapsed decoder is near 0)."""
+    import numpy as np
+
+    return float(np.std(np.asarray(images, np.float64), axis=0).mean())
+
+
+class Prober:
+    """Cheap evaluation of a newest checkpoint, in this process: the learning-curve points
+    and the variant's samples (grid PNG and npz in WORK/samples/)."""
+
+    def __init__(self, args, classifier_path):
+        self.args = args
+        self.extractor = self.reference = None
+        if classifier_path is not None:
+            from svae_tf import classifiers, metrics
+            from trainers import evaluate as evaluate_lib
+
+            self.extractor = classifiers.MnistClassifier.load(classifier_path)
+            stats = evaluate_lib.reference_statistics(
+                self.extractor, "mnist", "test", args.data_dir, SAMPLE_BATCH, args.num_reference,
+                _cache_dir(args))
+            # FID by metrics.frechet_distance_eigh against the reference's square root,
+            # computed once: a curve point then costs seconds, not scipy sqrtm's minute at D = 1024.
+            self.reference = (stats["mu"], metrics.sqrtm_psd(stats["sigma"]))
+        self.settings = {"num_samples": args.probe_samples, "splits": args.probe_splits, "seed": args.seed,
+                         "num_reference": args.num_reference, "quality": self.extractor is not None}
+
+    def samples(self, model_dir):
+        """Decoder means [N, 28, 28, 1] at z ~ N(0, I): the first N of trainers.evaluate's samples."""
+        import numpy as np
+        from svae_tf import runs
+        from trainers import evaluate as evaluate_lib
+
+        model = runs.load_model(model_dir)
+        batches = evaluate_lib.generated_batches(model, self.args.probe_samples, SAMPLE_BATCH, self.args.seed)
+        return np.concatenate([np.asarray(b, np.float32) for b in batches])
+
+    def measure(self, images):
+        """{inception_score, inception_score_std, fid, spread} of float images."""
+        out = {"inception_score": None, "inception_score_std": None, "fid": None, "spread": spread(images)}
+        if self.extractor is not None:
+            from svae_tf import classifiers, metrics
+
+            batches = [images[i:i + SAMPLE_BATCH] for i in range(0, len(images), SAMPLE_BATCH)]
+            logits, features = classifiers.activations(self.extractor, batches)
+            is_mean, is_std = metrics.inception_score(logits, self.args.probe_splits)
+            mu, sigma = metrics.gaussian_statistics(features)
+            ref_mu, ref_root = self.reference
+            out.update(inception_score=float(is_mean), inception_score_std=float(is_std),
+                       fid=metrics.frechet_distance_eigh(mu, sigma, ref_mu, sqrt_sigma2=ref_root))
+        return out
+
+    def update(self, variant, ledger, checkpoint, epochs, steps):
+        """A curve point for `checkpoint` unless the curve has one; the samples unless up to date."""
+        import numpy as np
+        from svae_tf import images as images_lib
+        from svae_tf import runs
+
+        paths = work_paths(self.args, variant)
+        have_point = any(p.get("checkpoint") == checkpoint for p in ledger["curve"])
+        current = ledger.get("samples") or {}
+        have_samples = (current.get("checkpoint") == checkpoint and current.get("settings") == self.settings
+                        and os.path.exists(paths["npz"]) and os.path.exists(paths["png"]))
+        if have_point and have_samples:
+            return
+        start = time.time()
+        at = _git()
+        images = self.samples(ledger.get("model_dir") or paths["model_dir"])
+        numbers = self.measure(images)
+        seconds = time.time() - start
+        if not have_point:
+            point = {"minutes": ledger["seconds"] / 60.0, "epochs": epochs, "steps": steps,
+                     "checkpoint": checkpoint, **numbers, **self.settings, "seconds": seconds, **at}
+            ledger["curve"].append(point)
+            ledger["probe_seconds"] = ledger.get("probe_seconds", 0.0) + seconds
+            _say(f"{variant}: curve point at {point['minutes']:.1f} min, {steps} steps: IS "
+                 f"{_f(numbers['inception_score'])}, FID {_f(numbers['fid'])}, spread {numbers['spread']:.3f}")
+        os.makedirs(os.path.dirname(paths["npz"]), exist_ok=True)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, samples=images_lib.to_uint8(images[..., 0]))
+        runs.atomic_write(paths["npz"], buffer.getvalue())
+        runs.atomic_write(paths["png"], images_lib.encode_png(images_lib.image_grid(images[:GRID_SAMPLES])))
+        ledger["samples"] = {"checkpoint": checkpoint, "steps": steps, "settings": self.settings,
+                             "num": int(images.shape[0]), "spread": numbers["spread"], **at}
+
+
+def _cache_dir(args):
+    from svae_tf import classifiers
+
+    return os.path.expanduser(args.cache_dir) if args.cache_dir else classifiers.default_cache_dir()
 
 
 # ---------------------------------------------------------------- evaluation
@@ -253,33 +464,34 @@ def ensure_classifier(args, python=sys.executable):
 
 
 def evaluate_variant(variant, ledger, classifier, args, python=sys.executable):
-    work_dir = os.path.abspath(args.work_dir)
-    json_path = os.path.join(work_dir, "evals", f"{variant}.json")
-    settings = {"iw_samples": args.iw_samples, "num_samples": args.num_samples, "splits": args.splits}
-    settings["num_images"] = min(args.num_nll_images or MNIST_TEST_IMAGES, MNIST_TEST_IMAGES)
-    settings["classifier_mtime_ns"] = os.stat(classifier).st_mtime_ns
+    paths = work_paths(args, variant)
+    json_path = paths["eval_json"]
+    settings = {"iw_samples": args.iw_samples, "num_samples": args.num_samples, "splits": args.splits,
+                "num_images": min(args.num_nll_images or MNIST_TEST_IMAGES, MNIST_TEST_IMAGES),
+                "num_rmse_images": args.num_rmse_images or MNIST_TEST_IMAGES,
+                "num_reference": args.num_reference or MNIST_TEST_IMAGES,
+                "classifier_mtime_ns": os.stat(classifier).st_mtime_ns}
     old = _read_json(json_path)
-    if old and old.get("checkpoint") == ledger["checkpoint"] and all(old.get(k) == v for k, v in settings.items()):
+    if old and old.get("checkpoint") == ledger["checkpoint"] and all(
+            old.get("settings", {}).get(k) == v for k, v in settings.items()):
         _say(f"{variant}: evaluation up to date ({json_path})")
         return old
     cmd = [python, "-m", "trainers.evaluate", f"--model_dir={ledger['model_dir']}", "--dataset=mnist",
            f"--json={json_path}", f"--iw_samples={args.iw_samples}", f"--num_samples={args.num_samples}",
            f"--splits={args.splits}", f"--classifier={classifier}", f"--seed={args.seed}",
-           f"--name={LABELS[variant]}"]
-    if args.num_nll_images:
-        cmd.append(f"--num_nll_images={args.num_nll_images}")
+           f"--batch_size={SAMPLE_BATCH}", f"--cache_dir={_cache_dir(args)}", f"--name={LABELS[variant]}"]
+    for name in ("num_nll_images", "num_rmse_images", "num_reference"):
+        if getattr(args, name):
+            cmd.append(f"--{name}={getattr(args, name)}")
     if args.data_dir:
         cmd.append(f"--data_dir={args.data_dir}")
     _say(f"{variant}: evaluating (K={args.iw_samples}, {args.num_samples} samples)")
-    log_path = os.path.join(work_dir, "logs", f"{variant}_eval.log")
-    commit, dirty, _ = report.git_state()
-    rc, seconds = _run(cmd, log_path)
+    at = _git()
+    rc, seconds = _run(cmd, paths["eval_log"])
     if rc != 0:
-        raise SystemExit(f"trainers.evaluate failed for {variant} (exit {rc}); see {log_path}")
+        raise SystemExit(f"trainers.evaluate failed for {variant} (exit {rc}); see {paths['eval_log']}")
     results = _read_json(json_path)
-    results["eval_seconds"] = seconds
-    results["evaluated_at"] = {"commit": commit, "dirty": dirty}
-    results["classifier_mtime_ns"] = settings["classifier_mtime_ns"]
+    results.update(eval_seconds=seconds, evaluated_at=at, settings=settings)
     _write_json(json_path, results)
     return results
 
@@ -287,98 +499,6 @@ def evaluate_variant(variant, ledger, classifier, args, python=sys.executable):
 # ------------------------------------------------------------------- report
 def _f(value, digits=2):
     return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-FID_TIE = 0.02  # relative FID difference below which two models are called even
-IS_TIE = 0.01  # smallest IS difference that counts, whatever the split stds
-
-
-def _cmp_is(a, b):
-    """+1 if a's IS beats b's by more than the larger split std (and IS_TIE), -1 if worse, else 0."""
-    diff = a["inception_score"] - b["inception_score"]
-    noise = max(a.get("inception_score_std") or 0.0, b.get("inception_score_std") or 0.0, IS_TIE)
-    return 0 if abs(diff) <= noise else (1 if diff > 0 else -1)
-
-
-def _cmp_fid(a, b):
-    """+1 if a's FID is lower than b's by more than FID_TIE (relative), -1 if higher, else 0."""
-    fa, fb = a["fid"], b["fid"]
-    return 0 if abs(fa - fb) <= FID_TIE * max(fa, fb) else (1 if fa < fb else -1)
-
-
-def _cmp_nll(a, b):
-    """+1 if a's NLL is lower than b's by more than 2 standard errors, -1 if higher, else 0."""
-    se = math.hypot(a.get("nll_nats_stderr") or 0.0, b.get("nll_nats_stderr") or 0.0)
-    diff = b["nll_nats"] - a["nll_nats"]
-    return 0 if abs(diff) <= 2 * se else (1 if diff > 0 else -1)
-
-
-def _verdict(comparisons):
-    if all(c > 0 for c in comparisons):
-        return "holds"
-    if all(c < 0 for c in comparisons):
-        return "does not hold (reversed)"
-    if all(c == 0 for c in comparisons):
-        return "not distinguishable (within noise)"
-    if any(c < 0 for c in comparisons):
-        return "does not hold" if not any(c > 0 for c in comparisons) else "mixed"
-    return "partly (better on one, tied on the other)"
-
-
-def claims(rows, args):
-    """Which of the paper's MNIST claims hold in the measured numbers: [(claim, verdict, detail)].
-
-    Noise rules: an IS difference counts only beyond the larger of the two split stds, an
-    FID difference beyond FID_TIE (relative), an NLL difference beyond 2 standard errors.
-    """
-    def row(variant, *keys):
-        r = rows.get(variant) or {}
-        return r if all(r.get(k) is not None for k in keys) else None
-
-    out = []
-    # 1. sVAE-r reconstructs far better than ALI.
-    claim = "sVAE-r reconstructs far better than ALI (RMSE)"
-    ali, svr = row("ali", "rmse"), row("svae_r", "rmse")
-    if ali is None or svr is None:
-        out.append((claim, "not measured", "RMSE of ALI or sVAE-r missing"))
-    else:
-        a, r = ali["rmse"], svr["rmse"]
-        ratio = r / a if a else float("inf")
-        verdict = ("holds" if ratio <= args.rmse_far_ratio
-                   else "weakly (lower, not far lower)" if r < a else "does not hold")
-        out.append((claim, verdict, f"RMSE sVAE-r {r:.2f} vs ALI {a:.2f} (ratio {ratio:.2f}; "
-                                    f"'far' means <= {args.rmse_far_ratio:g})"))
-    # 2. sVAE / sVAE-r sample better than the VAE.
-    for variant in ("svae", "svae_r"):
-        claim = f"{LABELS[variant]} samples better than the VAE (IS and FID)"
-        vae, m = row("vae", "inception_score", "fid"), row(variant, "inception_score", "fid")
-        if vae is None or m is None:
-            out.append((claim, "not measured", "IS/FID missing"))
-            continue
-        out.append((claim, _verdict([_cmp_is(m, vae), _cmp_fid(m, vae)]),
-                    f"IS {m['inception_score']:.2f} ± {m['inception_score_std']:.2f} vs VAE "
-                    f"{vae['inception_score']:.2f} ± {vae['inception_score_std']:.2f}; FID {m['fid']:.2f} "
-                    f"vs VAE {vae['fid']:.2f} (lower is better)"))
-    # 3. sVAE-r's NLL close to the VAE's.
-    claim = "sVAE-r's NLL is close to the VAE's"
-    vae, svr = row("vae", "nll_nats"), row("svae_r", "nll_nats")
-    if vae is None or svr is None:
-        out.append((claim, "not measured", "NLL missing"))
-    else:
-        diff = svr["nll_nats"] - vae["nll_nats"]
-        verdict = "holds" if abs(diff) <= args.nll_close_nats else "does not hold"
-        out.append((claim, verdict, f"NLL sVAE-r {svr['nll_nats']:.2f} vs VAE {vae['nll_nats']:.2f} nats "
-                                    f"(difference {diff:+.2f}; 'close' means within {args.nll_close_nats:g})"))
-    # 4. sVAE-r beats sVAE on both tasks (Table 1, Sec. 6.3).
-    claim = "sVAE-r beats sVAE on NLL and IS (Table 1)"
-    sv, svr = row("svae", "nll_nats", "inception_score"), row("svae_r", "nll_nats", "inception_score")
-    if sv is None or svr is None:
-        out.append((claim, "not measured", "NLL/IS missing"))
-    else:
-        out.append((claim, _verdict([_cmp_nll(svr, sv), _cmp_is(svr, sv)]),
-                    f"NLL {svr['nll_nats']:.2f} vs {sv['nll_nats']:.2f}; IS {svr['inception_score']:.2f} "
-                    f"vs {sv['inception_score']:.2f}"))
-    return out
 
 
 def _commits(entries):
@@ -404,37 +524,146 @@ def evaluated_at(evaluation):
 
 
 def table_rows(rows, ledgers):
-    """{variant: the numbers of its row in RESULTS.md}, also written to RESULTS.json."""
+    """{variant: the numbers of its row in RESULTS.md}, also written to RESULTS.json.
+
+    rows: {variant: trainers.evaluate's JSON or None}; ledgers: {variant: ledger}."""
     out = {}
-    for variant in [v for v in VARIANTS if v in rows]:
-        r, led = rows[variant] or {}, ledgers.get(variant, {})
+    for variant in [v for v in VARIANTS if v in rows or v in ledgers]:
+        r, led = rows.get(variant) or {}, ledgers.get(variant, {})
         paper_nll, paper_is = PAPER.get(variant, (None, None))
         out[variant] = {
             "label": LABELS[variant],
+            "nll_nats": r.get("nll_nats"),
+            "nll_nats_stderr": r.get("nll_nats_stderr"),
+            "iw_samples": r.get("iw_samples"),
             "neg_elbo_nats": None if r.get("elbo") is None else -r["elbo"],
             "paper_nll_nats": paper_nll,
-            "neg_iwae_nats": r.get("nll_nats"),
-            "iw_samples": r.get("iw_samples"),
             "rmse": r.get("rmse"),
             "inception_score": r.get("inception_score"),
             "inception_score_std": r.get("inception_score_std"),
             "paper_inception_score": paper_is,
             "fid": r.get("fid"),
+            "num_samples": r.get("num_samples"),
+            "spread": (led.get("samples") or {}).get("spread"),
             "epochs": led.get("epochs"),
             "steps": led.get("steps"),
             "train_minutes": led.get("seconds", 0) / 60,
+            "eval_minutes": None if r.get("eval_seconds") is None else r["eval_seconds"] / 60,
             "trained_at": trained_at(led),
             "evaluated_at": evaluated_at(r) if r else "not evaluated",
         }
     return out
 
 
-TABLE_HEADER = ("| model | -ELBO (nats) | paper NLL (nats, bound (1)) | -IWAE, K = {k} (nats) | RMSE | IS | paper IS "
-                "| FID | epochs | steps | train wall (min) | trained at | evaluated at |")
+def _verdict(claim, target, value, margin, measured, noise=None, digits=2):
+    """One verdict: met iff margin >= 0 (margin: how far the value is on the good side)."""
+    if margin is None:
+        return {"claim": claim, "target": target, "value": None, "margin": None, "verdict": "not measured",
+                "measured": measured}
+    verdict = f"met by {margin:.{digits}f}" if margin >= 0 else f"missed by {-margin:.{digits}f}"
+    if noise is not None and abs(margin) <= noise:
+        verdict += f" (within the noise, {noise:.{digits}f})"
+    return {"claim": claim, "target": target, "value": value, "margin": margin, "verdict": verdict,
+            "measured": measured}
 
 
-def render(rows, ledgers, classifier_report, args):
-    lines = ["# MNIST: VAE, ALI, sVAE and sVAE-r at one CPU budget (paper Table 1)", "",
+def claims(table, targets=TARGETS):
+    """Verdicts on the paper's claims from the table's numbers (`table_rows`): a list of
+    {claim, target, value, margin, verdict, measured}. margin >= 0 means met; it is in the
+    claim's unit (IS, FID, nats, RMSE on the 0-255 scale, spread). "Within the noise" marks
+    an IS margin no larger than the larger split std."""
+    def get(variant, key):
+        return (table.get(variant) or {}).get(key)
+
+    out = []
+    # sVAE-r samples better than the VAE (Sec. 6.1): IS above, FID below.
+    a, b = get("svae_r", "inception_score"), get("vae", "inception_score")
+    noise = max(get("svae_r", "inception_score_std") or 0.0, get("vae", "inception_score_std") or 0.0)
+    out.append(_verdict("sVAE-r's IS is above the VAE's", "IS(sVAE-r) > IS(VAE)",
+                        None if None in (a, b) else a - b, None if None in (a, b) else a - b,
+                        f"IS sVAE-r {_f(a)}, VAE {_f(b)}", noise if None not in (a, b) else None))
+    a, b = get("svae_r", "fid"), get("vae", "fid")
+    out.append(_verdict("sVAE-r's FID is below the VAE's", "FID(sVAE-r) < FID(VAE)",
+                        None if None in (a, b) else a - b, None if None in (a, b) else b - a,
+                        f"FID sVAE-r {_f(a)}, VAE {_f(b)}"))
+    # sVAE-r reconstructs where ALI does not (Sec. 6.1, Fig. 5).
+    a, b = get("svae_r", "rmse"), get("ali", "rmse")
+    ratio = None if None in (a, b) or not b else a / b
+    out.append(_verdict(f"sVAE-r's RMSE is at most {targets['rmse_ratio']:g} x ALI's",
+                        f"RMSE(sVAE-r) / RMSE(ALI) <= {targets['rmse_ratio']:g}", ratio,
+                        None if ratio is None else targets["rmse_ratio"] * b - a,
+                        f"RMSE sVAE-r {_f(a)}, ALI {_f(b)}" + ("" if ratio is None else f" (ratio {ratio:.3f}; "
+                        f"margin in RMSE units: {targets['rmse_ratio']:g} x ALI - sVAE-r)")))
+    # sVAE-r's likelihood bound is close to the VAE's.
+    a, b = get("svae_r", "neg_elbo_nats"), get("vae", "neg_elbo_nats")
+    diff = None if None in (a, b) else a - b
+    out.append(_verdict(f"sVAE-r's -ELBO is within {targets['elbo_nats']:g} nats of the VAE's",
+                        f"abs(-ELBO(sVAE-r) - -ELBO(VAE)) <= {targets['elbo_nats']:g}", diff,
+                        None if diff is None else targets["elbo_nats"] - abs(diff),
+                        f"-ELBO sVAE-r {_f(a)}, VAE {_f(b)} nats" + ("" if diff is None else f" (difference {diff:+.2f})")))
+    # Sample quality of sVAE and of the adversarial baselines.
+    for variant, key in (("svae", "svae_is"), ("ali", "adversarial_is"), ("gan", "adversarial_is"),
+                         ("wgan_gp", "adversarial_is")):
+        a, target = get(variant, "inception_score"), targets[key]
+        out.append(_verdict(f"{LABELS[variant]}'s IS is at least {target:g}", f"IS >= {target:g}", a,
+                            None if a is None else a - target,
+                            f"IS {_f(a)} ± {_f(get(variant, 'inception_score_std'))}" if a is not None else "IS missing",
+                            get(variant, "inception_score_std")))
+    # No variant collapses.
+    for variant in VARIANTS:
+        if variant not in table:
+            continue
+        a = get(variant, "spread")
+        out.append(_verdict(f"{LABELS[variant]} does not collapse", f"sample spread >= {targets['spread']:g}", a,
+                            None if a is None else a - targets["spread"],
+                            "spread missing" if a is None else f"spread {a:.3f}", digits=3))
+    return out
+
+
+TABLE_HEADER = ("| model | NLL = -IWAE, K = {k} (nats) | -ELBO (nats) | paper NLL (nats, bound (1)) | RMSE | IS "
+                "| paper IS | FID | spread | epochs | steps | train wall (min) | trained at | evaluated at |")
+
+
+def curve_png(curves):
+    """PNG bytes: IS and FID vs cumulative training minutes, one line per variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for variant in VARIANTS:
+        points = curves.get(variant) or []
+        for axis, key in ((left, "inception_score"), (right, "fid")):
+            xy = [(p["minutes"], p[key]) for p in points if p.get(key) is not None]
+            if xy:
+                axis.plot(*zip(*xy), marker="o", markersize=3, label=LABELS[variant])
+    n = next((p["num_samples"] for v in curves.values() for p in v if p.get("num_samples")), None)
+    for axis, name in ((left, "Inception score (higher is better)"), (right, "FID (lower is better)")):
+        axis.set_xlabel("training wall-clock minutes (cumulative)")
+        axis.set_title(f"{name}, {n} samples" if n else name)
+        axis.grid(alpha=0.3)
+        axis.ticklabel_format(axis="y", useOffset=False)
+        axis.set_xlim(left=0)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def artifact_names(results):
+    """(curves PNG, samples directory) relative to RESULTS' directory: NAME_curves.png, NAME_samples."""
+    base = os.path.basename(report.paths(results)[0])[:-len(".json")]
+    return f"{base}_curves.png", f"{base}_samples"
+
+
+def render(rows, ledgers, classifier_report, args, curves_name="mnist_curves.png", samples_dir="mnist_samples"):
+    variants = [v for v in VARIANTS if v in ledgers]
+    table = table_rows(rows, ledgers)
+    lines = [f"# MNIST: {', '.join(LABELS[v] for v in variants)} at one CPU budget (paper Table 1)", "",
              "Measured by `benchmarks/reproduce_mnist.py`, except the paper's columns. The command, "
              "the commit and the machine of this report are under Provenance below; each row names the "
              "commits its training and its evaluation ran at, which can be older than the report "
@@ -443,62 +672,85 @@ def render(rows, ledgers, classifier_report, args):
     lines += [
         "- Data: real MNIST (TFDS `mnist`), 60,000 training images (grey levels; the Bernoulli "
         "likelihood binarizes its target dynamically), 10,000 test images.",
-        f"- Architecture: `presets.MNIST` (Appendix A.1: conv encoder + 4 affine-coupling flow layers, "
-        f"z_dim 64, deconv decoder, joint discriminator) for every variant; seed {args.seed}; "
-        f"batch {args.batch_size}; epochs of {args.steps_per_epoch} steps.",
+        f"- Architecture: the trainer's default preset (`--preset={PRESET}`, `presets.MNIST`) for every "
+        f"variant; seed {args.seed}; batch {args.batch_size}; epochs of {args.steps_per_epoch} steps. "
+        "GAN and WGAN-GP have no encoder (decoder-only), so no NLL, -ELBO or RMSE.",
         f"- Budget: {args.minutes_per_variant:g} wall-clock minutes of trainer processes per variant "
         f"(start-up, {args.eval_batches} held-out ELBO batches per epoch and image grids included), "
-        "turned into whole epochs from the measured step rate.",
-        f"- Optimizer: Adam, encoder/decoder learning rate {args.g_learning_rate:g}, discriminator "
-        f"{args.d_learning_rate:g}, beta1 {args.beta1:g}, beta2 0.999 (trainer default); lambda 0.3 for sVAE-r.",
+        f"in chunks of whole epochs of at most {args.curve_minutes:g} minutes, from the measured step rate.",
+        f"- Optimizer: Adam, learning rate {args.g_learning_rate:g} for the encoder/flow/decoder and "
+        f"{args.d_learning_rate:g} for the discriminator, beta1 {args.beta1:g}, beta2 0.999, for every "
+        "variant: the MNIST flagfiles' settings (`trainers/configs/mnist_*.flags`), which the mode-collapse "
+        f"screen (`benchmarks/mode_collapse.py`) supports. The paper used {PAPER_OPTIMIZER}.",
+        f"- Variant settings: lambda {args.lam:g} for sVAE-r (paper: 0.3); trainer defaults otherwise "
+        "(one discriminator update per step, WGAN-GP penalty weight 10). A flag goes only to the variants "
+        "that use it." + (f" Extra trainer flags: {args.trainer_flag}." if args.trainer_flag else ""),
     ]
-    changes = [f"{name} {value:g}" for name, value in
-               (("encoder/decoder learning rate", args.g_learning_rate), ("discriminator learning rate", args.d_learning_rate))
-               if value != PAPER_LEARNING_RATE]
-    lines.append("- Change from the paper (Adam, learning rate 1e-4): "
-                 + (", ".join(changes) if changes else "none") + (f"; extra trainer flags {args.trainer_flag}" if args.trainer_flag else "") + ".")
-    any_row = next((r for r in rows.values() if r), {})
+    any_row = next((r for r in rows.values() if r and r.get("nll_nats") is not None), {})
     acc = classifier_report.get("test_accuracy")
     real_is = classifier_report.get("real_test_inception_score")
+    num_images = any_row.get("num_images", min(args.num_nll_images or MNIST_TEST_IMAGES, MNIST_TEST_IMAGES))
     lines += [
-        f"- Likelihood on {any_row.get('num_images', args.num_nll_images or 10000)} statically binarized "
-        f"test images (data.load_images(binarize='static'), Philox seed "
+        f"- Likelihood on the first {num_images} statically binarized test images "
+        f"(data.load_images(binarize='static'), Philox seed "
         f"{any_row.get('binarization', {}).get('seed', 20170517)}), K = {args.iw_samples} samples of q(z|x) "
-        "per image: -ELBO is the mean over the K samples of -log w, the bound (1) that the paper reports "
-        "as NLL; -IWAE is -log of the mean of w, a tighter bound (Burda et al.).",
+        "per image: NLL is -log of the mean of the K weights (the IWAE bound, Burda et al.); -ELBO is "
+        "the mean of -log w over them, the bound (1) that the paper reports as NLL.",
         "- RMSE: 0-255 scale, grey-level test image vs decoder mean at z = T(mu(x)).",
-        f"- IS / FID: {args.num_samples} decoder means at z ~ N(0, I); the project's MNIST CNN "
-        f"(test accuracy {_f(acc, 4)}, real test-set IS {_f(real_is, 3)}), IS over {args.splits} splits, "
-        "FID on its 1024-d penultimate features against the 10,000 test images.",
+        f"- IS / FID: {args.num_samples} decoder means at z ~ N(0, I) (seed {args.seed}); the project's MNIST "
+        f"CNN (`{args.classifier or 'trainers.classifier'}`; test accuracy {_f(acc, 4)}, real test-set IS {_f(real_is, 3)}), IS over {args.splits} splits, "
+        f"FID on its 1024-d penultimate features against {args.num_reference or MNIST_TEST_IMAGES} test images.",
+        f"- Spread: mean over pixels of the std over {args.probe_samples} samples from p(z) (at the z of the "
+        "first IS/FID samples), at the newest checkpoint; about 0 for a collapsed decoder.",
         "",
         "## Results",
         "",
         TABLE_HEADER.format(k=args.iw_samples),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
-    for variant, t in table_rows(rows, ledgers).items():
+    for variant, t in table.items():
         is_text = ("n/a" if t["inception_score"] is None
                    else f"{t['inception_score']:.2f} ± {t['inception_score_std']:.2f}")
+        nll_text = _f(t["nll_nats"]) + ("" if t["nll_nats_stderr"] is None else f" ± {t['nll_nats_stderr']:.2f}")
         lines.append(
-            f"| {t['label']} | {_f(t['neg_elbo_nats'])} | {_f(t['paper_nll_nats']) if t['paper_nll_nats'] else '—'} | "
-            f"{_f(t['neg_iwae_nats'])} | {_f(t['rmse'])} | {is_text} | {t['paper_inception_score'] or '—'} | "
-            f"{_f(t['fid'])} | {t['epochs'] if t['epochs'] is not None else 'n/a'} | "
+            f"| {t['label']} | {nll_text} | {_f(t['neg_elbo_nats'])} | "
+            f"{_f(t['paper_nll_nats']) if t['paper_nll_nats'] else '—'} | {_f(t['rmse'])} | {is_text} | "
+            f"{t['paper_inception_score'] or '—'} | {_f(t['fid'])} | {_f(t['spread'], 3)} | "
+            f"{t['epochs'] if t['epochs'] is not None else 'n/a'} | "
             f"{t['steps'] if t['steps'] is not None else 'n/a'} | {_f(t['train_minutes'], 1)} | "
             f"{t['trained_at']} | {t['evaluated_at']} |"
         )
-    lines += ["", "Paper, Table 1 (MNIST; NLL in nats from the bound (1), IS ± std):", "",
+    lines += ["", "NLL ± its standard error over images; IS ± the population std over splits. "
+              "n/a: not defined for the variant (no encoder) or not evaluated.", "",
+              "Paper, Table 1 (MNIST; NLL in nats from the bound (1), IS ± std):", "",
               "| model | NLL | IS |", "|---|---:|---:|"]
     lines += [f"| {m} | {n if n is not None else '—'} | {i or '—'} |" for m, n, i in PAPER_TABLE_1]
-    lines += ["", "The paper reports neither a VAE nor ALI on MNIST; ALI here has the same Bernoulli "
-              "decoder as the others, so its likelihood bound is computable.", "",
-              "## Which of the paper's claims hold at this budget", "",
-              "| claim | verdict | measured |", "|---|---|---|"]
-    lines += [f"| {c} | {v} | {d} |" for c, v, d in claims(rows, args)]
-    lines += ["", "Verdicts are computed from the table above by `benchmarks/reproduce_mnist.py`; NLL "
-              "there is the -IWAE column. "
-              "Differences within noise count as ties: IS within the larger split std (at least "
-              f"{IS_TIE}), FID within "
-              f"{FID_TIE:.0%} (relative), NLL within 2 standard errors over images.", ""]
+    lines += ["", "The paper reports neither a VAE nor ALI on MNIST and no FID; ALI here has the same "
+              "Bernoulli decoder as the others, so its likelihood bound is computable.", "",
+              "## The paper's claims at this budget", "",
+              "| claim | target | measured | verdict |", "|---|---|---|---|"]
+    lines += ["| " + " | ".join(c[k].replace("|", "/") for k in ("claim", "target", "measured", "verdict")) + " |"
+              for c in claims(table)]
+    lines += ["", "Computed by `benchmarks/reproduce_mnist.py` (`claims`) from the table above: the margin "
+              "is how far the number lies on the target's side (IS, FID, RMSE on the 0-255 scale, nats, "
+              "spread). An IS margin no larger than the larger split std is marked as within the noise.", "",
+              "## Learning curves", "",
+              f"![IS and FID vs training minutes]({curves_name})", "",
+              f"After each training chunk the newest checkpoint is scored on {args.probe_samples} samples "
+              f"(fixed z, seed {args.seed}; IS over {args.probe_splits} split(s), FID against the same test "
+              "statistics, by `metrics.frechet_distance_eigh`, the same distance without scipy's sqrtm), "
+              "at the cumulative training wall-clock minutes of the ledger. FID is biased upwards for fewer "
+              f"samples, so these ({args.probe_samples}) are not comparable with the table's ({args.num_samples}). "
+              "The points are under `curves` in the JSON.", "",
+              "## Samples", "",
+              f"{GRID_SAMPLES} decoder means at z ~ N(0, I) per variant, at the newest checkpoint. "
+              f"`{samples_dir}/VARIANT.npz` holds {args.probe_samples} of them as one array `samples`, uint8 "
+              f"[{args.probe_samples}, 28, 28], round(255 x decoder mean), drawn at the z of the evaluation's "
+              f"first {args.probe_samples} samples (seed {args.seed}, batches of {SAMPLE_BATCH}), so anyone can "
+              "score them with another classifier; this classifier's IS on the evaluation's "
+              f"{args.num_samples} samples is `evaluations.VARIANT.inception_score` in the JSON.", ""]
+    for variant in variants:
+        lines += [f"**{LABELS[variant]}**", "", f"![{LABELS[variant]} samples]({samples_dir}/{variant}.png)", ""]
     return "\n".join(lines)
 
 
@@ -510,20 +762,35 @@ def main(argv=None):
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; choose from {VARIANTS}")
+    if importlib.util.find_spec("matplotlib") is None:  # fail now, not after hours of training
+        raise SystemExit("the learning-curve figure needs matplotlib: pip install -e '.[dev]' (or pip install matplotlib)")
     work_dir = os.path.abspath(args.work_dir)
-    os.makedirs(os.path.join(work_dir, "logs"), exist_ok=True)
-    os.makedirs(os.path.join(work_dir, "evals"), exist_ok=True)
+    for sub in ("logs", "evals", "samples"):
+        os.makedirs(os.path.join(work_dir, sub), exist_ok=True)
     classifier, classifier_report = (None, {}) if args.skip_eval else ensure_classifier(args)
+    prober = Prober(args, classifier)
     ledgers, rows = {}, {}
     for variant in variants:
-        ledgers[variant] = train_variant(variant, args)
+        ledgers[variant] = train_variant(variant, args, prober)
     for variant in variants:
         rows[variant] = None if args.skip_eval else evaluate_variant(variant, ledgers[variant], classifier, args)
-    text = render(rows, ledgers, classifier_report, args)
-    raw = {"args": vars(args), "rows": table_rows(rows, ledgers), "ledgers": ledgers, "evaluations": rows,
-           "classifier": classifier_report, "claims": claims(rows, args)}
-    written = report.write_report(args.results, raw, text, started=started)
-    _say(f"wrote {' and '.join(report.paths(args.results))}")
+    curves_name, samples_dir = artifact_names(args.results)
+    curves = {v: ledgers[v].get("curve", []) for v in variants}
+    files = {curves_name: curve_png(curves)}
+    for variant in variants:
+        paths = work_paths(args, variant)
+        for ext in ("png", "npz"):
+            with open(paths[ext], "rb") as f:
+                files[f"{samples_dir}/{variant}.{ext}"] = f.read()
+    text = render(rows, ledgers, classifier_report, args, curves_name, samples_dir)
+    table = table_rows(rows, ledgers)
+    raw = {"args": vars(args), "preset": PRESET, "targets": TARGETS, "paper_optimizer": PAPER_OPTIMIZER,
+           "rows": table, "claims": claims(table), "curves": curves,
+           "samples": {v: dict(ledgers[v].get("samples") or {}, npz=f"{samples_dir}/{v}.npz",
+                               grid=f"{samples_dir}/{v}.png") for v in variants},
+           "ledgers": ledgers, "evaluations": rows, "classifier": classifier_report}
+    written = report.write_report(args.results, raw, text, started=started, files=files)
+    _say(f"wrote {' and '.join(report.paths(args.results))} and {len(files)} files beside them")
     print(text)
     return written
 

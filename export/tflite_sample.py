@@ -7,12 +7,12 @@ The sampler model maps latent noise [N, z_dim] float32 to images [N, H, W, C] fl
 [0, 1] (decoder means). Random draws are not part of the model (TFLite has no builtin
 `RandomStandardNormal`), so the caller draws z ~ N(0, I), here with numpy. The model
 uses TFLite builtin ops only, so the plain `Interpreter` (no Flex delegate) runs it.
+The grid and the PNG come from `svae_tf.images` (numpy + Pillow), as the trainer's do.
 """
 
-import math
-import os
-
 import numpy as np
+
+from svae_tf.images import image_grid, write_png  # noqa: F401 (numpy + Pillow; also this module's API)
 
 
 class LiteModel:
@@ -65,34 +65,11 @@ class LiteModel:
         return self.interpreter.get_tensor(self.output["index"]).copy()
 
 
-def image_grid(images, columns=None):
-    """uint8 grid [rows * H, columns * W, C] of images [N, H, W, C] in [0, 1]."""
-    images = np.asarray(images)
-    n, h, w, c = images.shape
-    columns = columns or math.ceil(math.sqrt(n))
-    rows = math.ceil(n / columns)
-    grid = np.zeros([rows * h, columns * w, c], np.uint8)
-    pixels = np.clip(np.round(images * 255.0), 0, 255).astype(np.uint8)
-    for i in range(n):
-        r, col = divmod(i, columns)
-        grid[r * h:(r + 1) * h, col * w:(col + 1) * w] = pixels[i]
-    return grid
-
-
 def sample(model, num, seed=0):
     """num images [num, H, W, C] in [0, 1] from a sampler LiteModel, z ~ N(0, I)."""
     z_dim = model.input_shape[1]
     noise = np.random.default_rng(seed).standard_normal([num, z_dim]).astype(np.float32)
     return model(noise)
-
-
-def write_png(path, grid):
-    from PIL import Image
-
-    grid = grid[..., 0] if grid.shape[-1] == 1 else grid
-    tmp = f"{path}.tmp-{os.getpid()}"
-    Image.fromarray(grid).save(tmp, format="PNG")
-    os.replace(tmp, path)
 
 
 def main(argv):

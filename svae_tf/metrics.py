@@ -118,6 +118,39 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
 
 
+def sqrtm_psd(sigma) -> np.ndarray:
+    """Symmetric square root of a symmetric positive semi-definite matrix, by `np.linalg.eigh`
+    (eigenvalues below 0 from round-off are set to 0)."""
+    w, v = np.linalg.eigh(np.asarray(sigma, np.float64))
+    return (v * np.sqrt(np.maximum(w, 0.0))) @ v.T
+
+
+def frechet_distance_eigh(mu1, sigma1, mu2, sigma2=None, *, sqrt_sigma2=None) -> float:
+    """The Frechet distance of `frechet_distance`, computed with symmetric eigensolvers.
+
+    Tr sqrtm(sigma1 sigma2) = sum_i sqrt(lambda_i(R sigma1 R)), R = sigma2^(1/2) (`sqrtm_psd`),
+    exact for symmetric PSD covariances, singular ones included, so no eps offset is needed.
+    Several times faster than scipy's `sqrtm` for D = 1024 or 2048, and `sqrt_sigma2`
+    (R, computed once) makes repeated distances to one reference cheaper still. It agrees
+    with `frechet_distance` to round-off where that needs no offset, and to O(sqrt(eps))
+    per null direction where it does (tested); use it where the cost matters
+    (learning curves), `frechet_distance` (pytorch-fid conventions) for reported FIDs.
+    """
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    sigma1 = np.atleast_2d(np.asarray(sigma1, np.float64))
+    if sqrt_sigma2 is None:
+        if sigma2 is None:
+            raise ValueError("give sigma2 or sqrt_sigma2")
+        sqrt_sigma2 = sqrtm_psd(sigma2)
+    root = np.atleast_2d(np.asarray(sqrt_sigma2, np.float64))
+    if mu1.shape != mu2.shape or sigma1.shape != root.shape or sigma1.shape != (mu1.size, mu1.size):
+        raise ValueError(f"shape mismatch: {mu1.shape}, {sigma1.shape}, {mu2.shape}, {root.shape}")
+    inner = root @ sigma1 @ root
+    tr_covmean = np.sum(np.sqrt(np.maximum(np.linalg.eigvalsh((inner + inner.T) / 2.0), 0.0)))
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(root @ root) - 2.0 * tr_covmean)
+
+
 def frechet_distance_from_features(features_a, features_b) -> float:
     """Frechet distance between Gaussians fitted (`gaussian_statistics`) to two feature sets [N, D]."""
     return frechet_distance(*gaussian_statistics(features_a), *gaussian_statistics(features_b))

@@ -126,6 +126,30 @@ def test_frechet_distance_general_covariances_vs_eigh_formula(seed):
     assert got == pytest.approx(_frechet_by_eigh(m1, s1, m2, s2), rel=1e-8)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_frechet_distance_eigh_equals_frechet_distance(seed):
+    rng = np.random.default_rng(seed)
+    m1, m2 = rng.normal(size=10), rng.normal(size=10)
+    s1, s2 = _random_spd(rng, 10), _random_spd(rng, 10)
+    expected = metrics.frechet_distance(m1, s1, m2, s2)
+    assert metrics.frechet_distance_eigh(m1, s1, m2, s2) == pytest.approx(expected, rel=1e-9)
+    root = metrics.sqrtm_psd(s2)
+    assert root @ root == pytest.approx(s2, abs=1e-10)
+    assert metrics.frechet_distance_eigh(m1, s1, m2, sqrt_sigma2=root) == pytest.approx(expected, rel=1e-9)
+
+
+def test_frechet_distance_eigh_singular_covariance_needs_no_offset():
+    # 5 samples in 8 dimensions: a rank-4 covariance, for which frechet_distance adds eps * I.
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(5, 8))
+    mu, sigma = metrics.gaussian_statistics(features)
+    ref_mu, ref_sigma = rng.normal(size=8), _random_spd(rng, 8)
+    got = metrics.frechet_distance_eigh(mu, sigma, ref_mu, ref_sigma)
+    assert got == pytest.approx(metrics.frechet_distance_eigh(ref_mu, ref_sigma, mu, sigma), rel=1e-7)  # symmetric
+    assert got == pytest.approx(metrics.frechet_distance(mu, sigma, ref_mu, ref_sigma), abs=1e-2)
+    assert metrics.frechet_distance_eigh(mu, sigma, mu, sigma) == pytest.approx(0.0, abs=1e-6)
+
+
 def test_frechet_distance_from_large_samples_approaches_closed_form():
     rng = np.random.default_rng(4)
     m1, m2 = rng.normal(size=4), rng.normal(size=4)

@@ -114,3 +114,24 @@ def test_paths_and_command_line():
     assert report.paths("/a/b.md") == report.paths("/a/b.json") == report.paths("/a/b") == ("/a/b.json", "/a/b.md")
     assert report.paths("name")[0] == os.path.join(report.RESULTS_DIR, "name.json")
     assert report.command_line(["/x/run.py", "--a=1 2", "--b"]) == "python /x/run.py '--a=1 2' --b"
+
+
+def test_files_beside_a_report_are_written_checked_and_claimed(tmp_path):
+    files = {"bench_plot.png": b"\x89PNG fake", "bench_samples/a.npz": b"npz bytes"}
+    saved = _write(tmp_path, files=files)
+    assert (tmp_path / "bench_plot.png").read_bytes() == files["bench_plot.png"]
+    assert (tmp_path / "bench_samples" / "a.npz").read_bytes() == files["bench_samples/a.npz"]
+    assert sorted(saved["provenance"]["checksums"]["files"]) == sorted(files)
+    assert "`bench_samples/a.npz`" in (tmp_path / "bench.md").read_text()
+    assert report.check_report(tmp_path / "bench.json") == []
+    assert report.check_results_dir(os.fspath(tmp_path)) == []
+    (tmp_path / "bench_samples" / "stray.png").write_bytes(b"x")  # listed by no report
+    assert [p for p in report.check_results_dir(os.fspath(tmp_path)) if "stray.png" in p]
+    (tmp_path / "bench_samples" / "stray.png").unlink()
+    (tmp_path / "bench_samples" / "a.npz").write_bytes(b"edited")
+    assert any("bench_samples/a.npz differs" in p for p in report.check_report(tmp_path / "bench.json"))
+    (tmp_path / "bench_plot.png").unlink()
+    assert any("bench_plot.png is missing" in p for p in report.check_report(tmp_path / "bench.json"))
+    for bad in ("../up.png", "/abs.png", "top.json"):
+        with pytest.raises(ValueError, match="files"):
+            _write(tmp_path, "other", files={bad: b""})

@@ -1,10 +1,13 @@
-"""Tests of benchmarks/reproduce_mnist.py: its report's columns and verdicts, its budget arithmetic."""
+"""Tests of benchmarks/reproduce_mnist.py: its report's columns, its verdicts, its budget
+arithmetic, the flags it passes, and a tiny end-to-end run that resumes."""
 
+import copy
 import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from benchmarks import report, reproduce_mnist
@@ -19,78 +22,225 @@ def test_report_puts_neg_elbo_beside_the_papers_nll_and_iwae_apart():
     evaluation = {"elbo": -95.125, "nll_nats": 90.5, "nll_nats_stderr": 0.3, "rmse": 20.0,
                   "inception_score": 8.0, "inception_score_std": 0.1, "fid": 12.0, "iw_samples": 50,
                   "evaluated_at": {"commit": "e" * 40, "dirty": False}}
-    ledger = {"epochs": 3, "steps": 1800, "seconds": 600.0, "invocations": [
+    ledger = {"epochs": 3, "steps": 1800, "seconds": 600.0, "samples": {"spread": 0.2}, "invocations": [
         {"commit": "a" * 40, "dirty": False}, {"commit": "b" * 40, "dirty": True},
         {"commit": "b" * 40, "dirty": True}]}
-    text = reproduce_mnist.render({"svae_r": evaluation, "vae": dict(evaluation, evaluated_at=None)},
-                                  {"svae_r": ledger, "vae": {"invocations": [{"seconds": 1.0}]}}, {}, args)
+    gan = {"elbo": None, "nll_nats": None, "rmse": None, "inception_score": 7.5, "inception_score_std": 0.2,
+           "fid": 20.0}
+    text = reproduce_mnist.render({"svae_r": evaluation, "vae": dict(evaluation, evaluated_at=None), "gan": gan},
+                                  {"svae_r": ledger, "vae": {"invocations": [{"seconds": 1.0}]}, "gan": ledger},
+                                  {}, args)
     lines = text.splitlines()
-    header = _cells(next(line for line in lines if line.startswith("| model | -ELBO")))
+    header = _cells(next(line for line in lines if line.startswith("| model | NLL")))
     row = dict(zip(header, _cells(next(line for line in lines if line.startswith("| sVAE-r |")))))
     columns = list(row)
     assert columns.index("paper NLL (nats, bound (1))") == columns.index("-ELBO (nats)") + 1
     assert row["-ELBO (nats)"] == "95.12" and row["paper NLL (nats, bound (1))"] == "81.14"
-    assert row["-IWAE, K = 50 (nats)"] == "90.50"
+    assert row["NLL = -IWAE, K = 50 (nats)"] == "90.50 ± 0.30" and row["spread"] == "0.200"
     assert row["trained at"] == "aaaaaaa, bbbbbbb+dirty" and row["evaluated at"] == "eeeeeee"
     vae = dict(zip(header, _cells(next(line for line in lines if line.startswith("| VAE |")))))
     assert vae["trained at"] == vae["evaluated at"] == "not recorded"
     assert vae["paper NLL (nats, bound (1))"] == "—"
+    gan_row = dict(zip(header, _cells(next(line for line in lines if line.startswith("| GAN |")))))
+    assert gan_row["NLL = -IWAE, K = 50 (nats)"] == gan_row["-ELBO (nats)"] == gan_row["RMSE"] == "n/a"
+    assert gan_row["paper IS"] == "8.34 ± .03"
+    assert "the paper used Adam, learning rate 1e-4" in text.replace("The paper used", "the paper used")
+    assert "![IS and FID vs training minutes](mnist_curves.png)" in text
+    assert "![GAN samples](mnist_samples/gan.png)" in text
     rows = reproduce_mnist.table_rows({"svae_r": evaluation}, {"svae_r": ledger})
-    assert rows["svae_r"]["neg_elbo_nats"] == 95.125 and rows["svae_r"]["neg_iwae_nats"] == 90.5
+    assert rows["svae_r"]["neg_elbo_nats"] == 95.125 and rows["svae_r"]["nll_nats"] == 90.5
 
 
-def test_reproduce_mnist_claims_are_computed_from_the_numbers():
-    args = reproduce_mnist.parse_args([])
+def _table():
+    def row(elbo, rmse, is_mean, fid, spread=0.2):
+        return {"neg_elbo_nats": elbo, "rmse": rmse, "inception_score": is_mean, "inception_score_std": 0.05,
+                "fid": fid, "spread": spread}
 
-    def row(nll, rmse, is_mean, fid):
-        return {"nll_nats": nll, "nll_nats_stderr": 0.1, "rmse": rmse,
-                "inception_score": is_mean, "inception_score_std": 0.05, "fid": fid}
-
-    rows = {"vae": row(90.0, 40.0, 7.0, 30.0), "ali": row(140.0, 80.0, 8.0, 20.0),
-            "svae": row(95.0, 70.0, 8.5, 15.0), "svae_r": row(92.0, 45.0, 8.8, 12.0)}
-    verdicts = {c: v for c, v, _ in reproduce_mnist.claims(rows, args)}
-    assert verdicts == {
-        "sVAE-r reconstructs far better than ALI (RMSE)": "holds",
-        "sVAE samples better than the VAE (IS and FID)": "holds",
-        "sVAE-r samples better than the VAE (IS and FID)": "holds",
-        "sVAE-r's NLL is close to the VAE's": "holds",
-        "sVAE-r beats sVAE on NLL and IS (Table 1)": "holds",
-    }
-    rows["svae_r"] = row(120.0, 78.0, 7.01, 30.1)  # within noise of the VAE's samples
-    verdicts = {c: v for c, v, _ in reproduce_mnist.claims(rows, args)}
-    assert verdicts["sVAE-r reconstructs far better than ALI (RMSE)"].startswith("weakly")
-    assert verdicts["sVAE-r samples better than the VAE (IS and FID)"].startswith("not distinguishable")
-    assert verdicts["sVAE-r's NLL is close to the VAE's"] == "does not hold"
-    assert verdicts["sVAE-r beats sVAE on NLL and IS (Table 1)"] == "does not hold (reversed)"
-    del rows["ali"]
-    assert dict((c, v) for c, v, _ in reproduce_mnist.claims(rows, args))[
-        "sVAE-r reconstructs far better than ALI (RMSE)"] == "not measured"
+    return {"vae": row(90.0, 40.0, 7.0, 30.0), "gan": row(None, None, 7.2, 25.0),
+            "wgan_gp": row(None, None, 7.1, 26.0), "ali": row(140.0, 80.0, 7.3, 20.0),
+            "svae": row(95.0, 70.0, 7.6, 15.0), "svae_r": row(93.0, 39.0, 8.0, 12.0)}
 
 
-def test_reproduce_mnist_step_cost_separates_start_up_from_steps():
+def _verdicts(table):
+    return {c["claim"]: c for c in reproduce_mnist.claims(table)}
+
+
+def test_claims_are_met_or_missed_by_the_numbers_margin():
+    verdicts = _verdicts(_table())
+    assert all(c["margin"] >= 0 and c["verdict"].startswith("met by") for c in verdicts.values()), verdicts
+    assert len(verdicts) == 8 + 6  # 8 claims on the numbers, one no-collapse claim per variant
+    assert verdicts["sVAE-r's IS is above the VAE's"]["margin"] == pytest.approx(1.0)
+    assert verdicts["sVAE-r's FID is below the VAE's"]["margin"] == pytest.approx(18.0)
+    assert verdicts["sVAE-r's RMSE is at most 0.5 x ALI's"]["margin"] == pytest.approx(1.0)
+    assert verdicts["sVAE-r's RMSE is at most 0.5 x ALI's"]["value"] == pytest.approx(39.0 / 80.0)
+    assert verdicts["sVAE-r's -ELBO is within 5 nats of the VAE's"]["margin"] == pytest.approx(2.0)
+    assert verdicts["sVAE's IS is at least 7.5"]["verdict"] == "met by 0.10"
+    assert verdicts["WGAN-GP's IS is at least 7"]["verdict"] == "met by 0.10"
+    assert verdicts["ALI does not collapse"]["margin"] == pytest.approx(0.08)
+
+
+@pytest.mark.parametrize("variant, key, value, claim, verdict", [
+    ("svae_r", "inception_score", 6.9, "sVAE-r's IS is above the VAE's", "missed by 0.10"),
+    ("svae_r", "inception_score", 7.03, "sVAE-r's IS is above the VAE's", "met by 0.03 (within the noise, 0.05)"),
+    ("vae", "fid", 11.5, "sVAE-r's FID is below the VAE's", "missed by 0.50"),
+    ("svae_r", "rmse", 41.0, "sVAE-r's RMSE is at most 0.5 x ALI's", "missed by 1.00"),
+    ("svae_r", "neg_elbo_nats", 95.5, "sVAE-r's -ELBO is within 5 nats of the VAE's", "missed by 0.50"),
+    ("svae_r", "neg_elbo_nats", 84.0, "sVAE-r's -ELBO is within 5 nats of the VAE's", "missed by 1.00"),
+    ("svae", "inception_score", 7.4, "sVAE's IS is at least 7.5", "missed by 0.10"),
+    ("svae", "inception_score", 7.47, "sVAE's IS is at least 7.5", "missed by 0.03 (within the noise, 0.05)"),
+    ("gan", "inception_score", 6.5, "GAN's IS is at least 7", "missed by 0.50"),
+    ("wgan_gp", "spread", 0.05, "WGAN-GP does not collapse", "missed by 0.070"),
+    ("wgan_gp", "spread", 0.119, "WGAN-GP does not collapse", "missed by 0.001"),
+    ("ali", "rmse", None, "sVAE-r's RMSE is at most 0.5 x ALI's", "not measured"),
+])
+def test_each_claim_flips_when_its_number_crosses_the_target(variant, key, value, claim, verdict):
+    table = _table()
+    assert _verdicts(table)[claim]["verdict"].startswith("met")
+    table[variant][key] = value
+    changed = _verdicts(table)
+    assert changed[claim]["verdict"] == verdict
+    others = {c: v["verdict"] for c, v in changed.items() if c != claim}
+    assert others == {c: v["verdict"] for c, v in _verdicts(_table()).items() if c != claim}
+
+
+def test_claims_of_variants_not_run_are_not_measured():
+    table = _table()
+    del table["ali"], table["wgan_gp"]
+    verdicts = _verdicts(table)
+    assert verdicts["sVAE-r's RMSE is at most 0.5 x ALI's"]["verdict"] == "not measured"
+    assert verdicts["WGAN-GP's IS is at least 7"]["verdict"] == "not measured"
+    assert "ALI does not collapse" not in verdicts
+
+
+def test_step_cost_separates_start_up_from_steps():
     runs_ = [{"steps_after": 20, "seconds": 12.0}, {"steps_before": 20, "steps_after": 80, "seconds": 16.0}]
     overhead, per_step = reproduce_mnist.step_cost(runs_)
     assert overhead == pytest.approx(10.0) and per_step == pytest.approx(0.1)
     assert reproduce_mnist.step_cost(runs_[:1]) == pytest.approx((0.0, 0.6))
 
 
-@pytest.mark.slow
-def test_tiny_reproduction_writes_its_report(tmp_path, data_dir):
-    """Two variants, one epoch of 5 steps each, a tiny classifier: the report and its provenance."""
+def test_chunks_fit_the_budget_and_the_curve_window():
+    args = reproduce_mnist.parse_args(["--steps_per_epoch=100", "--curve_minutes=5"])
+    fresh = {"seconds": 0.0, "invocations": []}
+    assert reproduce_mnist.next_chunk(fresh, 0, 1800.0, args) == 1  # the first epoch measures the rate
+    ledger = {"seconds": 40.0, "invocations": [{"steps_after": 100, "seconds": 40.0}]}  # 0.4 s/step
+    assert reproduce_mnist.next_chunk(ledger, 100, 1800.0, args) == 7  # 300 s window / 40 s per epoch
+    assert reproduce_mnist.next_chunk(ledger, 100, 100.0, args) == 1  # 60 s left: 1.5 epochs
+    assert reproduce_mnist.next_chunk(ledger, 100, 55.0, args) == 0  # 15 s left: under half an epoch
+
+
+def test_flags_go_only_to_the_variants_that_use_them():
+    args = reproduce_mnist.parse_args([])
+    flags = {v: reproduce_mnist.variant_flags(v, args) for v in reproduce_mnist.VARIANTS}
+    assert "--g_learning_rate=0.0002" in flags["vae"] and "--beta1=0.5" in flags["vae"]
+    assert not [f for f in flags["vae"] if f.startswith(("--d_learning_rate", "--lam"))]
+    for variant in ("gan", "wgan_gp", "ali", "svae"):
+        assert "--d_learning_rate=0.0002" in flags[variant] and not [f for f in flags[variant] if f.startswith("--lam")]
+    assert "--lam=0.3" in flags["svae_r"] and "--d_learning_rate=0.0002" in flags["svae_r"]
+    assert not [f for fl in flags.values() for f in fl if f.startswith("--preset")]
+
+
+def _tiny_classifier(path):
+    """An untrained classifier with the layers `MnistClassifier` reads ("features", here 16-d,
+    and "logits"), saved where trainers.evaluate can load it: no training, and an FID of 16
+    dimensions instead of 1024 (scipy's sqrtm of 1024 x 1024 takes a minute here)."""
+    import keras
+
+    images = keras.Input((28, 28, 1))
+    features = keras.layers.Dense(16, activation="relu", name="features")(keras.layers.Flatten()(images))
+    keras.Model(images, keras.layers.Dense(10, name="logits")(features)).save(path)
+
+
+def test_tiny_reproduction_writes_its_report_and_resumes(tmp_path, data_dir):
+    """vae and gan, one epoch of 3 steps each, a tiny classifier, tiny K: the report, its
+    files and verdicts; a second invocation resumes from the ledgers without training."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TFDS_DATA_DIR=data_dir)
     clf = tmp_path / "clf.keras"
-    subprocess.run([sys.executable, "-m", "trainers.classifier", f"--output={clf}", "--take=64", "--epochs=1",
-                    "--steps_per_epoch=2", "--batch_size=32", "--test_take=100", "--verbose=0"],
-                   cwd=report.REPO, env=env, check=True, capture_output=True)
-    subprocess.run([sys.executable, "-m", "benchmarks.reproduce_mnist", "--variants=vae,svae_r",
-                    "--minutes_per_variant=0.1", "--steps_per_epoch=5", "--iw_samples=4", "--num_samples=100",
-                    "--num_nll_images=20", f"--classifier={clf}", f"--work_dir={tmp_path / 'work'}",
-                    f"--results={tmp_path / 'mnist.md'}"], cwd=report.REPO, env=env, check=True,
-                   capture_output=True)
-    assert report.check_report(tmp_path / "mnist.json") == []
-    saved = json.loads((tmp_path / "mnist.json").read_text())
+    _tiny_classifier(os.fspath(clf))
+    work, results = tmp_path / "work", tmp_path / "results"
+    cmd = [sys.executable, "-m", "benchmarks.reproduce_mnist", "--variants=vae,gan",
+           "--minutes_per_variant=0.02", "--steps_per_epoch=3", "--batch_size=50", "--eval_batches=1",
+           "--trainer_flag=--take=500", "--trainer_flag=--num_grid_images=4", "--iw_samples=2",
+           "--num_nll_images=10", "--num_rmse_images=20", "--num_samples=200", "--splits=2",
+           "--num_reference=200", f"--classifier={clf}", f"--cache_dir={tmp_path / 'cache'}",
+           f"--work_dir={work}", f"--results={results / 'mnist'}"]
+    first = subprocess.run(cmd, cwd=report.REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert report.check_report(results / "mnist.json") == []
+    assert report.check_results_dir(os.fspath(results)) == []
+    saved = json.loads((results / "mnist.json").read_text())
+    markdown = (results / "mnist.md").read_text()
+
+    # Columns: gan has no encoder, vae has all; the commit of this run is recorded.
     commit = saved["provenance"]["commit"][:7]
-    assert saved["rows"]["svae_r"]["trained_at"].startswith(commit)
-    assert saved["rows"]["vae"]["evaluated_at"].startswith(commit)
-    assert saved["rows"]["vae"]["steps"] == 5
-    assert saved["provenance"]["command"].endswith(f"--results={tmp_path / 'mnist.md'}")
+    vae, gan = saved["rows"]["vae"], saved["rows"]["gan"]
+    assert vae["steps"] == gan["steps"] == 3 and vae["trained_at"].startswith(commit)
+    assert all(isinstance(vae[k], float) for k in ("nll_nats", "neg_elbo_nats", "rmse", "inception_score", "fid"))
+    assert gan["nll_nats"] is gan["neg_elbo_nats"] is gan["rmse"] is None and isinstance(gan["fid"], float)
+    assert isinstance(saved["evaluations"]["gan"]["inception_score"], float)
+    assert saved["evaluations"]["vae"]["num_samples"] == 200 and saved["evaluations"]["vae"]["iw_samples"] == 2
+    # Verdicts are the claims of the saved numbers.
+    assert saved["claims"] == json.loads(json.dumps(reproduce_mnist.claims(saved["rows"])))
+    assert {c["verdict"] for c in saved["claims"] if "sVAE" in c["claim"]} == {"not measured"}
+    # Learning curve: one point per variant (one chunk each), in the ledger and the JSON.
+    for variant in ("vae", "gan"):
+        (point,) = saved["curves"][variant]
+        assert point["steps"] == 3 and point["minutes"] > 0 and point["num_samples"] == 1000
+        assert isinstance(point["fid"], float) and point["spread"] == saved["rows"][variant]["spread"]
+        ledger = json.loads((work / f"{variant}.budget.json").read_text())
+        assert ledger["curve"] == saved["curves"][variant]
+        assert "does not apply" not in (work / "logs" / f"{variant}_train.log").read_text()
+    # Files: the curves PNG, a grid and an npz per variant, shown in the Markdown.
+    assert (results / "mnist_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![IS and FID vs training minutes](mnist_curves.png)" in markdown
+    from PIL import Image
+
+    for variant in ("vae", "gan"):
+        assert Image.open(results / "mnist_samples" / f"{variant}.png").size == (8 * 28, 8 * 28)
+        assert f"](mnist_samples/{variant}.png)" in markdown
+        with np.load(results / "mnist_samples" / f"{variant}.npz") as f:
+            assert f.files == ["samples"]
+            assert f["samples"].dtype == np.uint8 and f["samples"].shape == (1000, 28, 28)
+
+    # A second invocation resumes: no trainer run, evaluations reused, the curve kept.
+    ledgers = {v: json.loads((work / f"{v}.budget.json").read_text()) for v in ("vae", "gan")}
+    second = subprocess.run(cmd, cwd=report.REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "training to epoch" not in second.stdout and second.stdout.count("evaluation up to date") == 2
+    for variant, before in ledgers.items():
+        after = json.loads((work / f"{variant}.budget.json").read_text())
+        assert after["invocations"] == before["invocations"] and after["curve"] == before["curve"]
+    again = json.loads((results / "mnist.json").read_text())
+    assert again["rows"] == saved["rows"] and again["curves"] == saved["curves"]
+    assert report.check_report(results / "mnist.json") == []
+
+
+def test_resuming_with_other_settings_stops(tmp_path):
+    """A ledger records the trainer flags of its run; other settings stop before any training."""
+    work = tmp_path / "work"
+    work.mkdir()
+    args = reproduce_mnist.parse_args([f"--work_dir={work}", "--g_learning_rate=1e-4"])
+    old = reproduce_mnist.variant_flags("vae", reproduce_mnist.parse_args([]))
+    (work / "vae.budget.json").write_text(json.dumps({"seconds": 60.0, "invocations": [], "trainer_flags": old}))
+    with pytest.raises(SystemExit, match="g_learning_rate=0.0001"):
+        reproduce_mnist.train_variant("vae", args)
+
+
+def test_a_chunk_left_running_by_a_killed_session_is_charged_to_its_last_checkpoint(tmp_path, monkeypatch):
+    checkpoint = tmp_path / "ckpt-40"
+    (tmp_path / "ckpt-40.index").write_text("")
+    os.utime(tmp_path / "ckpt-40.index", (1000.0 + 90.0, 1000.0 + 90.0))  # written 90 s after the start
+    monkeypatch.setattr(reproduce_mnist, "read_progress", lambda model_dir: (2, 40, os.fspath(checkpoint)))
+    ledger = {"seconds": 30.0, "invocations": [{"steps_after": 20, "seconds": 30.0}],
+              "running": {"started": 1000.0, "target_epochs": 4, "steps_before": 20, "commit": "c" * 40,
+                          "dirty": False}}
+    reproduce_mnist.charge_interrupted(ledger, os.fspath(tmp_path))
+    assert "running" not in ledger and ledger["seconds"] == pytest.approx(120.0)
+    assert ledger["invocations"][-1] == {"target_epochs": 4, "seconds": pytest.approx(90.0), "return_code": None,
+                                         "interrupted": True, "steps_before": 20, "epochs_after": 2,
+                                         "steps_after": 40, "commit": "c" * 40, "dirty": False}
+    assert reproduce_mnist.step_cost(ledger["invocations"]) == pytest.approx((0.0, 120.0 / 40))
+    args = reproduce_mnist.parse_args(["--steps_per_epoch=10"])
+    assert reproduce_mnist.next_chunk(ledger, 40, 150.0, args) == 1  # 30 s left: one 30-s epoch fits
+    killed_early = {"seconds": 0.0, "invocations": [{"steps_before": 0, "steps_after": 0, "seconds": 0.0}]}
+    assert reproduce_mnist.next_chunk(killed_early, 0, 150.0, args) == 1  # nothing measured: one epoch

@@ -54,7 +54,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import io
 import json
 import math
 import os
@@ -67,6 +66,7 @@ from absl import app, flags, logging
 
 from svae_tf import logs as tf_logs
 from svae_tf import presets  # plain data: no TensorFlow import
+from svae_tf.images import encode_png, image_grid  # numpy + Pillow: no TensorFlow import
 
 # Kept equal to svae_tf.model.VARIANTS / svae_tf.flows.FLOW_KINDS (tests check it). They are
 # repeated here so that flags are validated before TensorFlow is imported.
@@ -235,21 +235,6 @@ def own_flags():
     return {name: FLAGS[name].value for name in names}
 
 
-def image_grid(images, columns=None):
-    """numpy [N, H, W, C] in [0, 1] -> one image [rows H, columns W, C] (blank-padded)."""
-    import numpy as np
-
-    images = np.clip(np.asarray(images, dtype=np.float32), 0.0, 1.0)
-    n, h, w, c = images.shape
-    columns = columns or max(1, int(math.ceil(math.sqrt(n))))
-    rows = int(math.ceil(n / columns))
-    grid = np.ones((rows * h, columns * w, c), np.float32)
-    for i in range(n):
-        r, col = divmod(i, columns)
-        grid[r * h : (r + 1) * h, col * w : (col + 1) * w] = images[i]
-    return grid
-
-
 def pairs_grid(inputs, reconstructions):
     """Inputs beside their reconstructions: columns alternate input, reconstruction."""
     import numpy as np
@@ -258,18 +243,6 @@ def pairs_grid(inputs, reconstructions):
     pairs = np.stack([inputs, reconstructions], axis=1).reshape((2 * n,) + inputs.shape[1:])
     per_row = max(1, int(math.ceil(math.sqrt(n))))
     return image_grid(pairs, columns=2 * per_row)
-
-
-def encode_png(grid):
-    """[H, W, C] float in [0, 1] -> PNG bytes (grey for C == 1)."""
-    import numpy as np
-    from PIL import Image
-
-    pixels = np.round(np.clip(grid, 0.0, 1.0) * 255.0).astype(np.uint8)
-    image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def weights_checksum(variables):

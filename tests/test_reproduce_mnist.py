@@ -1,7 +1,6 @@
 """Tests of benchmarks/reproduce_mnist.py: its report's columns, its verdicts, its budget
 arithmetic, the flags it passes, and a tiny end-to-end run that resumes."""
 
-import copy
 import json
 import os
 import subprocess

@@ -64,20 +64,27 @@ SETTINGS = {  # run-spec key -> (type, default)
 PRESET_SETTINGS = ("decoder_dense_batch_norm", "disc_x_pooling")
 MODEL_SETTINGS = ("n_disc", "discriminator_dropout", "lam", "r1_weight")  # SymmetricVAE arguments
 
-flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
-flags.DEFINE_multi_string("run", DEFAULT_RUNS, "A run spec, repeatable: variant[,key=value...] with keys "
-                          + ", ".join(SETTINGS) + ".")
-flags.DEFINE_integer("steps", 600, "Train steps per run (batch 100).")
-flags.DEFINE_integer("every", 100, "Record the probe every N steps.")
-flags.DEFINE_integer("probe_steps", 100, "Discriminator-only steps with a frozen encoder/decoder at the end.")
-flags.DEFINE_integer("seed", 0, "Seed of weights, noise and data order.")
-flags.DEFINE_enum("dataset", "mnist", ["mnist", "cifar10"], "Real data to train on; run specs' presets must fit it.")
-flags.DEFINE_integer("batch_size", 100, "Batch size.")
-flags.DEFINE_integer("quality_samples", 1000, "Samples scored for IS/FID at the end (0: none; needs the "
-                     "MNIST classifier of `python -m trainers.classifier`).")
-flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).")
-flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report), e.g. "
-                    "benchmarks/results/mode_collapse.")
+
+
+def define_flags():
+    """The program's flags, defined when it runs (not on import: absl flags are process-global,
+    and the trainers' --dataset, --batch_size, --seed, --data_dir would clash in tests)."""
+    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
+    flags.DEFINE_multi_string("run", DEFAULT_RUNS, "A run spec, repeatable: variant[,key=value...] with keys "
+                              + ", ".join(SETTINGS) + ".")
+    flags.DEFINE_integer("steps", 600, "Train steps per run (batch 100).")
+    flags.DEFINE_integer("every", 100, "Record the probe every N steps.")
+    flags.DEFINE_integer("probe_steps", 100, "Discriminator-only steps with a frozen encoder/decoder at the end.")
+    flags.DEFINE_integer("seed", 0, "Seed of weights, noise and data order.")
+    flags.DEFINE_enum("dataset", "mnist", ["mnist", "cifar10"], "Real data to train on; run specs' presets must fit it.")
+    flags.DEFINE_integer("batch_size", 100, "Batch size.")
+    flags.DEFINE_integer("quality_samples", 1000, "Samples scored for IS/FID at the end (0: none; needs the "
+                         "MNIST classifier of `python -m trainers.classifier`).")
+    flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).")
+    flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report), e.g. "
+                        "benchmarks/results/mode_collapse.")
+
+
 FLAGS = flags.FLAGS
 
 
@@ -96,7 +103,7 @@ def parse_run(spec):
             settings[key] = SETTINGS[key][0](value)
         except (KeyError, ValueError) as err:
             raise ValueError(f"--run={spec!r}: bad value in {pair!r}.") from err
-    dataset = FLAGS.dataset if FLAGS.is_parsed() else "mnist"
+    dataset = FLAGS.dataset if "dataset" in FLAGS and FLAGS.is_parsed() else "mnist"
     settings["preset"] = settings["preset"] or dataset
     fits = [n for n, p in presets.PRESETS.items() if p.image_shape == presets.PRESETS[dataset].image_shape]
     if settings["preset"] not in fits:
@@ -237,4 +244,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

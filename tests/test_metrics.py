@@ -117,20 +117,23 @@ def test_frechet_distance_commuting_covariances():
     assert got == pytest.approx(expected, rel=1e-8)
 
 
+def _two_gaussians(seed, dim=10):
+    """(mean, covariance) of two random Gaussians in `dim` dimensions."""
+    rng = np.random.default_rng(seed)
+    m1, m2 = rng.normal(size=dim), rng.normal(size=dim)
+    return m1, _random_spd(rng, dim), m2, _random_spd(rng, dim)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_frechet_distance_general_covariances_vs_eigh_formula(seed):
-    rng = np.random.default_rng(seed)
-    m1, m2 = rng.normal(size=10), rng.normal(size=10)
-    s1, s2 = _random_spd(rng, 10), _random_spd(rng, 10)
+    m1, s1, m2, s2 = _two_gaussians(seed)
     got = metrics.frechet_distance(m1, s1, m2, s2)
     assert got == pytest.approx(_frechet_by_eigh(m1, s1, m2, s2), rel=1e-8)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_frechet_distance_eigh_equals_frechet_distance(seed):
-    rng = np.random.default_rng(seed)
-    m1, m2 = rng.normal(size=10), rng.normal(size=10)
-    s1, s2 = _random_spd(rng, 10), _random_spd(rng, 10)
+    m1, s1, m2, s2 = _two_gaussians(seed)
     expected = metrics.frechet_distance(m1, s1, m2, s2)
     assert metrics.frechet_distance_eigh(m1, s1, m2, s2) == pytest.approx(expected, rel=1e-9)
     root = metrics.sqrtm_psd(s2)

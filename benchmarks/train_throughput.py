@@ -1,6 +1,6 @@
 """Train-step throughput of a preset/variant, with and without XLA.
 
-    python -m benchmarks.train_throughput --preset=mnist --variant=svae_r --batch=100 \
+    python -m benchmarks.train_throughput --presets=mnist,mnist_a1 --variant=svae_r --batch=100 \
         --steps=30 --output=benchmarks/results/train_throughput_mnist_svae_r
 
 Times `steps` train steps after `warmup` steps (tracing/compilation excluded), as the
@@ -12,8 +12,8 @@ not involved. benchmarks/input_pipeline.py times its train step with this same
 function (`benchmarks.step_timing.time_config`), so the two report one rate for one step, up to the machine's
 load, which both record.
 
-Prints a table; with --output writes OUTPUT.json (`img_per_s` of the best
-configuration, `img_per_s_by_config`, `batch`, `preset`, `variant`, ...) and OUTPUT.md
+Prints a table; with --output writes OUTPUT.json (`img_per_s` of the first preset's best
+configuration, `by_preset.<name>.img_per_s` and `ratio_to_last`, `batch`, `variant`, ...) and OUTPUT.md
 through `benchmarks.report` (with the commit, command, machine and load).
 """
 
@@ -32,7 +32,8 @@ from benchmarks import report  # noqa: E402
 from benchmarks.step_timing import time_config  # noqa: E402
 
 flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
-flags.DEFINE_string("preset", "mnist", "Preset name.")
+flags.DEFINE_list("presets", ["mnist", "mnist_a1"],
+                  "Presets timed in this one run; `img_per_s` is the first's, `ratio_to_last` is against the last.")
 flags.DEFINE_enum("variant", "svae_r", model_lib.VARIANTS, "Model variant.")
 flags.DEFINE_integer("batch", 100, "Global batch size.")
 flags.DEFINE_integer("steps", 30, "Timed train steps per repeat.")
@@ -44,52 +45,69 @@ flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks
 
 def markdown(result):
     f = result
+    names = ", ".join(f"`presets.{p.upper()}`" for p in f["presets"])
     lines = [
-        f"# Train-step throughput: {f['preset']} {f['variant']}, batch {f['batch']}",
+        f"# Train-step throughput: {f['variant']}, batch {f['batch']}, presets {', '.join(f['presets'])}",
         "",
-        f"The compiled train function `model.fit` uses ({f['variant']}, `presets.{f['preset'].upper()}`), "
+        f"The compiled train function `model.fit` uses ({f['variant']}; {names}), "
         f"{f['steps']} steps after {f['warmup']} warm-up steps, median of {f['repeats']} repeats, "
-        "one in-memory batch, losses read back once per repeat (`benchmarks/train_throughput.py`).",
+        "one in-memory batch, losses read back once per repeat, all presets in one process "
+        "(`benchmarks/train_throughput.py`).",
         "",
-        "| config | img/s |",
-        "|---|---:|",
+        "| preset | config | img/s | vs " + f["presets"][-1] + " (best configs) |",
+        "|---|---|---:|---:|",
     ]
-    for config, rate in f["img_per_s_by_config"].items():
-        mark = " (best)" if config == f["best_config"] else ""
-        lines.append(f"| {CONFIG_NAMES[config]}{mark} | {rate} |")
+    for name, r in f["by_preset"].items():
+        for config, rate in r["img_per_s_by_config"].items():
+            best = config == r["best_config"]
+            ratio = f"{r['ratio_to_last']:.3f}" if best else ""
+            lines.append(f"| {name} | {CONFIG_NAMES[config]}{' (best)' if best else ''} | {rate} | {ratio} |")
     return "\n".join(lines) + "\n"
 
 
 CONFIG_NAMES = {"graph": "graph (tf.function)", "xla": "xla (jit_compile=True)"}
 
 
-def main(argv):
-    del argv
-    started = report.start()
-    f = flags.FLAGS
-    preset = presets.get_preset(f.preset)
+def time_preset(name, f):
+    """{img_per_s, best_config, img_per_s_by_config} of one preset."""
+    preset = presets.get_preset(name)
     by_config = {}
-    for config in f.configs:
-        if config not in CONFIG_NAMES:
-            raise app.UsageError(f"--configs: unknown configuration {config!r} (graph, xla).")
     for config in f.configs:
         rate, finite = time_config(
             preset, f.variant, f.batch, f.steps, f.warmup, f.repeats, config == "xla"
         )
         if not finite:
-            raise RuntimeError(f"non-finite losses in configuration {config}")
+            raise RuntimeError(f"non-finite losses: preset {name}, configuration {config}")
         by_config[config] = round(rate, 1)
     best = max(by_config, key=by_config.get)
+    return {"img_per_s": by_config[best], "best_config": best, "img_per_s_by_config": by_config}
+
+
+def main(argv):
+    del argv
+    started = report.start()
+    f = flags.FLAGS
+    for config in f.configs:
+        if config not in CONFIG_NAMES:
+            raise app.UsageError(f"--configs: unknown configuration {config!r} (graph, xla).")
+    for name in f.presets:
+        presets.get_preset(name)  # a bad name fails before any timing
+    by_preset = {name: time_preset(name, f) for name in f.presets}
+    last = by_preset[f.presets[-1]]["img_per_s"]
+    for r in by_preset.values():
+        r["ratio_to_last"] = round(r["img_per_s"] / last, 4)
+    first = by_preset[f.presets[0]]
     result = {
-        "preset": f.preset,
+        "presets": list(f.presets),
         "variant": f.variant,
         "batch": f.batch,
         "steps": f.steps,
         "warmup": f.warmup,
         "repeats": f.repeats,
-        "img_per_s": by_config[best],
-        "best_config": best,
-        "img_per_s_by_config": by_config,
+        "img_per_s": first["img_per_s"],
+        "best_config": first["best_config"],
+        "img_per_s_by_config": first["img_per_s_by_config"],
+        "by_preset": by_preset,
     }
     text = markdown(result)
     print(text)

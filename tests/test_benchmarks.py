@@ -63,3 +63,17 @@ def test_sampling_latency_writes_its_report(tmp_path, data_dir):
     assert result["provenance"]["versions"]["ai-edge-litert"]
     assert {r["batch"] for r in result["results"]} == {2} and result["target"]["met"] is False
     assert "| backend | batch 2: ms / image | model bytes |" in (tmp_path / "sl.md").read_text()
+
+
+def test_step_fingerprint_compares_with_an_earlier_report(tmp_path):
+    args = ("benchmarks.step_fingerprint", "--steps=2", "--cases=tiny_r1_ndisc2/svae,tiny_r1_ndisc2/gan")
+    _run(*args, f"--output={tmp_path / 'a'}")
+    first = _report(tmp_path, "a")
+    assert len({r["sha256"] for r in first["cases"].values()}) == 2
+    _run(*args, f"--compare={tmp_path / 'a.json'}", f"--output={tmp_path / 'b'}")
+    assert _report(tmp_path, "b")["compared_with"]["all_equal"] is True
+    other = first["cases"]["tiny_r1_ndisc2/gan"]
+    other["sha256"] = "0" * 64
+    (tmp_path / "a.json").write_text(json.dumps(first))
+    proc = _run(*args, f"--compare={tmp_path / 'a.json'}", ok=(1,))
+    assert "**no**" in proc.stdout

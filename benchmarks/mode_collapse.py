@@ -149,14 +149,14 @@ def run(spec, train_images, test_images):
         zq_spread = float(np.std(z_q.numpy(), axis=0).mean())
         rmse = reconstruction_rmse(model, test_images, z_q)
     quality = sample_quality(model)
-    d_step = tf.function(model._discriminator_step)  # the encoder and decoder are not updated
+    d_step = tf.function(model.discriminator_step)  # the encoder and decoder are not updated
     model.reset_metrics()
     tail = max(1, FLAGS.probe_steps // 4)
     for step in range(FLAGS.probe_steps):
         if step == FLAGS.probe_steps - tail:
             model.reset_metrics()
         d_step(next(iterator))
-    frozen_d_loss = float(model._trackers["d_loss"].result())
+    frozen_d_loss = float(model.get_metrics_result()["d_loss"])
     return dict(run=spec, variant=variant, settings=settings, trajectory=trajectory, seconds=seconds,
                 zq_spread=zq_spread, frozen_d_loss=frozen_d_loss, rmse=rmse, **quality)
 

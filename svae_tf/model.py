@@ -1,15 +1,7 @@
 """The symmetric VAE family as one Keras 3 model with an alternating train step.
 
-Variants (Sec. 3-5 of the paper), chosen by name:
-
-| variant   | discriminator | encoder/decoder objective                      |
-|-----------|---------------|------------------------------------------------|
-| `vae`     | none          | negative ELBO, eq. (1)                          |
-| `svae`    | f(x, z), (10) | -(E_q f - E_p f), eq. (14)                      |
-| `svae_r`  | f(x, z), (10) | eq. (14) + lambda-weighted likelihoods, eq. (29)|
-| `ali`     | f(x, z), (18) | non-saturating ALI, eq. (19)                    |
-| `gan`     | f(x),    (22) | non-saturating GAN, eq. (24); decoder only      |
-| `wgan_gp` | f(x),    (25) | IPM critic with gradient penalty; decoder only  |
+Variants (Sec. 3-5 of the paper) are chosen by name; what each one is (its networks,
+losses and metrics) is its row in `svae_tf/variants.py`, which the steps below read.
 
 One `train_step` runs `n_disc` discriminator updates, then one encoder/decoder
 update, with two optimizers. Gradients of each are taken over its own variables
@@ -25,19 +17,29 @@ binarized/quantized target is used for the likelihood only.
 """
 
 import contextlib
+from typing import NamedTuple, Optional
 
 import keras
 import tensorflow as tf
 
-from svae_tf import distributions, flows, networks, objectives, presets
+from svae_tf import distributions, flows, networks, objectives, presets, variants
 
-VARIANTS = ("vae", "svae", "svae_r", "ali", "gan", "wgan_gp")
-JOINT_VARIANTS = ("svae", "svae_r", "ali")
-DECODER_ONLY_VARIANTS = ("gan", "wgan_gp")
+VARIANTS = variants.BUILT_IN
+JOINT_VARIANTS = tuple(v for v in VARIANTS if variants.get(v).discriminator == "joint")
+DECODER_ONLY_VARIANTS = tuple(v for v in VARIANTS if not variants.get(v).encoder)
 
 # Stateless counterparts of the samplers, for noise drawn from a user's int seed.
 _STATELESS = {keras.random.normal: tf.random.stateless_normal,
               keras.random.uniform: tf.random.stateless_uniform}
+
+
+class JointSamples(NamedTuple):
+    """Samples of both joints in one step: (x, z_q) ~ q(x, z), (x_p, z_p) ~ p(x, z)."""
+
+    z_q: Optional[tf.Tensor]  # [B, z_dim] ~ q(z|x); None without an encoder
+    x_p: tf.Tensor  # [B, H, W, C], decoder means at z_p
+    z_p: tf.Tensor  # [B, z_dim] ~ p(z)
+    params_q: Optional[tf.Tensor]  # [B, H, W, P], decoder at z_q (rows with `reconstruction`)
 
 
 @keras.saving.register_keras_serializable(package="svae_tf")
@@ -46,7 +48,7 @@ class SymmetricVAE(keras.Model):
 
     Args:
       preset: a `presets.Preset`.
-      variant: one of VARIANTS.
+      variant: a name in `variants` (VARIANTS, or a row added with `variants.register`).
       lam: lambda of sVAE-r, eq. (29); >= 0.
       n_disc: discriminator updates per encoder/decoder update.
       gradient_penalty_weight: weight of the WGAN-GP penalty.
@@ -72,8 +74,7 @@ class SymmetricVAE(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if variant not in VARIANTS:
-            raise ValueError(f"Unknown variant {variant!r}; expected one of {VARIANTS}.")
+        self.spec = variants.get(variant)  # ValueError on an unknown name
         if lam < 0:
             raise ValueError(f"lam (lambda of eq. 29) must be >= 0, got {lam}.")
         if n_disc < 1:
@@ -103,15 +104,15 @@ class SymmetricVAE(keras.Model):
 
         self.decoder = networks.build_decoder(preset)
         self.encoder = self.flow = None
-        if variant not in DECODER_ONLY_VARIANTS:
+        if self.spec.encoder:
             self.encoder = networks.build_encoder(preset)
             self.flow = flows.Flow(
                 preset.flow, preset.z_dim, preset.flow_depth, preset.flow_hidden, name="flow"
             )
         self.discriminator = None
-        if variant != "vae":
+        if self.spec.discriminator:
             self.discriminator = networks.build_discriminator(
-                preset, joint=variant in JOINT_VARIANTS, dropout=discriminator_dropout
+                preset, joint=self._joint, dropout=discriminator_dropout
             )
         self._trackers = {
             name: keras.metrics.Mean(name=name) for name in self._metric_names()
@@ -135,28 +136,28 @@ class SymmetricVAE(keras.Model):
         return None
 
     # ---------------------------------------------------------------- metrics
+    @property
+    def _joint(self):
+        return self.spec.discriminator == "joint"
+
     def _metric_names(self):
+        """Training metrics (the row's, its discriminator's and penalties'), then the ELBO."""
         names = ["g_loss"]
-        if self.discriminator is not None:
+        if self.spec.discriminator:
             names += ["d_loss", "d_acc_q", "d_acc_p"]
-        if self.variant in ("svae", "svae_r"):
-            names.append("symmetric_kl_bound")  # eq. (14): E_q f - E_p f ~ -KL_s
-        if self.variant in ("vae", "svae_r"):
-            names.append("log_px_given_z")
-        if self.variant == "svae_r":
-            names.append("log_qz_given_x")
-        if self.variant == "wgan_gp":
+        names += list(self.spec.metrics)
+        if self.spec.critic:
             names.append("gradient_penalty")
-        if self.r1_weight and self.discriminator is not None:
+        if self.r1_weight and self.spec.discriminator:
             names.append("r1_penalty")
-        if self.encoder is not None:
-            names.append("elbo")
+        if self.spec.encoder and "elbo" not in names:
+            names.append("elbo")  # held out (test_step); in training only if the loss gives it
         return names
 
     @property
     def _train_metric_names(self):
-        # The ELBO costs an extra pass; train_step reports it only where it is free.
-        return [n for n in self._trackers if n != "elbo" or self.variant == "vae"]
+        # The ELBO costs an extra pass; train_step reports it only where the loss gives it.
+        return [n for n in self._trackers if n != "elbo" or "elbo" in self.spec.metrics]
 
     @property
     def _test_metric_names(self):
@@ -329,10 +330,10 @@ class SymmetricVAE(keras.Model):
 
     # ----------------------------------------------------------- train step
     def _joints(self, images, training):
-        """Samples of both joints: encoder pair (x, z_q) and decoder pair (x_p, z_p).
+        """`JointSamples` of both joints: encoder pair (x, z_q), decoder pair (x_p, z_p).
 
-        Also `params_q` [B, H, W, P], the decoder at z_q (sVAE-r's reconstruction term),
-        from the *same* decoder call as x_p: the decoder runs once per step on
+        With the row's `reconstruction` (sVAE-r) also `params_q` [B, H, W, P], the decoder
+        at z_q, from the *same* decoder call as x_p: the decoder runs once per step on
         [z_p; z_q], so batch norm normalises both halves with one set of batch statistics,
         the one its moving averages then hold (inference mode = what was trained). Both
         the discriminator and the encoder/decoder step decode that concatenation, so
@@ -344,52 +345,55 @@ class SymmetricVAE(keras.Model):
         if self.encoder is not None:
             _, z_q = self._encode(images, training=training)  # z_q ~ q(z|x)
         params_q = None
-        if self.variant == "svae_r":
+        if self.spec.reconstruction:
             params = self.decode(tf.concat([z_p, z_q], axis=0), training)  # [2B, H, W, P]
             params_p, params_q = tf.split(params, 2, axis=0)
         else:
             params_p = self.decode(z_p, training)  # [B, H, W, P]
         x_p = distributions.likelihood_mean(self.preset.likelihood, params_p)
-        return dict(z_q=z_q, x_p=x_p, z_p=z_p, params_q=params_q)
+        return JointSamples(z_q=z_q, x_p=x_p, z_p=z_p, params_q=params_q)
 
     def _discriminate(self, images, z_q, x_p, z_p, training=True):
         """Logits (f_q [B], f_p [B]) on both joints, in one call on the 2B pairs
         (the discriminator has no batch normalisation, so this changes nothing but speed)."""
         x = tf.concat([images, x_p], axis=0)  # [2B, H, W, C]
-        inputs = [x, tf.concat([z_q, z_p], axis=0)] if self.variant in JOINT_VARIANTS else x
+        inputs = [x, tf.concat([z_q, z_p], axis=0)] if self._joint else x
         f_q, f_p = tf.split(self.discriminator(inputs, training=training), 2, axis=0)
         return f_q, f_p
 
-    def _discriminator_step(self, images):
+    def _discriminator_loss(self, images, z_q, x_p, z_p):
+        """(per-example loss [B], {metric: [B]}): the row's loss plus its penalties."""
+        f_q, f_p = self._discriminate(images, z_q, x_p, z_p)
+        tracked = self._accuracies(f_q, f_p)
+        if self.spec.critic:
+            tracked["gradient_penalty"] = self._gradient_penalty(images, x_p)
+        per_example = self.spec.discriminator_loss(f_q, f_p)
+        if self.spec.critic:
+            per_example += self.gradient_penalty_weight * tracked["gradient_penalty"]
+        if self.r1_weight:
+            tracked["r1_penalty"] = self._r1_penalty(images, z_q)
+            per_example += 0.5 * self.r1_weight * tracked["r1_penalty"]
+        return per_example, tracked
+
+    def discriminator_step(self, images):
+        """One update of the discriminator on a batch [B, H, W, C] in [0, 1]; updates its
+        metrics (`d_loss`, accuracies, penalties). Used by `train_step`, `n_disc` times."""
         # Samples are inputs to this step: no gradient flows to encoder/decoder.
         s = self._joints(images, training=True)
-        z_q = None if s["z_q"] is None else tf.stop_gradient(s["z_q"])
-        x_p, z_p = tf.stop_gradient(s["x_p"]), s["z_p"]
+        z_q = None if s.z_q is None else tf.stop_gradient(s.z_q)
+        x_p = tf.stop_gradient(s.x_p)
         with tf.GradientTape() as tape:
-            f_q, f_p = self._discriminate(images, z_q, x_p, z_p)
-            if self.variant == "wgan_gp":
-                penalty = self._gradient_penalty(images, x_p)
-                per_example = objectives.ipm_critic_loss(f_q, f_p)
-                per_example += self.gradient_penalty_weight * penalty
-            else:
-                per_example = objectives.discriminator_loss(f_q, f_p)
-            if self.r1_weight:
-                r1 = self._r1_penalty(images, z_q)
-                per_example += 0.5 * self.r1_weight * r1
+            per_example, tracked = self._discriminator_loss(images, z_q, x_p, s.z_p)
             loss = tf.nn.compute_average_loss(per_example)
             scaled_loss = self.d_optimizer.scale_loss(loss)  # identity unless LossScaleOptimizer
         variables = self.discriminator.trainable_variables
         grads = tape.gradient(scaled_loss, variables)
         self.d_optimizer.apply_gradients(zip(grads, variables))
-        self._track(d_loss=per_example, **self._accuracies(f_q, f_p))
-        if self.variant == "wgan_gp":
-            self._track(gradient_penalty=penalty)
-        if self.r1_weight:
-            self._track(r1_penalty=r1)
+        self._track(d_loss=per_example, **tracked)
 
     def _r1_penalty(self, images, z_q):
         """||grad f||^2 [B] at the data pairs (x, z_q), over x and z (Mescheder et al. 2018)."""
-        inputs = [images, z_q] if self.variant in JOINT_VARIANTS else [images]
+        inputs = [images, z_q] if self._joint else [images]
         with tf.GradientTape() as tape:
             tape.watch(inputs)
             f = self.discriminator(inputs if len(inputs) > 1 else inputs[0], training=True)
@@ -398,7 +402,7 @@ class SymmetricVAE(keras.Model):
     def _accuracies(self, f_q, f_p):
         """Per-pair correctness [B] of the discriminator on each joint. Its logit estimates
         log p - log q (eq. 11), negative on the data joint; the IPM critic (25) is high on data."""
-        sign = -1.0 if self.variant == "wgan_gp" else 1.0
+        sign = -1.0 if self.spec.critic else 1.0
         return dict(d_acc_q=tf.cast(sign * f_q < 0, tf.float32),
                     d_acc_p=tf.cast(sign * f_p > 0, tf.float32))
 
@@ -411,40 +415,30 @@ class SymmetricVAE(keras.Model):
             f_hat = self.discriminator(x_hat, training=True)
         return objectives.gradient_penalty(tape.gradient(f_hat, x_hat))
 
-    def _generator_step(self, images):
+    def _generator_terms(self, images):
+        """{name: [B]}, what the row's encoder/decoder loss reads (see `variants`)."""
+        if not self.spec.discriminator:  # the ELBO's terms at z_q ~ q(z|x)
+            q, z_q = self._encode(images, training=True)
+            return dict(log_px_given_z=self.log_likelihood(self.decode(z_q, True), images),
+                        log_pz=distributions.prior(self.preset.z_dim).log_prob(z_q),
+                        log_qz=q.log_prob(z_q))
+        s = self._joints(images, training=True)
+        f_q, f_p = self._discriminate(images, s.z_q, s.x_p, s.z_p)
+        terms = dict(f_q=f_q, f_p=f_p)
+        if self.spec.reconstruction:
+            terms["log_px_given_z"] = self.log_likelihood(s.params_q, images)
+            # log q(z_p|x_p): the encoder in inference mode, so that its batch norm only
+            # ever normalises real images with batch statistics (enc(x) above), and x_p
+            # with the moving averages it is used with.
+            terms["log_qz_given_x"] = self.posterior(s.x_p, training=False).log_prob(s.z_p)
+        return terms
+
+    def generator_step(self, images):
+        """One update of the encoder, its flow and the decoder on a batch [B, H, W, C] in
+        [0, 1], with the row's loss; updates `g_loss` and the row's metrics."""
         variables = self.generator_variables
         with tf.GradientTape() as tape:
-            tracked = {}
-            if self.variant == "vae":
-                q, z_q = self._encode(images, training=True)
-                log_px = self.log_likelihood(self.decode(z_q, True), images)
-                log_pz = distributions.prior(self.preset.z_dim).log_prob(z_q)
-                per_example = objectives.negative_elbo(log_px, log_pz, q.log_prob(z_q))
-                tracked.update(log_px_given_z=log_px, elbo=-per_example)
-            else:
-                s = self._joints(images, training=True)
-                z_q, x_p, z_p = s["z_q"], s["x_p"], s["z_p"]
-                f_q, f_p = self._discriminate(images, z_q, x_p, z_p)
-                if self.variant == "svae":
-                    per_example = objectives.svae_generator_loss(f_q, f_p)
-                elif self.variant == "svae_r":
-                    log_px = self.log_likelihood(s["params_q"], images)
-                    # log q(z_p|x_p): the encoder in inference mode, so that its batch
-                    # norm only ever normalises real images with batch statistics
-                    # (enc(x) above), and x_p with the moving averages it is used with.
-                    log_qz = self.posterior(x_p, training=False).log_prob(z_p)
-                    per_example = objectives.svae_r_generator_loss(
-                        f_q, f_p, log_px, log_qz, self.lam
-                    )
-                    tracked.update(log_px_given_z=log_px, log_qz_given_x=log_qz)
-                elif self.variant == "ali":
-                    per_example = objectives.ali_generator_loss(f_q, f_p)
-                elif self.variant == "gan":
-                    per_example = objectives.gan_generator_loss(f_p)
-                else:  # wgan_gp
-                    per_example = objectives.ipm_generator_loss(f_p)
-                if self.variant in ("svae", "svae_r"):
-                    tracked["symmetric_kl_bound"] = objectives.symmetric_kl_bound(f_q, f_p)
+            per_example, tracked = self.spec.generator_loss(self._generator_terms(images), lam=self.lam)
             loss = tf.nn.compute_average_loss(per_example)
             scaled_loss = self.g_optimizer.scale_loss(loss)
         grads = tape.gradient(scaled_loss, variables)
@@ -456,8 +450,8 @@ class SymmetricVAE(keras.Model):
         images = tf.cast(images, tf.float32)  # [B, H, W, C] in [0, 1]
         if self.discriminator is not None:
             for _ in range(self.n_disc):
-                self._discriminator_step(images)
-        self._generator_step(images)
+                self.discriminator_step(images)
+        self.generator_step(images)
         return self._results(self._train_metric_names)
 
     def test_step(self, data):
@@ -475,6 +469,6 @@ class SymmetricVAE(keras.Model):
             self._track(elbo=self._elbo(images, training=False))
         if self.discriminator is not None:
             s = self._joints(images, training=False)
-            f_q, f_p = self._discriminate(images, s["z_q"], s["x_p"], s["z_p"], training=False)
+            f_q, f_p = self._discriminate(images, s.z_q, s.x_p, s.z_p, training=False)
             self._track(**self._accuracies(f_q, f_p))
         return self._results(self._test_metric_names)

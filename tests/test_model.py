@@ -425,8 +425,8 @@ def test_discriminator_accuracy_sign(variant, f_data, f_generated):
 
 
 @pytest.mark.parametrize("variant,step", [
-    (variant, step) for variant in VARIANTS for step in ("_discriminator_step", "_generator_step")
-    if variant != "vae" or step == "_generator_step"  # the VAE has no discriminator step
+    (variant, step) for variant in VARIANTS for step in ("discriminator_step", "generator_step")
+    if variant != "vae" or step == "generator_step"  # the VAE has no discriminator step
 ])
 def test_inference_mode_networks_are_the_trained_ones(variant, step):
     """Every training-mode pass of the encoder/decoder in either update normalises with the

@@ -34,6 +34,7 @@ prefetch. The result is a plain global-batch dataset; under a
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from pathlib import Path
@@ -487,6 +488,31 @@ def load_images(
       file that cannot be decoded, NaN/Inf in float examples); `data_error`
       turns it into the DataError naming the file or example.
     """
+    _check_load_args(name, binarize, batch_size, take, image_size)
+    ds, count, shape = _prepared_examples(name, split, data_dir, with_labels, binarize,
+                                          image_size, take)
+    if cache:
+        _warn_if_cache_is_large(name, split, count * math.prod(shape))
+        ds = ds.cache()
+    if shuffle:
+        buffer = max(1, min(count, max(1024, _SHUFFLE_BUFFER_BYTES // math.prod(shape))))
+        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)  # uint8 [B,H,W,C], int64 [B]
+
+    def to_float(images, labels):
+        images = tf.cast(images, tf.float32) / 255.0  # float32 [B, H, W, C] in [0, 1]
+        return (images, labels) if with_labels else images
+
+    ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = True  # order fixed by `seed`, even with parallel map
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def _check_load_args(name, binarize, batch_size, take, image_size):
     _check_name(name)
     if binarize not in ("none", "static"):
         raise ValueError(f"binarize must be 'none' or 'static', got {binarize!r}.")
@@ -497,6 +523,18 @@ def load_images(
     if image_size is not None and image_size < 1:
         raise ValueError(f"image_size must be None or >= 1, got {image_size}.")
 
+
+def _warn_if_cache_is_large(name, split, cache_bytes):
+    if cache_bytes > _CACHE_WARN_BYTES:
+        _log.warning(
+            "load_images(%r, %r): caching %.1f GiB of images in memory; pass cache=False "
+            "if that does not fit.", name, split, cache_bytes / 2**30,
+        )
+
+
+def _prepared_examples(name, split, data_dir, with_labels, binarize, image_size, take):
+    """(dataset of (uint8 [H, W, C], int64 label), example count, (H, W, C)) of `load_images`:
+    decoded, checked, resized and binarized, in the split's order (before caching)."""
     folder = _folder_path(name)
     if folder is not None:
         _check_folder_image_size(name, image_size)
@@ -505,7 +543,7 @@ def load_images(
         count = len(paths)
     else:
         ds, count = _tfds_examples(name, split, data_dir, with_labels)  # (uint8 [H,W,C], label)
-    height, width, channels = image_shape(name, image_size=image_size)
+    shape = image_shape(name, image_size=image_size)
 
     ds = ds.enumerate()  # (index int64 [], (x, label))
     if take is not None:
@@ -526,36 +564,11 @@ def load_images(
             image = _square_resize(image, image_size)  # uint8 [S, S, C]
         if binarize == "static":
             image = _static_binarize(index, image)  # uint8 {0, 255} [H, W, C]
-        image.set_shape([height, width, channels])
+        image.set_shape(shape)
         return index, image, label
 
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)  # (int64 [], uint8 [H,W,C], int64 [])
     if folder is not None:
-        ds = _check_all_decoded(ds, paths, count, name, (height, width, channels))
+        ds = _check_all_decoded(ds, paths, count, name, tuple(shape))
     ds = ds.map(lambda index, image, label: (image, label))  # (uint8 [H,W,C], int64 [])
-
-    example_bytes = height * width * channels
-    if cache:
-        if count * example_bytes > _CACHE_WARN_BYTES:
-            _log.warning(
-                "load_images(%r, %r): caching %.1f GiB of images in memory; pass cache=False "
-                "if that does not fit.", name, split, count * example_bytes / 2**30,
-            )
-        ds = ds.cache()
-    if shuffle:
-        buffer = max(1, min(count, max(1024, _SHUFFLE_BUFFER_BYTES // example_bytes)))
-        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)  # uint8 [B,H,W,C], int64 [B]
-
-    def to_float(images, labels):
-        images = tf.cast(images, tf.float32) / 255.0  # float32 [B, H, W, C] in [0, 1]
-        return (images, labels) if with_labels else images
-
-    ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
-
-    options = tf.data.Options()
-    options.deterministic = True  # order fixed by `seed`, even with parallel map
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+    return ds, count, tuple(shape)

@@ -57,12 +57,15 @@ SETTINGS = {  # run-spec key -> (type, default)
     "discriminator_dropout": (float, None),
     "lam": (float, 0.3),
     "r1_weight": (float, 0.0),
+    "instance_noise": (float, 0.0),
+    "instance_noise_steps": (int, 10000),
     # Preset fields (ablations of the default recipe).
     "decoder_dense_batch_norm": (lambda v: {"true": True, "false": False}[v.lower()], None),
     "disc_x_pooling": (str, None),
 }
 PRESET_SETTINGS = ("decoder_dense_batch_norm", "disc_x_pooling")
-MODEL_SETTINGS = ("n_disc", "discriminator_dropout", "lam", "r1_weight")  # SymmetricVAE arguments
+MODEL_SETTINGS = ("n_disc", "discriminator_dropout", "lam", "r1_weight", "instance_noise",
+                  "instance_noise_steps")  # SymmetricVAE arguments
 
 
 

@@ -59,6 +59,12 @@ class SymmetricVAE(keras.Model):
         discriminator at data pairs (x, z_q) (x alone for gan); 0 turns it off. It is
         zero-centred at the data, so f still estimates log p(x,z) - log q(x,z) (eq. 11)
         where the joints differ; label smoothing or a hard Lipschitz constraint would not.
+      instance_noise: std sigma_0 of Gaussian noise added to the images of both joints
+        wherever the discriminator is trained or trains the encoder/decoder (Sonderby et
+        al. 2016), annealed linearly to 0 over `instance_noise_steps` discriminator
+        updates; 0 turns it off. f then estimates the log-ratio of the noised joints,
+        which tends to eq. (11)'s as sigma -> 0: consistent once annealed.
+      instance_noise_steps: discriminator updates over which the noise reaches 0.
     """
 
     def __init__(
@@ -71,6 +77,8 @@ class SymmetricVAE(keras.Model):
         discriminator_dropout=None,
         seed=0,
         r1_weight=0.0,
+        instance_noise=0.0,
+        instance_noise_steps=10000,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -81,18 +89,24 @@ class SymmetricVAE(keras.Model):
             raise ValueError(f"n_disc must be >= 1, got {n_disc}.")
         if r1_weight < 0:
             raise ValueError(f"r1_weight must be >= 0, got {r1_weight}.")
+        if instance_noise < 0 or instance_noise_steps < 1:
+            raise ValueError(f"instance_noise must be >= 0 and instance_noise_steps >= 1, got "
+                             f"{instance_noise} and {instance_noise_steps}.")
         if isinstance(preset, dict):
             preset = presets.Preset.from_config(preset)
         self.preset = preset
         self._init_args = dict(variant=variant, lam=lam, n_disc=n_disc,
                                gradient_penalty_weight=gradient_penalty_weight,
                                discriminator_dropout=discriminator_dropout, seed=seed,
-                               r1_weight=r1_weight)
+                               r1_weight=r1_weight, instance_noise=instance_noise,
+                               instance_noise_steps=instance_noise_steps)
         self.variant = variant
         self.lam = float(lam)
         self.n_disc = int(n_disc)
         self.gradient_penalty_weight = float(gradient_penalty_weight)
         self.r1_weight = float(r1_weight)
+        self.instance_noise = float(instance_noise)
+        self.instance_noise_steps = int(instance_noise_steps)
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise")
         # Evaluation (test_step) and the public inference methods (sample, encode,
         # __call__/predict, elbo) have streams of their own, so that neither ever
@@ -356,10 +370,19 @@ class SymmetricVAE(keras.Model):
     def _discriminate(self, images, z_q, x_p, z_p, training=True):
         """Logits (f_q [B], f_p [B]) on both joints, in one call on the 2B pairs
         (the discriminator has no batch normalisation, so this changes nothing but speed)."""
+        if training and self.instance_noise:  # one draw per joint: the same on any replica count
+            std, batch_size = self._instance_noise_std(), tf.shape(images)[0]
+            images = images + std * self._normal(batch_size, self.preset.image_shape)
+            x_p = x_p + std * self._normal(batch_size, self.preset.image_shape)
         x = tf.concat([images, x_p], axis=0)  # [2B, H, W, C]
         inputs = [x, tf.concat([z_q, z_p], axis=0)] if self._joint else x
         f_q, f_p = tf.split(self.discriminator(inputs, training=training), 2, axis=0)
         return f_q, f_p
+
+    def _instance_noise_std(self):
+        """sigma_0 (1 - t / instance_noise_steps), floored at 0; t = discriminator updates."""
+        t = tf.cast(self.d_optimizer.iterations, tf.float32)
+        return self.instance_noise * tf.maximum(0.0, 1.0 - t / self.instance_noise_steps)
 
     def _discriminator_loss(self, images, z_q, x_p, z_p):
         """(per-example loss [B], {metric: [B]}): the row's loss plus its penalties."""

@@ -545,3 +545,25 @@ def test_r1_penalty_is_the_squared_input_gradient_norm_at_data_pairs(variant):
             expected += ((f(up) - f(down)) / (2 * h)) ** 2
     np.testing.assert_allclose(penalty, expected, rtol=2e-2, atol=1e-6)
     assert penalty.min() > 0
+
+
+def test_instance_noise_is_added_to_both_joints_and_annealed_to_zero():
+    model = _build("svae", discriminator_dropout=0.0, instance_noise=0.5, instance_noise_steps=10)
+    model.compile()
+    images = tf.constant(_images())
+    _, z_q = model.encode(images, seed=1)
+    z_p = tf.random.stateless_normal(z_q.shape, seed=(2, 0))
+    x_p = model.decode_mean(z_p)
+
+    def logits(training):
+        return np.concatenate(model._discriminate(images, z_q, x_p, z_p, training=training))
+
+    clean = logits(training=False)  # no dropout, no batch norm: `training` only adds the noise
+    noisy = logits(training=True)
+    assert not np.allclose(noisy[:BATCH], clean[:BATCH]) and not np.allclose(noisy[BATCH:], clean[BATCH:])
+    model.d_optimizer.iterations.assign(5)
+    assert float(model._instance_noise_std()) == pytest.approx(0.25)
+    model.d_optimizer.iterations.assign(10)
+    np.testing.assert_allclose(logits(training=True), clean, rtol=1e-6)
+    with pytest.raises(ValueError, match="instance_noise"):
+        _build("svae", instance_noise=-0.1)

@@ -60,6 +60,7 @@ import subprocess
 import sys
 import time
 
+from svae_tf import files  # no TensorFlow import
 from svae_tf import logs as tf_logs
 from benchmarks import report
 
@@ -157,12 +158,6 @@ def _read_json(path, default=None):
         return json.load(f)
 
 
-def _write_json(path, value):
-    from svae_tf import runs  # imports TensorFlow
-
-    runs.atomic_write(path, json.dumps(value, indent=2, sort_keys=True))
-
-
 def _run(cmd, log_path):
     """Run `cmd` (cwd = repo root), output to `log_path`; returns (return code, seconds)."""
     start = time.time()
@@ -176,25 +171,6 @@ def _run(cmd, log_path):
 def _git():
     commit, dirty, _ = report.git_state()
     return {"commit": commit, "dirty": dirty}
-
-
-def read_progress(model_dir):
-    """(epochs done, optimizer steps, newest checkpoint) of a trainer run; zeros if none."""
-    import tensorflow as tf  # lazily: the driver itself needs TF only here and in `Prober`
-
-    path = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
-    if path is None:
-        return 0, 0, None
-    reader = tf.train.load_checkpoint(path)
-    names = reader.get_variable_to_shape_map()
-
-    def value(prefix, contains=""):
-        for name in names:
-            if name.startswith(prefix) and contains in name:
-                return int(reader.get_tensor(name))
-        return 0
-
-    return value("epoch/"), value("g_optimizer/", "iterations"), path
 
 
 def work_paths(args, variant):
@@ -273,6 +249,8 @@ def next_chunk(ledger, steps_done, budget, args):
 
 def train_variant(variant, args, prober=None, python=sys.executable):
     """Train `variant` until its budget is used, probing after each chunk; returns its ledger."""
+    from svae_tf import runs  # lazily: TensorFlow is imported after `main` set its log level
+
     paths = work_paths(args, variant)
     model_dir = paths["model_dir"]
     ledger = _read_json(paths["ledger"]) or {"seconds": 0.0, "invocations": []}
@@ -293,13 +271,13 @@ def train_variant(variant, args, prober=None, python=sys.executable):
     ledger["trainer_flags"] = flags
     if ledger.get("running"):  # a session ended during a chunk: charge the time to its last checkpoint
         charge_interrupted(ledger, model_dir)
-        _write_json(paths["ledger"], ledger)
+        files.write_json(paths["ledger"], ledger)
     budget = 60.0 * args.minutes_per_variant
     while True:
-        epochs_done, steps_done, checkpoint = read_progress(model_dir)
+        epochs_done, steps_done, checkpoint = runs.checkpoint_info(model_dir)
         if prober is not None and checkpoint is not None:
             prober.update(variant, ledger, checkpoint, epochs_done, steps_done)
-            _write_json(paths["ledger"], ledger)
+            files.write_json(paths["ledger"], ledger)
         chunk = next_chunk(ledger, steps_done, budget, args)
         if chunk == 0:
             break
@@ -312,23 +290,23 @@ def train_variant(variant, args, prober=None, python=sys.executable):
              f"{(budget - ledger['seconds']) / 60:.1f} of {budget / 60:.1f} budget minutes left)")
         at = _git()
         ledger["running"] = {"started": time.time(), "target_epochs": target, "steps_before": steps_done, **at}
-        _write_json(paths["ledger"], ledger)
+        files.write_json(paths["ledger"], ledger)
         rc, seconds = _run(cmd, paths["train_log"])
         del ledger["running"]
         ledger["seconds"] += seconds
-        epochs_after, steps_after, _ = read_progress(model_dir)
+        epochs_after, steps_after, _ = runs.checkpoint_info(model_dir)
         ledger["invocations"].append({"target_epochs": target, "seconds": seconds, "return_code": rc,
                                       "steps_before": steps_done, "epochs_after": epochs_after,
                                       "steps_after": steps_after, **at})
-        _write_json(paths["ledger"], ledger)
+        files.write_json(paths["ledger"], ledger)
         if rc != 0:
             raise SystemExit(f"trainers.mnist failed for {variant} (exit {rc}); see {paths['train_log']}")
         if steps_after <= steps_done:
             raise SystemExit(f"trainers.mnist made no progress for {variant}; see {paths['train_log']}")
-    epochs, steps, checkpoint = read_progress(model_dir)
+    epochs, steps, checkpoint = runs.checkpoint_info(model_dir)
     ledger.update(epochs=epochs, steps=steps, checkpoint=checkpoint, model_dir=model_dir,
                   budget_seconds=budget)
-    _write_json(paths["ledger"], ledger)
+    files.write_json(paths["ledger"], ledger)
     _say(f"{variant}: {epochs} epochs, {steps} steps, {ledger['seconds'] / 60:.1f} min of training")
     return ledger
 
@@ -337,8 +315,10 @@ def charge_interrupted(ledger, model_dir):
     """Book the chunk a killed session left running (`ledger["running"]`) as an invocation:
     the steps its checkpoints kept, and the seconds from its start to the newest
     checkpoint's write (the time after that checkpoint trained nothing that was kept)."""
+    from svae_tf import runs
+
     running = ledger.pop("running")
-    epochs, steps, checkpoint = read_progress(model_dir)
+    epochs, steps, checkpoint = runs.checkpoint_info(model_dir)
     seconds = 0.0
     if checkpoint is not None and steps > running["steps_before"]:
         seconds = max(0.0, os.path.getmtime(checkpoint + ".index") - running["started"])
@@ -411,7 +391,6 @@ class Prober:
         """A curve point for `checkpoint` unless the curve has one; the samples unless up to date."""
         import numpy as np
         from svae_tf import images as images_lib
-        from svae_tf import runs
 
         paths = work_paths(self.args, variant)
         have_point = any(p.get("checkpoint") == checkpoint for p in ledger["curve"])
@@ -435,8 +414,8 @@ class Prober:
         os.makedirs(os.path.dirname(paths["npz"]), exist_ok=True)
         buffer = io.BytesIO()
         np.savez_compressed(buffer, samples=images_lib.to_uint8(images[..., 0]))
-        runs.atomic_write(paths["npz"], buffer.getvalue())
-        runs.atomic_write(paths["png"], images_lib.encode_png(images_lib.image_grid(images[:GRID_SAMPLES])))
+        files.atomic_write(paths["npz"], buffer.getvalue())
+        images_lib.write_png(paths["png"], images_lib.image_grid(images[:GRID_SAMPLES]))
         ledger["samples"] = {"checkpoint": checkpoint, "steps": steps, "settings": self.settings,
                              "num": int(images.shape[0]), "spread": numbers["spread"], **at}
 
@@ -492,7 +471,7 @@ def evaluate_variant(variant, ledger, classifier, args, python=sys.executable):
         raise SystemExit(f"trainers.evaluate failed for {variant} (exit {rc}); see {paths['eval_log']}")
     results = _read_json(json_path)
     results.update(eval_seconds=seconds, evaluated_at=at, settings=settings)
-    _write_json(json_path, results)
+    files.write_json(json_path, results)
     return results
 
 

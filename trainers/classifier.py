@@ -30,7 +30,7 @@ if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from svae_tf import classifiers, data, metrics, runs  # noqa: E402
+from svae_tf import classifiers, data, files, metrics  # noqa: E402
 
 NUM_TRAIN = 60000
 
@@ -108,11 +108,10 @@ def save(model, path):
     """Save the network (without optimizer state) as `.keras`, atomically: a temporary
     name in the same directory, then a rename."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path[:-len('.keras')]}.tmp-{os.getpid()}.keras"
     inference = classifiers.build_mnist_classifier()  # same network, no optimizer state
     inference.set_weights(model.get_weights())
-    inference.save(tmp)
-    os.replace(tmp, path)
+    with files.atomic_path(path, suffix=".keras") as tmp:  # Keras wants the extension
+        inference.save(tmp)
 
 
 def main(argv=None):
@@ -130,7 +129,7 @@ def main(argv=None):
         save(model, args.output)
     report.update(evaluate(model, args.data_dir, args.test_take, args.splits))
     report["path"] = args.output
-    runs.atomic_write(args.output + ".json", json.dumps(report, indent=2, sort_keys=True))
+    files.write_json(args.output + ".json", report)
     print(
         f"MNIST classifier {args.output}: test accuracy {report['test_accuracy']:.4f}, "
         f"real test-set Inception score {report['real_test_inception_score']:.3f} "

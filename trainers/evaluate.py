@@ -32,6 +32,7 @@ is printed.
 
 import argparse
 import hashlib
+import io
 import json
 import math
 import os
@@ -46,7 +47,7 @@ if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from svae_tf import classifiers, data, likelihood, metrics, runs  # noqa: E402
+from svae_tf import classifiers, data, files, likelihood, metrics, runs  # noqa: E402
 
 REQUIRED_KEYS = (
     "nll_nats", "nll_bits_per_dim", "elbo", "rmse", "inception_score",
@@ -106,27 +107,16 @@ def parse_args(argv):
 
 # --------------------------------------------------------------- the run
 def load_run(model_dir):
-    """(model, config, checkpoint path) of a run; FileNotFoundError with a clear message."""
+    """(model, config, `runs.CheckpointInfo` of the checkpoint restored) of a run;
+    FileNotFoundError with a clear message."""
     if not os.path.isdir(model_dir):
         raise FileNotFoundError(
             f"--model_dir {model_dir!r} does not exist; give the model_dir of a training run "
             "(python -m trainers.mnist --model_dir=...)."
         )
     config = runs.load_config(model_dir)
-    checkpoint = runs.latest_checkpoint(model_dir)
-    return runs.load_model(model_dir), config, checkpoint
-
-
-def checkpoint_train_steps(checkpoint):
-    """Encoder/decoder optimizer steps stored in a checkpoint (None if not saved)."""
-    try:
-        reader = tf.train.load_checkpoint(checkpoint)
-        for name in reader.get_variable_to_shape_map():
-            if name.startswith("g_optimizer/") and "iterations" in name:
-                return int(reader.get_tensor(name))
-    except (tf.errors.OpError, ValueError):
-        pass
-    return None
+    model = runs.load_model(model_dir)
+    return model, config, runs.checkpoint_info(model_dir)
 
 
 # ------------------------------------------------------------ the metrics
@@ -214,9 +204,9 @@ def reference_statistics(extractor, dataset, split, data_dir, batch_size, num_re
              "inception_score_std": np.float64(is_std), "num": np.int64(logits.shape[0])}
     if path:
         os.makedirs(cache_dir, exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}.npz"
-        np.savez(tmp, **stats)
-        os.replace(tmp, path)
+        buffer = io.BytesIO()
+        np.savez(buffer, **stats)
+        files.atomic_write(path, buffer.getvalue())
     return stats
 
 
@@ -250,7 +240,7 @@ def markdown_row(results):
 def write_json(path, results):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    runs.atomic_write(path, json.dumps(results, indent=2, sort_keys=True, allow_nan=True))
+    files.write_json(path, results)
 
 
 # ------------------------------------------------------------------ main
@@ -269,8 +259,8 @@ def run(argv=None):
 
     results = {
         "name": args.name or os.path.basename(os.path.normpath(args.model_dir)),
-        "model_dir": os.path.abspath(args.model_dir), "checkpoint": checkpoint,
-        "train_steps": checkpoint_train_steps(checkpoint), "variant": config.variant,
+        "model_dir": os.path.abspath(args.model_dir), "checkpoint": checkpoint.path,
+        "train_steps": checkpoint.steps, "variant": config.variant,
         "config": json.loads(config.to_json()), "dataset": dataset, "split": args.split,
         "iw_samples": args.iw_samples, "splits": args.splits, "seed": args.seed,
         "num_dims": model.preset.num_dims, "likelihood": model.preset.likelihood,

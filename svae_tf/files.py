@@ -1,4 +1,4 @@
-"""Atomic file writes: the one writer behind configs, checkpoints' sidecars, reports, PNGs and models.
+"""Atomic file writes: the one writer of configs, reports, JSON, PNGs and saved models.
 
 A file is written to a temporary name beside its destination (`PATH.tmp-<pid>`), then
 renamed over it, so a reader never sees a half-written file and a failure leaves the old

@@ -7,7 +7,8 @@
 Each run trains one variant of an MNIST preset (default `presets.MNIST`), with settings
 changed by `--run` specs ("ali,beta1=0.5,d_learning_rate=4e-4", "gan,preset=mnist_a1",
 "gan,disc_x_pooling=average"; keys in `SETTINGS`), on real MNIST for `--steps` steps of
-batch 100, through the train function `model.fit` uses. Every `--every` steps it records:
+batch 100, through the train function `model.fit` uses (`benchmarks.step_timing`). Every
+`--every` steps it records:
 
 - `sample_spread`: std over 64 fixed z ~ p(z) of the decoder mean (the sampling path,
   inference mode), averaged over pixels. The same statistic over 64 real test images is
@@ -40,7 +41,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks import report  # noqa: E402
+from benchmarks import report, step_timing  # noqa: E402
 from svae_tf import data, presets  # noqa: E402
 from svae_tf import model as model_lib  # noqa: E402
 
@@ -132,19 +133,18 @@ def run(spec, train_images, test_images):
         g_optimizer=adam(settings["g_learning_rate"], beta_1=settings["beta1"]),
         d_optimizer=adam(settings["d_learning_rate"], beta_1=settings["beta1"]),
     )
-    model.make_train_function()
-    train_function = model.train_function
+    train_fn = step_timing.train_function(model)
     iterator = iter(train_images)
-    trajectory, start = [], time.perf_counter()
-    for step in range(1, FLAGS.steps + 1):
-        logs = train_function(iterator)
-        if step % FLAGS.every == 0 or step == FLAGS.steps:
-            point = {"step": step, "sample_spread": spread(model.sample(len(fixed_z), noise=fixed_z))}
-            point.update({k: float(logs[k]) for k in ("d_loss", "g_loss")})
-            trajectory.append(point)
-            model.reset_metrics()
-            print(f"  {spec} step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in point.items() if k != "step"),
-                  flush=True)
+    trajectory, start, done = [], time.perf_counter(), 0
+    for end in sorted({*range(FLAGS.every, FLAGS.steps + 1, FLAGS.every), FLAGS.steps}):  # probes
+        logs = step_timing.run_steps(train_fn, iterator, end - done)
+        done = end
+        point = {"step": end, "sample_spread": spread(model.sample(len(fixed_z), noise=fixed_z))}
+        point.update({k: logs[k] for k in ("d_loss", "g_loss")})
+        trajectory.append(point)
+        model.reset_metrics()
+        print(f"  {spec} step {end}: " + ", ".join(f"{k} {v:.4f}" for k, v in point.items() if k != "step"),
+              flush=True)
     seconds = time.perf_counter() - start
     zq_spread = rmse = None
     if model.encoder is not None:

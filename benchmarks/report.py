@@ -46,11 +46,11 @@ the load average, the command line and the git state before any work is done):
   and `check_results_dir` accepts a file in benchmarks/results/ that is not a .json/.md
   pair only when a report lists it. Markdown can show them (`![curves](mnist_curves.png)`).
 
-All files are written atomically (`svae_tf.runs.atomic_write`: a temporary name, then a
+All files are written atomically (`svae_tf.files.atomic_write`: a temporary name, then a
 rename): the listed files first, then the JSON, then the Markdown. A path given as NAME, NAME.json or NAME.md means the same pair.
 
-Importing this module does not import TensorFlow (drivers such as reproduce_mnist start
-before they need it); `write_report` imports `svae_tf.runs` for its atomic write.
+Neither importing this module nor writing a report imports TensorFlow (drivers such as
+reproduce_mnist start before they need it).
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ import shlex
 import subprocess
 import sys
 import time
+
+from svae_tf.files import atomic_write  # no TensorFlow import
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(REPO, "benchmarks", "results")
@@ -294,8 +296,6 @@ def write_report(name_or_path, results, markdown_body, *, started, extra_version
         raise TypeError("write_report needs started=report.start(), called when the benchmark began")
     if "provenance" in results:
         raise ValueError("results must not have a 'provenance' key: write_report adds it")
-    from svae_tf import runs  # imports TensorFlow
-
     files = {_check_file_name(path): content for path, content in (files or {}).items()}
     json_path, md_path = paths(name_or_path)
     directory = os.path.dirname(os.path.abspath(json_path))
@@ -313,9 +313,9 @@ def write_report(name_or_path, results, markdown_body, *, started, extra_version
     for path in sorted(files):
         target = os.path.join(directory, *path.split("/"))
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        runs.atomic_write(target, bytes(files[path]))
-    runs.atomic_write(json_path, json.dumps(report, indent=2, allow_nan=True) + "\n")
-    runs.atomic_write(md_path, markdown)
+        atomic_write(target, bytes(files[path]))
+    atomic_write(json_path, json.dumps(report, indent=2, allow_nan=True) + "\n")
+    atomic_write(md_path, markdown)
     return report
 
 

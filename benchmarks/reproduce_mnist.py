@@ -12,9 +12,9 @@ wall-clock budget, by running the public trainer as a subprocess:
         --batch_size=B --seed=SEED --g_learning_rate=... [--d_learning_rate=...] --beta1=...
         [--lam=...] --eval_batches=... --verbose=2
 
-A flag is passed only to the variants that use it (`variant_flags`, from the trainer's own
-table `train_lib._VARIANT_FLAGS`): --d_learning_rate to the variants with a discriminator,
---lam to sVAE-r. Then it evaluates each run with `python -m trainers.evaluate` and writes
+A flag is passed only to the variants that use it (`variant_flags`, from the variants'
+table `svae_tf.variants`): --d_learning_rate to the variants with a discriminator, --lam
+to sVAE-r. Then it evaluates each run with `python -m trainers.evaluate` and writes
 the report through `benchmarks.report`: RESULTS.md (tables, verdicts, figures) and
 RESULTS.json (the numbers), with the command, commit and machine, and beside them
 RESULTS_curves.png and RESULTS_samples/VARIANT.{png,npz}.
@@ -50,7 +50,6 @@ The MNIST classifier for IS/FID is trained once (`python -m trainers.classifier`
 is not at --classifier (default ~/.cache/svae_tf/mnist_classifier.keras).
 """
 
-import argparse
 import importlib.util
 import io
 import json
@@ -60,6 +59,9 @@ import subprocess
 import sys
 import time
 
+from absl import app, flags
+
+from svae_tf import cli, files  # no TensorFlow import
 from svae_tf import logs as tf_logs
 from benchmarks import report
 
@@ -101,48 +103,49 @@ TARGETS = {
 }
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m benchmarks.reproduce_mnist", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--work_dir", default=os.path.join("runs", "reproduce_mnist"),
-                   help="one model_dir and ledger per variant live here (reused: re-running continues)")
-    p.add_argument("--results", default=os.path.join(REPO, "benchmarks", "results", "mnist"),
-                   help="RESULTS.md, RESULTS.json, RESULTS_curves.png and RESULTS_samples/ are written "
-                        "(benchmarks.report; RESULTS may end in .md or .json)")
-    p.add_argument("--data_dir", default=None, help="TFDS data dir (default $TFDS_DATA_DIR)")
-    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of " + ", ".join(VARIANTS))
-    p.add_argument("--minutes_per_variant", type=float, default=30.0)
-    p.add_argument("--curve_minutes", type=float, default=5.0,
-                   help="longest training chunk (minutes) between two learning-curve points")
-    p.add_argument("--steps_per_epoch", type=int, default=600, help="600 = one pass at batch 100")
-    p.add_argument("--batch_size", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--g_learning_rate", type=float, default=DEFAULT_LEARNING_RATE)
-    p.add_argument("--d_learning_rate", type=float, default=DEFAULT_LEARNING_RATE,
-                   help="passed to the variants with a discriminator only")
-    p.add_argument("--beta1", type=float, default=DEFAULT_BETA1)
-    p.add_argument("--lam", type=float, default=0.3, help="sVAE-r's lambda (paper: 0.3); passed to svae_r only")
-    p.add_argument("--eval_batches", type=int, default=10,
-                   help="held-out ELBO batches per epoch in the trainer (keeps its overhead small)")
-    p.add_argument("--trainer_flag", action="append", default=[],
-                   help="extra flag passed to every trainer run, e.g. --trainer_flag=--n_disc=2")
+def define_flags(flag_values=flags.FLAGS):
+    """The program's flags, on `flag_values` (`svae_tf.cli`: defined when it runs)."""
+    f = dict(flag_values=flag_values)
+    flags.DEFINE_string("work_dir", os.path.join("runs", "reproduce_mnist"), "One model_dir and ledger per "
+                        "variant live here (reused: re-running continues).", **f)
+    flags.DEFINE_string("results", os.path.join(REPO, "benchmarks", "results", "mnist"),
+                        "RESULTS.md, RESULTS.json, RESULTS_curves.png and RESULTS_samples/ are written "
+                        "(benchmarks.report; RESULTS may end in .md or .json).", **f)
+    flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).", **f)
+    flags.DEFINE_string("variants", ",".join(VARIANTS), "Comma-separated, of " + ", ".join(VARIANTS) + ".", **f)
+    flags.DEFINE_float("minutes_per_variant", 30.0, "Wall-clock budget of trainer processes per variant.", **f)
+    flags.DEFINE_float("curve_minutes", 5.0, "Longest training chunk (minutes) between two learning-curve points.", **f)
+    flags.DEFINE_integer("steps_per_epoch", 600, "600 = one pass at batch 100.", **f)
+    flags.DEFINE_integer("batch_size", 100, "Batch size of every trainer run.", **f)
+    flags.DEFINE_integer("seed", 0, "Seed of every trainer run and of the evaluation's samples.", **f)
+    flags.DEFINE_float("g_learning_rate", DEFAULT_LEARNING_RATE, "Adam learning rate of the encoder/decoder.", **f)
+    flags.DEFINE_float("d_learning_rate", DEFAULT_LEARNING_RATE,
+                       "Adam learning rate of the discriminator; passed to the variants with one only.", **f)
+    flags.DEFINE_float("beta1", DEFAULT_BETA1, "Adam beta_1 of both optimizers.", **f)
+    flags.DEFINE_float("lam", 0.3, "sVAE-r's lambda (paper: 0.3); passed to svae_r only.", **f)
+    flags.DEFINE_integer("eval_batches", 10,
+                         "Held-out ELBO batches per epoch in the trainer (keeps its overhead small).", **f)
+    flags.DEFINE_multi_string("trainer_flag", [], "Extra flag passed to every trainer run, repeatable, "
+                              "e.g. --trainer_flag=--n_disc=2.", **f)
     # Evaluation.
-    p.add_argument("--iw_samples", type=int, default=1000, help="K of the IWAE bound (NLL)")
-    p.add_argument("--num_nll_images", type=int, default=1000, help="test images for NLL / -ELBO; 0: all 10,000")
-    p.add_argument("--num_rmse_images", type=int, default=None, help="default: all 10,000 test images")
-    p.add_argument("--num_samples", type=int, default=10000, help="samples for the table's IS / FID")
-    p.add_argument("--num_reference", type=int, default=None,
-                   help="test images for the FID statistics (default: all 10,000)")
-    p.add_argument("--splits", type=int, default=10)
-    p.add_argument("--probe_samples", type=int, default=1000,
-                   help="samples per learning-curve point; also the npz and the spread")
-    p.add_argument("--probe_splits", type=int, default=1, help="IS splits of a learning-curve point")
-    p.add_argument("--classifier", default=None, help="default: ~/.cache/svae_tf/mnist_classifier.keras")
-    p.add_argument("--cache_dir", default=None,
-                   help="FID reference statistics cache (default $SVAE_TF_CACHE_DIR or ~/.cache/svae_tf)")
-    p.add_argument("--skip_eval", action="store_true", help="no trainers.evaluate, no IS/FID in the curves")
-    p.add_argument(f"--{tf_logs.FLAG}", choices=list(tf_logs.LEVELS), default=None, help=tf_logs.FLAG_HELP)
-    return p.parse_args(argv)
+    flags.DEFINE_integer("iw_samples", 1000, "K of the IWAE bound (NLL).", **f)
+    flags.DEFINE_integer("num_nll_images", 1000, "Test images for NLL / -ELBO; 0: all 10,000.", **f)
+    flags.DEFINE_integer("num_rmse_images", None, "Default: all 10,000 test images.", **f)
+    flags.DEFINE_integer("num_samples", 10000, "Samples for the table's IS / FID.", **f)
+    flags.DEFINE_integer("num_reference", None, "Test images for the FID statistics (default: all 10,000).", **f)
+    flags.DEFINE_integer("splits", 10, "Inception-score splits of the table.", **f)
+    flags.DEFINE_integer("probe_samples", 1000, "Samples per learning-curve point; also the npz and the spread.", **f)
+    flags.DEFINE_integer("probe_splits", 1, "IS splits of a learning-curve point.", **f)
+    flags.DEFINE_string("classifier", None, "Default: ~/.cache/svae_tf/mnist_classifier.keras.", **f)
+    flags.DEFINE_string("cache_dir", None, "FID reference statistics cache "
+                        "(default $SVAE_TF_CACHE_DIR or ~/.cache/svae_tf).", **f)
+    flags.DEFINE_boolean("skip_eval", False, "No trainers.evaluate, no IS/FID in the curves.", **f)
+    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP, **f)
+
+
+def parse_args(argv):
+    """The flags of a command line (without the program name), as a namespace."""
+    return cli.parse(define_flags, argv)
 
 
 # ------------------------------------------------------------------ helpers
@@ -155,12 +158,6 @@ def _read_json(path, default=None):
         return default
     with open(path) as f:
         return json.load(f)
-
-
-def _write_json(path, value):
-    from svae_tf import runs  # imports TensorFlow
-
-    runs.atomic_write(path, json.dumps(value, indent=2, sort_keys=True))
 
 
 def _run(cmd, log_path):
@@ -176,25 +173,6 @@ def _run(cmd, log_path):
 def _git():
     commit, dirty, _ = report.git_state()
     return {"commit": commit, "dirty": dirty}
-
-
-def read_progress(model_dir):
-    """(epochs done, optimizer steps, newest checkpoint) of a trainer run; zeros if none."""
-    import tensorflow as tf  # lazily: the driver itself needs TF only here and in `Prober`
-
-    path = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
-    if path is None:
-        return 0, 0, None
-    reader = tf.train.load_checkpoint(path)
-    names = reader.get_variable_to_shape_map()
-
-    def value(prefix, contains=""):
-        for name in names:
-            if name.startswith(prefix) and contains in name:
-                return int(reader.get_tensor(name))
-        return 0
-
-    return value("epoch/"), value("g_optimizer/", "iterations"), path
 
 
 def work_paths(args, variant):
@@ -213,18 +191,17 @@ def work_paths(args, variant):
 # ------------------------------------------------------------------ training
 def variant_flags(variant, args):
     """The trainer flags (a list, without --model_dir/--epochs/--data_dir) for `variant`:
-    the shared settings, minus the ones the trainer says this variant does not use."""
-    from trainers import train_lib  # flags and tables only: no TensorFlow import
+    the shared settings, --d_learning_rate only if the variant has a discriminator and
+    --lam only if its loss uses lambda (its row in `svae_tf.variants`)."""
+    from svae_tf import variants  # lazily: imports TensorFlow
 
+    row = variants.get(variant)
+    used = {"d_learning_rate": row.discriminator is not None, "lam": row.uses_lam}
     values = {"variant": variant, "steps_per_epoch": args.steps_per_epoch, "batch_size": args.batch_size,
               "seed": args.seed, "g_learning_rate": args.g_learning_rate,
               "d_learning_rate": args.d_learning_rate, "beta1": args.beta1, "lam": args.lam,
               "eval_batches": args.eval_batches}
-    out = []
-    for name, value in values.items():
-        uses = train_lib._VARIANT_FLAGS.get(name)
-        if uses is None or variant in uses[0]:
-            out.append(f"--{name}={value}")
+    out = [f"--{name}={value}" for name, value in values.items() if used.get(name, True)]
     return out + list(args.trainer_flag)
 
 
@@ -273,11 +250,13 @@ def next_chunk(ledger, steps_done, budget, args):
 
 def train_variant(variant, args, prober=None, python=sys.executable):
     """Train `variant` until its budget is used, probing after each chunk; returns its ledger."""
+    from svae_tf import runs  # lazily: TensorFlow is imported after `main` set its log level
+
     paths = work_paths(args, variant)
     model_dir = paths["model_dir"]
     ledger = _read_json(paths["ledger"]) or {"seconds": 0.0, "invocations": []}
     ledger.setdefault("curve", [])
-    flags = variant_flags(variant, args)
+    trainer_flags = variant_flags(variant, args)
     old_flags = ledger.get("trainer_flags")
     for key in ("steps_per_epoch", "batch_size", "seed"):
         if key in ledger and ledger[key] != getattr(args, key):
@@ -287,48 +266,48 @@ def train_variant(variant, args, prober=None, python=sys.executable):
     if old_flags is None and ledger["invocations"]:
         raise SystemExit(f"{paths['ledger']} comes from an older reproduce_mnist that did not record its "
                          "trainer flags (its defaults were Adam 1e-4 / beta1 0.9); use another --work_dir.")
-    if old_flags is not None and old_flags != flags:
+    if old_flags is not None and old_flags != trainer_flags:
         raise SystemExit(f"{model_dir} was trained with the trainer flags {old_flags}, this run would pass "
-                         f"{flags}; resume with the same settings or use another --work_dir.")
-    ledger["trainer_flags"] = flags
+                         f"{trainer_flags}; resume with the same settings or use another --work_dir.")
+    ledger["trainer_flags"] = trainer_flags
     if ledger.get("running"):  # a session ended during a chunk: charge the time to its last checkpoint
         charge_interrupted(ledger, model_dir)
-        _write_json(paths["ledger"], ledger)
+        files.write_json(paths["ledger"], ledger)
     budget = 60.0 * args.minutes_per_variant
     while True:
-        epochs_done, steps_done, checkpoint = read_progress(model_dir)
+        epochs_done, steps_done, checkpoint = runs.checkpoint_info(model_dir)
         if prober is not None and checkpoint is not None:
             prober.update(variant, ledger, checkpoint, epochs_done, steps_done)
-            _write_json(paths["ledger"], ledger)
+            files.write_json(paths["ledger"], ledger)
         chunk = next_chunk(ledger, steps_done, budget, args)
         if chunk == 0:
             break
         target = epochs_done + chunk
         cmd = [python, "-m", "trainers.mnist", f"--model_dir={model_dir}", f"--epochs={target}",
-               *flags, "--verbose=2"]
+               *trainer_flags, "--verbose=2"]
         if args.data_dir:
             cmd.append(f"--data_dir={args.data_dir}")
         _say(f"{variant}: training to epoch {target} ({chunk} more of {args.steps_per_epoch} steps; "
              f"{(budget - ledger['seconds']) / 60:.1f} of {budget / 60:.1f} budget minutes left)")
         at = _git()
         ledger["running"] = {"started": time.time(), "target_epochs": target, "steps_before": steps_done, **at}
-        _write_json(paths["ledger"], ledger)
+        files.write_json(paths["ledger"], ledger)
         rc, seconds = _run(cmd, paths["train_log"])
         del ledger["running"]
         ledger["seconds"] += seconds
-        epochs_after, steps_after, _ = read_progress(model_dir)
+        epochs_after, steps_after, _ = runs.checkpoint_info(model_dir)
         ledger["invocations"].append({"target_epochs": target, "seconds": seconds, "return_code": rc,
                                       "steps_before": steps_done, "epochs_after": epochs_after,
                                       "steps_after": steps_after, **at})
-        _write_json(paths["ledger"], ledger)
+        files.write_json(paths["ledger"], ledger)
         if rc != 0:
             raise SystemExit(f"trainers.mnist failed for {variant} (exit {rc}); see {paths['train_log']}")
         if steps_after <= steps_done:
             raise SystemExit(f"trainers.mnist made no progress for {variant}; see {paths['train_log']}")
-    epochs, steps, checkpoint = read_progress(model_dir)
+    epochs, steps, checkpoint = runs.checkpoint_info(model_dir)
     ledger.update(epochs=epochs, steps=steps, checkpoint=checkpoint, model_dir=model_dir,
                   budget_seconds=budget)
-    _write_json(paths["ledger"], ledger)
+    files.write_json(paths["ledger"], ledger)
     _say(f"{variant}: {epochs} epochs, {steps} steps, {ledger['seconds'] / 60:.1f} min of training")
     return ledger
 
@@ -337,8 +316,10 @@ def charge_interrupted(ledger, model_dir):
     """Book the chunk a killed session left running (`ledger["running"]`) as an invocation:
     the steps its checkpoints kept, and the seconds from its start to the newest
     checkpoint's write (the time after that checkpoint trained nothing that was kept)."""
+    from svae_tf import runs
+
     running = ledger.pop("running")
-    epochs, steps, checkpoint = read_progress(model_dir)
+    epochs, steps, checkpoint = runs.checkpoint_info(model_dir)
     seconds = 0.0
     if checkpoint is not None and steps > running["steps_before"]:
         seconds = max(0.0, os.path.getmtime(checkpoint + ".index") - running["started"])
@@ -411,7 +392,6 @@ class Prober:
         """A curve point for `checkpoint` unless the curve has one; the samples unless up to date."""
         import numpy as np
         from svae_tf import images as images_lib
-        from svae_tf import runs
 
         paths = work_paths(self.args, variant)
         have_point = any(p.get("checkpoint") == checkpoint for p in ledger["curve"])
@@ -435,8 +415,8 @@ class Prober:
         os.makedirs(os.path.dirname(paths["npz"]), exist_ok=True)
         buffer = io.BytesIO()
         np.savez_compressed(buffer, samples=images_lib.to_uint8(images[..., 0]))
-        runs.atomic_write(paths["npz"], buffer.getvalue())
-        runs.atomic_write(paths["png"], images_lib.encode_png(images_lib.image_grid(images[:GRID_SAMPLES])))
+        files.atomic_write(paths["npz"], buffer.getvalue())
+        images_lib.write_png(paths["png"], images_lib.image_grid(images[:GRID_SAMPLES]))
         ledger["samples"] = {"checkpoint": checkpoint, "steps": steps, "settings": self.settings,
                              "num": int(images.shape[0]), "spread": numbers["spread"], **at}
 
@@ -492,7 +472,7 @@ def evaluate_variant(variant, ledger, classifier, args, python=sys.executable):
         raise SystemExit(f"trainers.evaluate failed for {variant} (exit {rc}); see {paths['eval_log']}")
     results = _read_json(json_path)
     results.update(eval_seconds=seconds, evaluated_at=at, settings=settings)
-    _write_json(json_path, results)
+    files.write_json(json_path, results)
     return results
 
 
@@ -754,14 +734,14 @@ def render(rows, ledgers, classifier_report, args, curves_name="mnist_curves.png
     return "\n".join(lines)
 
 
-def main(argv=None):
+def main(args):
+    """The reproduction with the flags `args` (`parse_args`, or `svae_tf.cli.run`)."""
     started = report.start()
-    args = parse_args(sys.argv[1:] if argv is None else argv)
     tf_logs.configure(args.tf_log_level)  # this driver and, through the environment, its subprocesses
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
-        raise SystemExit(f"unknown variants {unknown}; choose from {VARIANTS}")
+        raise app.UsageError(f"--variants: unknown {unknown}; choose from {VARIANTS}")
     if importlib.util.find_spec("matplotlib") is None:  # fail now, not after hours of training
         raise SystemExit("the learning-curve figure needs matplotlib: pip install -e '.[dev]' (or pip install matplotlib)")
     work_dir = os.path.abspath(args.work_dir)
@@ -776,12 +756,12 @@ def main(argv=None):
         rows[variant] = None if args.skip_eval else evaluate_variant(variant, ledgers[variant], classifier, args)
     curves_name, samples_dir = artifact_names(args.results)
     curves = {v: ledgers[v].get("curve", []) for v in variants}
-    files = {curves_name: curve_png(curves)}
+    artifacts = {curves_name: curve_png(curves)}
     for variant in variants:
         paths = work_paths(args, variant)
         for ext in ("png", "npz"):
             with open(paths[ext], "rb") as f:
-                files[f"{samples_dir}/{variant}.{ext}"] = f.read()
+                artifacts[f"{samples_dir}/{variant}.{ext}"] = f.read()
     text = render(rows, ledgers, classifier_report, args, curves_name, samples_dir)
     table = table_rows(rows, ledgers)
     raw = {"args": vars(args), "preset": PRESET, "targets": TARGETS, "paper_optimizer": PAPER_OPTIMIZER,
@@ -789,11 +769,10 @@ def main(argv=None):
            "samples": {v: dict(ledgers[v].get("samples") or {}, npz=f"{samples_dir}/{v}.npz",
                                grid=f"{samples_dir}/{v}.png") for v in variants},
            "ledgers": ledgers, "evaluations": rows, "classifier": classifier_report}
-    written = report.write_report(args.results, raw, text, started=started, files=files)
-    _say(f"wrote {' and '.join(report.paths(args.results))} and {len(files)} files beside them")
+    report.write_report(args.results, raw, text, started=started, files=artifacts)
+    _say(f"wrote {' and '.join(report.paths(args.results))} and {len(artifacts)} files beside them")
     print(text)
-    return written
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main, define_flags)

@@ -44,15 +44,21 @@ from export import saved_model, tflite, tflite_sample  # noqa: E402
 from svae_tf import runs  # noqa: E402
 from benchmarks import report  # noqa: E402
 
-flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
-flags.DEFINE_string("model_dir", None, "Training run; default: random MNIST-preset weights.")
-flags.DEFINE_list("batches", ["1", "64"], "Batch sizes.")
-flags.DEFINE_integer("num_threads", 1, "LiteRT interpreter threads.")
-flags.DEFINE_integer("warmup", 10, "Untimed calls per configuration.")
-flags.DEFINE_float("min_time", 2.0, "Timed seconds per configuration (at least).")
-flags.DEFINE_integer("min_calls", 20, "Timed calls per configuration (at least).")
-flags.DEFINE_integer("error_samples", 1000, "Inputs for the LiteRT-vs-SavedModel errors.")
-flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).")
+
+def define_flags():
+    """The program's flags, defined when it runs (absl flags are process-global; the
+    trainers' --model_dir would clash in tests)."""
+    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
+    flags.DEFINE_string("model_dir", None, "Training run; default: random MNIST-preset weights.")
+    flags.DEFINE_list("batches", ["1", "64"], "Batch sizes.")
+    flags.DEFINE_integer("num_threads", 1, "LiteRT interpreter threads.")
+    flags.DEFINE_integer("warmup", 10, "Untimed calls per configuration.")
+    flags.DEFINE_float("min_time", 2.0, "Timed seconds per configuration (at least).")
+    flags.DEFINE_integer("min_calls", 20, "Timed calls per configuration (at least).")
+    flags.DEFINE_integer("error_samples", 1000, "Inputs for the LiteRT-vs-SavedModel errors.")
+    flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).")
+
+
 FLAGS = flags.FLAGS
 
 TARGET_MS = 1.0  # LiteRT float32, batch 1, per image
@@ -232,4 +238,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -6,8 +6,8 @@
 For every case (each variant on the default MNIST preset at batch 100, and the tiny
 preset with the R1 penalty and two discriminator updates per step), builds the model
 with fixed initializer and noise seeds, runs `steps` steps of the compiled train function
-`model.fit` uses on fixed uniform images, and takes the SHA-256 of every weight of the
-model and of both optimizers, in order. Equal digests mean bit-identical training.
+`model.fit` uses on fixed uniform images (`benchmarks.step_timing`), and takes the SHA-256
+of every weight of the model and of both optimizers, in order. Equal digests mean bit-identical training.
 With --compare it also states, per case, whether the digest equals the one in that
 earlier report (exit code 1 if any differs), and the report records which commit that
 was.
@@ -26,9 +26,8 @@ if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-from benchmarks import report  # noqa: E402
+from benchmarks import report, step_timing  # noqa: E402
 from svae_tf import model as model_lib  # noqa: E402
 from svae_tf import presets  # noqa: E402
 
@@ -51,16 +50,13 @@ def fingerprint(preset, batch, variant, kwargs, steps):
     model = model_lib.SymmetricVAE(preset, variant, seed=0, **kwargs)
     model.compile(g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
                   d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
-    images = np.random.default_rng(0).random((batch, *preset.image_shape), dtype=np.float32)
-    iterator = iter(tf.data.Dataset.from_tensors(images).repeat())
-    model.make_train_function()
-    for _ in range(steps):
-        logs = model.train_function(iterator)
+    iterator = step_timing.repeated_batch(preset, batch)
+    logs = step_timing.run_steps(step_timing.train_function(model), iterator, steps)
     digest = hashlib.sha256()
     optimizers = [o for o in (model.g_optimizer, model.d_optimizer) if o is not None]
     for v in list(model.weights) + [v for o in optimizers for v in o.variables]:
         digest.update(np.ascontiguousarray(v.numpy()).tobytes())
-    return digest.hexdigest(), {k: float(v) for k, v in logs.items()}
+    return digest.hexdigest(), logs
 
 
 def markdown(result):

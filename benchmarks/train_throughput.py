@@ -31,16 +31,19 @@ from svae_tf import presets  # noqa: E402
 from benchmarks import report  # noqa: E402
 from benchmarks.step_timing import time_config  # noqa: E402
 
-flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
-flags.DEFINE_list("presets", ["mnist", "mnist_a1"],
-                  "Presets timed in this one run; `img_per_s` is the first's, `ratio_to_last` is against the last.")
-flags.DEFINE_enum("variant", "svae_r", model_lib.VARIANTS, "Model variant.")
-flags.DEFINE_integer("batch", 100, "Global batch size.")
-flags.DEFINE_integer("steps", 30, "Timed train steps per repeat.")
-flags.DEFINE_integer("warmup", 5, "Untimed steps before timing (tracing, XLA compile).")
-flags.DEFINE_integer("repeats", 3, "Timed repeats; the median is reported.")
-flags.DEFINE_list("configs", ["graph", "xla"], "Configurations: graph (tf.function), xla.")
-flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).")
+
+def define_flags():
+    """The program's flags, defined when it runs (absl flags are process-global)."""
+    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
+    flags.DEFINE_list("presets", ["mnist", "mnist_a1"], "Presets timed in this one run; `img_per_s` is the "
+                      "first's, `ratio_to_last` is against the last.")
+    flags.DEFINE_enum("variant", "svae_r", model_lib.VARIANTS, "Model variant.")
+    flags.DEFINE_integer("batch", 100, "Global batch size.")
+    flags.DEFINE_integer("steps", 30, "Timed train steps per repeat.")
+    flags.DEFINE_integer("warmup", 5, "Untimed steps before timing (tracing, XLA compile).")
+    flags.DEFINE_integer("repeats", 3, "Timed repeats; the median is reported.")
+    flags.DEFINE_list("configs", ["graph", "xla"], "Configurations: graph (tf.function), xla.")
+    flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).")
 
 
 def markdown(result):
@@ -117,4 +120,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

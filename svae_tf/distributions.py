@@ -54,16 +54,45 @@ def posterior(mean_and_log_variance, bijector=None):
 
 
 def reparameterized_sample(q, noise):
-    """z = T(mu + sigma * eps) for eps ~ N(0, I) given as `noise` [B, z_dim].
+    """z = T(mu + sigma * eps) for standard-normal `noise` eps: the model's one
+    reparameterised sampler (training, the likelihood bounds, export).
 
-    Taking the noise as an input keeps draws reproducible and identical across
-    replica counts (see `model.SymmetricVAE._normal`). The bijector caches the
-    pair (z0, z), so `q.log_prob(z)` afterwards does not invert the flow again.
+    `q` is a diagonal Gaussian (`MultivariateNormalDiag`, `Independent` or `Sample` of a
+    `Normal`) or one pushed through a bijector T (`posterior` with a flow,
+    `MultivariateNormalTriL`). `noise` broadcasts against q's batch + event shape, e.g.
+    [B, z_dim]. Taking the noise as an input keeps draws reproducible and identical
+    across replica counts (see `model.SymmetricVAE._normal`). The bijector caches the
+    pair (z0, z), so `q.log_prob(z)` afterwards does not invert T.
     """
     bijector = getattr(q, "bijector", None)  # TFP builds a private subclass; duck-type.
     base = q if bijector is None else q.distribution
+    if not _is_diagonal_normal(base):
+        raise TypeError(
+            f"Posterior {type(q).__name__} is not a (transformed) diagonal Gaussian; "
+            "reparameterised sampling needs z = T(mu + sigma * eps)."
+        )
     z0 = base.mean() + base.stddev() * noise
     return z0 if bijector is None else bijector.forward(z0)
+
+
+def _is_diagonal_normal(q):
+    if isinstance(q, tfd.MultivariateNormalDiag):
+        return True
+    return isinstance(q, (tfd.Independent, tfd.Sample)) and isinstance(q.distribution, tfd.Normal)
+
+
+def log_weight_terms(q, noise, log_px_given_z):
+    """The terms of the log weight log w = log p(x|z) + log p(z) - log q(z|x) at the
+    reparameterised z = T(mu + sigma * noise) ~ q(z|x).
+
+    The ELBO (1) is the mean of log w over z ~ q(z|x), the IWAE bound its log-mean-exp;
+    `objectives.log_weight` adds the terms up. `log_px_given_z` maps z to log p(x|z);
+    p(z) is the `prior`. Returns {"log_px_given_z", "log_pz", "log_qz"}, each shaped
+    like z without its last axis: the terms the `vae` variant's loss reads.
+    """
+    z = reparameterized_sample(q, noise)
+    return dict(log_px_given_z=log_px_given_z(z), log_pz=prior(z.shape[-1], z.dtype).log_prob(z),
+                log_qz=q.log_prob(z))
 
 
 def param_channels(likelihood, channels):

@@ -1,14 +1,16 @@
 """Image grids and PNG files: the one helper behind the trainer's grids, the LiteRT sampler's
 PNG and the sample grids of `benchmarks.reproduce_mnist`.
 
-numpy and Pillow only (no TensorFlow), so `export.tflite_sample` stays TensorFlow-free.
+numpy, Pillow and `svae_tf.files` only (no TensorFlow), so `export.tflite_sample` stays
+TensorFlow-free.
 """
 
 import io
 import math
-import os
 
 import numpy as np
+
+from svae_tf import files
 
 
 def image_grid(images, columns=None):
@@ -46,15 +48,6 @@ def encode_png(grid):
 
 
 def write_png(path, grid):
-    """Write `grid` ([H, W, C] float in [0, 1] or uint8) as a PNG at the local `path`,
-    atomically (a temporary name, then a rename)."""
-    content = encode_png(grid)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write `grid` ([H, W, C] float in [0, 1] or uint8) as a PNG at `path`, atomically
+    (`files.atomic_write`)."""
+    files.atomic_write(path, encode_png(grid))

@@ -33,54 +33,13 @@ import math
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
-from svae_tf import distributions, metrics
-
-tfd = tfp.distributions
+from svae_tf import distributions, metrics, objectives
 
 DEFAULT_MAX_CHUNK_ELEMENTS = 1024  # decoder passes per chunk: chunk_size * batch size
 
 
 # ------------------------------------------------------------------ sampling
-def reparameterized_sample_and_log_prob(q, noise):
-    """z = T(mu + sigma * eps) and log q(z) for standard-normal `noise` eps.
-
-    `q` is a diagonal Gaussian (`MultivariateNormalDiag`, or `Independent`/`Sample`
-    of a `Normal`) optionally pushed through bijectors (`TransformedDistribution`,
-    nested to any depth; `MultivariateNormalTriL` is one). log q(z) is computed from
-    the base density and the forward log-Jacobian, so the flow is never inverted.
-    `noise` must broadcast against q's batch shape + event shape [D], e.g. [k, B, D]
-    for a q with batch [B].
-
-    Returns:
-      (z, log_q) with z shaped like the broadcast noise and log_q without the event axis.
-    """
-    if isinstance(q, tfd.MultivariateNormalDiag) or _is_diagonal_normal(q):
-        z = q.mean() + q.stddev() * noise
-        return z, q.log_prob(z)
-    if _is_transformed(q):
-        z0, log_q0 = reparameterized_sample_and_log_prob(q.distribution, noise)
-        fldj = q.bijector.forward_log_det_jacobian(z0, event_ndims=1)
-        return q.bijector.forward(z0), log_q0 - fldj
-    raise TypeError(
-        f"Posterior {type(q).__name__} is not a (transformed) diagonal Gaussian; "
-        "importance sampling here needs z = T(mu + sigma * eps)."
-    )
-
-
-def _is_transformed(q):
-    # TFP builds a private subclass (_TransformedDistribution) for non-composite
-    # bijectors such as the model's flow; duck-type as distributions.py does.
-    return getattr(q, "bijector", None) is not None and getattr(q, "distribution", None) is not None
-
-
-def _is_diagonal_normal(q):
-    if isinstance(q, (tfd.Independent, tfd.Sample)):
-        return isinstance(q.distribution, tfd.Normal)
-    return False
-
-
 def sample_noise(seed, start, count, batch_size, event_size, dtype=tf.float32):
     """Standard-normal noise [count, B, D] for samples start .. start + count - 1.
 
@@ -110,7 +69,7 @@ def streaming_bounds(log_weights_fn, num_samples, chunk_size, batch_size, event_
     Args:
       log_weights_fn: maps standard-normal noise [k, B, D] (of `dtype`) to log
         weights log p(x, z) - log q(z|x) [k, B], z being the reparameterised sample
-        of that noise (see `reparameterized_sample_and_log_prob`).
+        of that noise (`distributions.log_weight_terms`).
       num_samples: K >= 1 (a Python int).
       chunk_size: samples per chunk (a Python int >= 1); memory is O(chunk_size * B).
       batch_size: B (int or scalar tensor).
@@ -172,20 +131,22 @@ def model_log_weights_fn(model, encoder_images, target):
     z_dim = preset.z_dim
     encoder_out = tf.cast(model.encoder(encoder_images, training=False), tf.float32)  # [B, 2 z_dim]
     bijector = model.flow.bijector()
-    prior = distributions.prior(z_dim)
     target = tf.cast(target, tf.float32)
 
     def log_weights(noise):
         k, b = tf.shape(noise)[0], tf.shape(noise)[1]
         flat_out = tf.reshape(tf.tile(encoder_out[None], [k, 1, 1]), [-1, 2 * z_dim])
         q = distributions.posterior(flat_out, bijector)  # batch [k B]
-        z, log_q = reparameterized_sample_and_log_prob(q, tf.reshape(noise, [-1, z_dim]))
-        params = model.decode(z, training=False)  # [k B, H, W, P]
         flat_target = tf.reshape(
             tf.tile(target[None], [k, 1, 1, 1, 1]), tf.concat([[-1], tf.shape(target)[1:]], 0)
         )
-        log_px = distributions.log_likelihood(preset.likelihood, params, flat_target)
-        return tf.reshape(log_px + prior.log_prob(z) - log_q, [k, b])
+
+        def log_px_given_z(z):
+            params = model.decode(z, training=False)  # [k B, H, W, P]
+            return distributions.log_likelihood(preset.likelihood, params, flat_target)
+
+        t = distributions.log_weight_terms(q, tf.reshape(noise, [-1, z_dim]), log_px_given_z)
+        return tf.reshape(objectives.log_weight(t["log_px_given_z"], t["log_pz"], t["log_qz"]), [k, b])
 
     return log_weights
 

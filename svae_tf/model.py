@@ -307,11 +307,16 @@ class SymmetricVAE(keras.Model):
         target = distributions.likelihood_target(likelihood, images, noise)
         return distributions.log_likelihood(likelihood, params, target)
 
+    def _elbo_terms(self, images, training=False):
+        """{log_px_given_z, log_pz, log_qz} [B] at one z ~ q(z|x) (`distributions.log_weight_terms`)."""
+        q = self.posterior(images, training)
+        noise = self._normal(tf.shape(images)[0], (self.preset.z_dim,))
+        return distributions.log_weight_terms(
+            q, noise, lambda z: self.log_likelihood(self.decode(z, training), images))
+
     def _elbo(self, images, training=False):
-        q, z = self._encode(images, training=training)
-        log_px = self.log_likelihood(self.decode(z, training), images)
-        log_pz = distributions.prior(self.preset.z_dim).log_prob(z)
-        return -objectives.negative_elbo(log_px, log_pz, q.log_prob(z))
+        t = self._elbo_terms(images, training)
+        return objectives.log_weight(t["log_px_given_z"], t["log_pz"], t["log_qz"])
 
     def elbo(self, images, training=False, seed=None):
         """One-sample estimate of the ELBO (1) per image [B], in nats (noise as `encode`)."""
@@ -441,10 +446,7 @@ class SymmetricVAE(keras.Model):
     def _generator_terms(self, images):
         """{name: [B]}, what the row's encoder/decoder loss reads (see `variants`)."""
         if not self.spec.discriminator:  # the ELBO's terms at z_q ~ q(z|x)
-            q, z_q = self._encode(images, training=True)
-            return dict(log_px_given_z=self.log_likelihood(self.decode(z_q, True), images),
-                        log_pz=distributions.prior(self.preset.z_dim).log_prob(z_q),
-                        log_qz=q.log_prob(z_q))
+            return self._elbo_terms(images, training=True)
         s = self._joints(images, training=True)
         f_q, f_p = self._discriminate(images, s.z_q, s.x_p, s.z_p)
         terms = dict(f_q=f_q, f_p=f_p)

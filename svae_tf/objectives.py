@@ -111,10 +111,16 @@ def squared_norm(gradients):
     return tf.reduce_sum(tf.square(gradients), axis=tf.range(1, tf.rank(gradients)))
 
 
+def log_weight(log_px_given_z, log_pz, log_qz_given_x):
+    """log w = log p(x|z) + log p(z) - log q(z|x) at z ~ q(z|x): the ELBO (1) is its mean
+    over z, the importance-weighted bound its log-mean-exp (`svae_tf.likelihood`)."""
+    return log_px_given_z + log_pz - log_qz_given_x
+
+
 def negative_elbo(log_px_given_z, log_pz, log_qz_given_x):
     """Negative of the variational lower bound (1), one Monte Carlo sample per example.
 
     L_x = E_q[log p(x|z) + log p(z) - log q(z|x)]; with a flow in q(z|x) the KL term
     has no closed form, so it is estimated from the same sample.
     """
-    return -(log_px_given_z + log_pz - log_qz_given_x)
+    return -log_weight(log_px_given_z, log_pz, log_qz_given_x)

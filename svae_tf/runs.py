@@ -7,8 +7,10 @@ Layout of `model_dir`:
 Trainers, evaluation and export all rebuild the model from `config.json` with
 `build_model` and restore it with `load_model` / `restore_newest`; nothing else
 is needed to reload a run. Files are written to a temporary name and renamed
-into place, so a crash never leaves a half-written config; TensorFlow's
-checkpoint writer and the manager's state file are atomic in the same way.
+into place (`atomic_write`, from `svae_tf.files`), so a crash never leaves a
+half-written config; TensorFlow's checkpoint writer and the manager's state file
+are atomic in the same way. `checkpoint_info` reads the trainer's counters
+(epoch, optimizer steps) of the newest checkpoint.
 
 A checkpoint whose files are damaged (truncated, overwritten, missing) raises
 `CheckpointError`, whose message names the file and TensorFlow's complaint.
@@ -21,11 +23,13 @@ import dataclasses
 import json
 import os
 import re
+from typing import NamedTuple, Optional
 
 import tensorflow as tf
 
 from svae_tf import model as model_lib
 from svae_tf import presets
+from svae_tf.files import atomic_write  # noqa: F401 -- runs.atomic_write: the one atomic writer
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -59,20 +63,6 @@ def build_model(config):
     kwargs = dataclasses.asdict(config)
     del kwargs["preset"], kwargs["preset_overrides"]
     return model_lib.SymmetricVAE(preset, **kwargs)
-
-
-def atomic_write(path, content):
-    """Write `content` (str or bytes) to `path` through a temporary file and a rename;
-    on failure the temporary file is removed and `path` is untouched."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with tf.io.gfile.GFile(tmp, "wb" if isinstance(content, bytes) else "w") as f:
-            f.write(content)
-        tf.io.gfile.rename(tmp, path, overwrite=True)
-    except BaseException:
-        if tf.io.gfile.exists(tmp):
-            tf.io.gfile.remove(tmp)
-        raise
 
 
 def save_config(model_dir, config):
@@ -239,6 +229,34 @@ def latest_checkpoint(model_dir):
             "(python -m trainers.mnist --model_dir=...) or point --model_dir at a run."
         )
     return path
+
+
+class CheckpointInfo(NamedTuple):
+    """The newest checkpoint of a run and the trainer's counters in it."""
+
+    epoch: Optional[int]  # the trainer's `epoch` counter
+    steps: Optional[int]  # encoder/decoder optimizer steps (`g_optimizer.iterations`)
+    path: Optional[str]  # its prefix, e.g. .../checkpoints/ckpt-600
+
+
+def checkpoint_info(model_dir):
+    """`CheckpointInfo` of the newest checkpoint in model_dir/checkpoints: (0, 0, None)
+    when there is none; a counter the checkpoint does not hold, or that cannot be read,
+    is None."""
+    path = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_SUBDIR))
+    if path is None:
+        return CheckpointInfo(0, 0, None)
+    try:
+        reader = tf.train.load_checkpoint(path)
+        names = list(reader.get_variable_to_shape_map())
+    except (tf.errors.OpError, ValueError):
+        return CheckpointInfo(None, None, path)
+
+    def counter(prefix, contains=""):
+        name = next((n for n in names if n.startswith(prefix) and contains in n), None)
+        return None if name is None else int(reader.get_tensor(name))
+
+    return CheckpointInfo(counter("epoch/"), counter("g_optimizer/", "iterations"), path)
 
 
 def load_model(model_dir):

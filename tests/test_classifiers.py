@@ -7,10 +7,18 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import app
 
 from svae_tf import classifiers, metrics
 from trainers import classifier as classifier_trainer
 
+
+def test_classifier_flags_name_a_keras_file(tmp_path):
+    args = classifier_trainer.parse_args([f"--cache_dir={tmp_path}", "--epochs=3", "--force"])
+    assert args.output == os.fspath(tmp_path / classifiers.MNIST_CLASSIFIER_FILE)
+    assert (args.epochs, args.force, args.batch_size) == (3, True, 100)
+    with pytest.raises(app.UsageError, match="must end with .keras"):
+        classifier_trainer.parse_args(["--output=clf.h5"])
 
 
 def test_mnist_classifier_outputs_and_keras_round_trip(tmp_path):
@@ -87,7 +95,7 @@ def test_classifier_trainer_runs_a_few_steps_and_reuses(tmp_path, data_dir, caps
     out = os.fspath(tmp_path / "clf" / "mnist_classifier.keras")
     args = [f"--output={out}", f"--data_dir={data_dir}", "--take=64", "--epochs=1",
             "--steps_per_epoch=2", "--batch_size=32", "--test_take=40", "--splits=2", "--verbose=0"]
-    report = classifier_trainer.main(args)
+    report = classifier_trainer.run(classifier_trainer.parse_args(args))
     assert os.path.exists(out) and os.path.exists(out + ".json")
     with open(out + ".json") as f:
         saved = json.load(f)
@@ -96,7 +104,7 @@ def test_classifier_trainer_runs_a_few_steps_and_reuses(tmp_path, data_dir, caps
         assert key in saved
     assert saved["num_test"] == 40 and saved["test_accuracy"] == report["test_accuracy"]
     mtime = os.path.getmtime(out)
-    classifier_trainer.main(args)  # trained once, reused
+    classifier_trainer.run(classifier_trainer.parse_args(args))  # trained once, reused
     assert os.path.getmtime(out) == mtime
     assert "Reusing" in capsys.readouterr().out
 
@@ -140,6 +148,7 @@ def test_classifier_evaluation_on_a_labelled_batch_with_a_known_answer(data_dir,
 def test_full_classifier_reaches_99_percent_and_real_inception_score_near_9_9(tmp_path, data_dir):
     """The classifier the project evaluates MNIST with (minutes of CPU)."""
     out = os.fspath(tmp_path / "mnist_classifier.keras")
-    report = classifier_trainer.main([f"--output={out}", f"--data_dir={data_dir}", "--verbose=2"])
+    report = classifier_trainer.run(classifier_trainer.parse_args([f"--output={out}", f"--data_dir={data_dir}",
+                                                                   "--verbose=2"]))
     assert report["test_accuracy"] >= 0.99
     assert 9.7 <= report["real_test_inception_score"] <= 10.0

@@ -3,16 +3,21 @@
 import json
 import math
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import app
 
 from svae_tf import classifiers, data, likelihood, metrics, runs
 from trainers import classifier as classifier_trainer
 from trainers import evaluate
 
+REPO = Path(__file__).resolve().parents[1]
 # A small MNIST architecture that the run's config.json can carry (JSON-able overrides).
 TINY_MNIST = dict(z_dim=4, flow_depth=1, flow_hidden=[8], encoder_dense=[16],
                   decoder_dense=[16, 196], decoder_start=[7, 7, 4])
@@ -47,11 +52,12 @@ def workdir(tmp_path_factory, data_dir):
 
 
 def _args(workdir, data_dir, model, *extra):
-    return [f"--model_dir={workdir / model}", f"--data_dir={data_dir}",
-            f"--json={workdir / (model + '.json')}", f"--classifier={workdir / 'clf.keras'}",
-            f"--cache_dir={workdir / 'cache'}", "--iw_samples=4", "--num_nll_images=20",
-            "--nll_batch_size=10", "--num_rmse_images=30", "--num_samples=40",
-            "--num_reference=50", "--splits=2", "--batch_size=20", *extra]
+    return evaluate.parse_args([
+        f"--model_dir={workdir / model}", f"--data_dir={data_dir}",
+        f"--json={workdir / (model + '.json')}", f"--classifier={workdir / 'clf.keras'}",
+        f"--cache_dir={workdir / 'cache'}", "--iw_samples=4", "--num_nll_images=20",
+        "--nll_batch_size=10", "--num_rmse_images=30", "--num_samples=40",
+        "--num_reference=50", "--splits=2", "--batch_size=20", *extra])
 
 
 def _rmse_of(model, data_dir, n):
@@ -120,19 +126,30 @@ def test_decoder_only_variant_reports_null_nll_and_rmse(workdir, data_dir):
     assert "n/a" in evaluate.markdown_row(results)
 
 
-def test_clear_errors(workdir, data_dir, tmp_path, capsys):
+def test_clear_errors(workdir, data_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        evaluate.run([f"--model_dir={tmp_path / 'missing'}"])
+        evaluate.run(evaluate.parse_args([f"--model_dir={tmp_path / 'missing'}"]))
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="config.json"):
-        evaluate.run([f"--model_dir={tmp_path / 'empty'}"])
+        evaluate.run(evaluate.parse_args([f"--model_dir={tmp_path / 'empty'}"]))
     runs.save_config(os.fspath(tmp_path / "untrained"), runs.ModelConfig(preset_overrides=TINY_MNIST))
     with pytest.raises(FileNotFoundError, match="No checkpoint"):
-        evaluate.run([f"--model_dir={tmp_path / 'untrained'}"])
+        evaluate.run(evaluate.parse_args([f"--model_dir={tmp_path / 'untrained'}"]))
     with pytest.raises(FileNotFoundError, match="trainers.classifier"):
         evaluate.run(_args(workdir, data_dir, "svae_r", f"--classifier={tmp_path / 'none.keras'}"))
-    assert evaluate.main([f"--model_dir={tmp_path / 'missing'}"]) == 2
-    assert "error" in capsys.readouterr().err
+    for bad, named in ((["--iw_samples=4"], "model_dir"), (["--model_dir=x", "--iw_samples=many"], "iw_samples"),
+                       (["--model_dir=x", "extra"], "Unexpected arguments: extra")):
+        with pytest.raises(app.UsageError, match=named):
+            evaluate.parse_args(bad)
+
+
+def test_the_program_exits_with_status_1_and_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "trainers.evaluate", f"--model_dir={tmp_path / 'missing'}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--model_dir" in errors[0] and "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_rmse_of_a_perfect_reconstruction_is_zero():

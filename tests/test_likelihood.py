@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from svae_tf import distributions, likelihood, metrics, presets
+from svae_tf import distributions, likelihood, metrics, objectives, presets
 from svae_tf.model import SymmetricVAE
 
 tfd = tfp.distributions
@@ -34,13 +34,13 @@ def _exact_posterior(x):
 
 
 def _toy_log_weights_fn(q, x):
-    prior = tfd.MultivariateNormalDiag(tf.zeros(2, tf.float64))
+    def log_px_given_z(z):  # z [k, B, 2]
+        loc = tf.einsum("ij,kbj->kbi", W, z) + B
+        return tfd.MultivariateNormalDiag(loc, S * tf.ones(3, tf.float64)).log_prob(x)
 
     def fn(noise):  # [k, B, 2]
-        z, log_q = likelihood.reparameterized_sample_and_log_prob(q, noise)
-        loc = tf.einsum("ij,kbj->kbi", W, z) + B
-        log_px = tfd.MultivariateNormalDiag(loc, S * tf.ones(3, tf.float64)).log_prob(x)
-        return log_px + prior.log_prob(z) - log_q
+        t = distributions.log_weight_terms(q, noise, log_px_given_z)
+        return objectives.log_weight(t["log_px_given_z"], t["log_pz"], t["log_qz"])
 
     return fn
 
@@ -78,16 +78,18 @@ def test_bound_below_exact_log_px_and_tightens_with_k():
     assert log_px - means[1000] < 0.05 * (log_px - means[1])
 
 
-def test_sampler_matches_distribution_log_prob():
+def test_sampler_is_mean_plus_scale_times_noise_and_its_density_is_q():
     mean, cov = _exact_posterior(X)
-    for q in (tfd.MultivariateNormalTriL(mean, tf.linalg.cholesky(cov)),
-              tfd.MultivariateNormalDiag(mean, [0.5, 2.0]),
-              tfd.Independent(tfd.Normal(mean, [0.5, 2.0]), 1)):
-        noise = tf.random.stateless_normal([5, 3, 2], seed=(1, 1), dtype=tf.float64)
-        z, log_q = likelihood.reparameterized_sample_and_log_prob(q, noise)
-        np.testing.assert_allclose(log_q, q.log_prob(z), rtol=1e-10)
+    scale_tril = np.linalg.cholesky(cov)
+    noise = tf.random.stateless_normal([5, 3, 2], seed=(1, 1), dtype=tf.float64)
+    for q, scale in ((tfd.MultivariateNormalTriL(mean, scale_tril), scale_tril),
+                     (tfd.MultivariateNormalDiag(mean, [0.5, 2.0]), np.diag([0.5, 2.0])),
+                     (tfd.Independent(tfd.Normal(mean, [0.5, 2.0]), 1), np.diag([0.5, 2.0]))):
+        z = distributions.reparameterized_sample(q, noise)  # [k, B, 2]
+        np.testing.assert_allclose(z, mean + np.einsum("ij,kbj->kbi", scale, noise), rtol=1e-12)
+        np.testing.assert_allclose(q.log_prob(z), q.log_prob(tf.constant(z.numpy())), rtol=1e-10)
     with pytest.raises(TypeError, match="diagonal Gaussian"):
-        likelihood.reparameterized_sample_and_log_prob(tfd.StudentT(3.0, 0.0, 1.0), noise)
+        distributions.reparameterized_sample(tfd.StudentT(3.0, 0.0, 1.0), noise)
 
 
 # ------------------------------------------------------------ a tiny SymmetricVAE

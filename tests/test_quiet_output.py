@@ -147,11 +147,12 @@ def test_modules_do_not_set_the_log_level_when_imported():
              if (lines := _import_time_environ_uses(path))}
     assert not found, f"os.environ used at import time: {found}"
 
-    # And at run time, for the modules users import (flags of some benchmarks clash with
-    # train_lib's, so those are covered by the static check above only).
-    modules = ["svae_tf.data", "svae_tf.runs", "svae_tf.logs", "export.saved_model", "export.tflite",
-               "export.serving_client", "trainers.evaluate", "trainers.classifier",
-               "trainers.train_lib", "benchmarks.input_pipeline", "benchmarks.reproduce_mnist"]
+    # And at run time, all in one process: importing them defines no clashing flags either.
+    modules = ["svae_tf.data", "svae_tf.runs", "svae_tf.logs", "svae_tf.cli", "svae_tf.files",
+               "export.saved_model", "export.tflite", "export.tflite_sample", "export.serving_client",
+               "trainers.evaluate", "trainers.classifier", "trainers.train_lib",
+               "benchmarks.input_pipeline", "benchmarks.reproduce_mnist", "benchmarks.train_throughput",
+               "benchmarks.sampling_latency", "benchmarks.mode_collapse", "benchmarks.step_fingerprint"]
     code = ("import importlib, os\n"
             f"for name in {modules!r}:\n"
             "    importlib.import_module(name)\n"

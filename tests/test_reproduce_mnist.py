@@ -229,7 +229,9 @@ def test_a_chunk_left_running_by_a_killed_session_is_charged_to_its_last_checkpo
     checkpoint = tmp_path / "ckpt-40"
     (tmp_path / "ckpt-40.index").write_text("")
     os.utime(tmp_path / "ckpt-40.index", (1000.0 + 90.0, 1000.0 + 90.0))  # written 90 s after the start
-    monkeypatch.setattr(reproduce_mnist, "read_progress", lambda model_dir: (2, 40, os.fspath(checkpoint)))
+    from svae_tf import runs
+
+    monkeypatch.setattr(runs, "checkpoint_info", lambda model_dir: runs.CheckpointInfo(2, 40, os.fspath(checkpoint)))
     ledger = {"seconds": 30.0, "invocations": [{"steps_after": 20, "seconds": 30.0}],
               "running": {"started": 1000.0, "target_epochs": 4, "steps_before": 20, "commit": "c" * 40,
                           "dirty": False}}

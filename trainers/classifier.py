@@ -15,13 +15,15 @@ It is trained once and reused: if PATH exists, it is loaded and only evaluated
 file `mnist_classifier.keras`; `--cache_dir` changes the directory.
 """
 
-import argparse
 import json
 import math
 import os
 import sys
 import time
 
+from absl import app, flags
+
+from svae_tf import cli
 from svae_tf import logs as tf_logs
 
 if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
@@ -30,36 +32,44 @@ if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from svae_tf import classifiers, data, metrics, runs  # noqa: E402
+from svae_tf import classifiers, data, files, metrics  # noqa: E402
 
 NUM_TRAIN = 60000
 
 
+def define_flags(flag_values=flags.FLAGS):
+    """The program's flags, on `flag_values` (`svae_tf.cli`: defined when it runs)."""
+    f = dict(flag_values=flag_values)
+    flags.DEFINE_string("output", None, "Where to save the .keras model (default: in --cache_dir).", **f)
+    flags.DEFINE_string("cache_dir", None, "Directory of the default --output.", **f)
+    flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).", **f)
+    flags.DEFINE_integer("epochs", 10, "Training epochs.", **f)
+    flags.DEFINE_integer("batch_size", 100, "Training batch size.", **f)
+    flags.DEFINE_float("learning_rate", 1e-3, "Adam's initial learning rate (cosine-decayed).", **f)
+    flags.DEFINE_integer("steps_per_epoch", None, "Default: one pass over the (taken) training set.", **f)
+    flags.DEFINE_integer("take", None, "Use only the first N training images.", **f)
+    flags.DEFINE_integer("test_take", None, "Evaluate on the first N test images.", **f)
+    flags.DEFINE_integer("splits", 10, "Inception-score splits.", **f)
+    flags.DEFINE_integer("seed", 0, "Seed of the weights and the data order.", **f)
+    flags.DEFINE_boolean("force", False, "Retrain even if --output exists.", **f)
+    flags.DEFINE_integer("verbose", 2, "Keras fit verbosity.", **f)
+    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP, **f)
+
+
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m trainers.classifier", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", default=None, help="where to save the .keras model")
-    parser.add_argument("--cache_dir", default=None, help="directory of the default --output")
-    parser.add_argument("--data_dir", default=None, help="TFDS data dir (default $TFDS_DATA_DIR)")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch_size", type=int, default=100)
-    parser.add_argument("--learning_rate", type=float, default=1e-3)
-    parser.add_argument("--steps_per_epoch", type=int, default=None,
-                        help="default: one pass over the (taken) training set")
-    parser.add_argument("--take", type=int, default=None, help="use only the first N training images")
-    parser.add_argument("--test_take", type=int, default=None, help="evaluate on the first N test images")
-    parser.add_argument("--splits", type=int, default=10, help="Inception-score splits")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--force", action="store_true", help="retrain even if --output exists")
-    parser.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
-    parser.add_argument(f"--{tf_logs.FLAG}", choices=list(tf_logs.LEVELS), default=None, help=tf_logs.FLAG_HELP)
-    args = parser.parse_args(argv)
-    if not args.output:
-        args.output = classifiers.default_mnist_classifier_path(args.cache_dir)
-    args.output = os.path.expanduser(args.output)
-    if not args.output.endswith(".keras"):
-        parser.error(f"--output must end with .keras, got {args.output!r}")
+    """The flags of a command line (without the program name), as a namespace whose
+    `output` is the model's path (`output_path`)."""
+    args = cli.parse(define_flags, argv)
+    args.output = output_path(args)
     return args
+
+
+def output_path(args):
+    """--output, or the default path in --cache_dir; app.UsageError unless it ends in .keras."""
+    path = os.path.expanduser(args.output or classifiers.default_mnist_classifier_path(args.cache_dir))
+    if not path.endswith(".keras"):
+        raise app.UsageError(f"--output must end with .keras, got {path!r}")
+    return path
 
 
 def evaluate(model, data_dir=None, take=None, splits=10, batch_size=500):
@@ -108,15 +118,15 @@ def save(model, path):
     """Save the network (without optimizer state) as `.keras`, atomically: a temporary
     name in the same directory, then a rename."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path[:-len('.keras')]}.tmp-{os.getpid()}.keras"
     inference = classifiers.build_mnist_classifier()  # same network, no optimizer state
     inference.set_weights(model.get_weights())
-    inference.save(tmp)
-    os.replace(tmp, path)
+    with files.atomic_path(path, suffix=".keras") as tmp:  # Keras wants the extension
+        inference.save(tmp)
 
 
-def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+def run(args):
+    """Train (or reuse) the classifier at `args.output` and evaluate it; returns the report
+    also written to OUTPUT.json. `args`: the flags (`parse_args`)."""
     if os.path.exists(args.output) and not args.force:
         print(f"Reusing the classifier at {args.output} (pass --force to retrain).")
         model = keras.saving.load_model(args.output, compile=False)
@@ -130,7 +140,7 @@ def main(argv=None):
         save(model, args.output)
     report.update(evaluate(model, args.data_dir, args.test_take, args.splits))
     report["path"] = args.output
-    runs.atomic_write(args.output + ".json", json.dumps(report, indent=2, sort_keys=True))
+    files.write_json(args.output + ".json", report)
     print(
         f"MNIST classifier {args.output}: test accuracy {report['test_accuracy']:.4f}, "
         f"real test-set Inception score {report['real_test_inception_score']:.3f} "
@@ -141,5 +151,11 @@ def main(argv=None):
     return report
 
 
+def main(args):
+    """`run` on the command line's flags (`svae_tf.cli.run`)."""
+    args.output = output_path(args)
+    run(args)
+
+
 if __name__ == "__main__":
-    main()
+    cli.run(main, define_flags, errors=(FileNotFoundError,))

@@ -30,14 +30,17 @@ The JSON is written atomically (temporary file + rename) and a Markdown table ro
 is printed.
 """
 
-import argparse
 import hashlib
+import io
 import json
 import math
 import os
 import sys
 import time
 
+from absl import flags
+
+from svae_tf import cli
 from svae_tf import logs as tf_logs
 
 if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
@@ -46,7 +49,7 @@ if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from svae_tf import classifiers, data, likelihood, metrics, runs  # noqa: E402
+from svae_tf import classifiers, data, files, likelihood, metrics, runs  # noqa: E402
 
 REQUIRED_KEYS = (
     "nll_nats", "nll_bits_per_dim", "elbo", "rmse", "inception_score",
@@ -68,65 +71,56 @@ CONVENTIONS = {
 
 
 # ------------------------------------------------------------------ flags
+def define_flags(flag_values=flags.FLAGS):
+    """The program's flags, on `flag_values` (`svae_tf.cli`: defined when it runs)."""
+    f = dict(flag_values=flag_values)
+    flags.DEFINE_string("model_dir", None, "The training run to evaluate (required).", **f)
+    flags.mark_flag_as_required("model_dir", flag_values=flag_values)
+    flags.DEFINE_string("dataset", None, "mnist | cifar10 | imagenet64 (default: the run's preset).", **f)
+    flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).", **f)
+    flags.DEFINE_string("split", "test", "The split scored.", **f)
+    flags.DEFINE_string("json", None, "Write the results here (default MODEL_DIR/eval.json).", **f)
+    flags.DEFINE_integer("iw_samples", 5000, "K of the IWAE bound.", **f)
+    flags.DEFINE_integer("num_nll_images", None, "Bound the NLL on the first N test images only (default: all).", **f)
+    flags.DEFINE_integer("nll_batch_size", 50, "Images per batch of the NLL bound.", **f)
+    flags.DEFINE_integer("max_chunk_elements", likelihood.DEFAULT_MAX_CHUNK_ELEMENTS,
+                         "Decoder passes per chunk of the K samples (memory bound).", **f)
+    flags.DEFINE_enum("encoder_input", "binary", ["binary", "grey"],
+                      "Bernoulli models: what q(z|x) sees when bounding log p(binary x).", **f)
+    flags.DEFINE_integer("num_rmse_images", None, "Test images for the RMSE (default: all).", **f)
+    flags.DEFINE_integer("num_samples", 10000, "Generated images for IS / FID.", **f)
+    flags.DEFINE_integer("num_reference", None, "Real test images for the FID statistics (default: all).", **f)
+    flags.DEFINE_integer("splits", 10, "Inception-score splits.", **f)
+    flags.DEFINE_integer("batch_size", 100, "Batch for samples, RMSE, classifier.", **f)
+    flags.DEFINE_string("classifier", None,
+                        "mnist_cnn (default for mnist) | inception_v3 | PATH of a saved MNIST classifier.", **f)
+    flags.DEFINE_string("inception_weights", "imagenet",
+                        "'imagenet' (Keras download / ~/.keras/models cache) or a weights file path.", **f)
+    flags.DEFINE_string("cache_dir", None, "Classifier and FID-reference cache "
+                        "(default $SVAE_TF_CACHE_DIR or ~/.cache/svae_tf).", **f)
+    flags.DEFINE_boolean("no_quality", False, "Skip the Inception score and FID.", **f)
+    flags.DEFINE_integer("seed", 0, "Seed of the samples and of the likelihood noise.", **f)
+    flags.DEFINE_string("name", None, "Row label in the Markdown table (default: model_dir).", **f)
+    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP, **f)
+
+
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m trainers.evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model_dir", required=True)
-    parser.add_argument("--dataset", default=None,
-                        help="mnist | cifar10 | imagenet64 (default: the run's preset)")
-    parser.add_argument("--data_dir", default=None, help="TFDS data dir (default $TFDS_DATA_DIR)")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--json", default=None, help="write the results here (default MODEL_DIR/eval.json)")
-    parser.add_argument("--iw_samples", type=int, default=5000, help="K of the IWAE bound")
-    parser.add_argument("--num_nll_images", type=int, default=None,
-                        help="bound the NLL on the first N test images only (default: all)")
-    parser.add_argument("--nll_batch_size", type=int, default=50)
-    parser.add_argument("--max_chunk_elements", type=int, default=likelihood.DEFAULT_MAX_CHUNK_ELEMENTS,
-                        help="decoder passes per chunk of the K samples (memory bound)")
-    parser.add_argument("--encoder_input", choices=("binary", "grey"), default="binary",
-                        help="Bernoulli models: what q(z|x) sees when bounding log p(binary x)")
-    parser.add_argument("--num_rmse_images", type=int, default=None, help="default: all test images")
-    parser.add_argument("--num_samples", type=int, default=10000, help="generated images for IS / FID")
-    parser.add_argument("--num_reference", type=int, default=None,
-                        help="real test images for the FID statistics (default: all)")
-    parser.add_argument("--splits", type=int, default=10, help="Inception-score splits")
-    parser.add_argument("--batch_size", type=int, default=100, help="batch for samples, RMSE, classifier")
-    parser.add_argument("--classifier", default=None,
-                        help="mnist_cnn (default for mnist) | inception_v3 | PATH of a saved MNIST classifier")
-    parser.add_argument("--inception_weights", default="imagenet",
-                        help="'imagenet' (Keras download / ~/.keras/models cache) or a weights file path")
-    parser.add_argument("--cache_dir", default=None,
-                        help="classifier and FID-reference cache (default $SVAE_TF_CACHE_DIR or ~/.cache/svae_tf)")
-    parser.add_argument("--no_quality", action="store_true", help="skip the Inception score and FID")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--name", default=None, help="row label in the Markdown table (default: model_dir)")
-    parser.add_argument(f"--{tf_logs.FLAG}", choices=list(tf_logs.LEVELS), default=None, help=tf_logs.FLAG_HELP)
-    return parser.parse_args(argv)
+    """The flags of a command line (without the program name), as a namespace."""
+    return cli.parse(define_flags, argv)
 
 
 # --------------------------------------------------------------- the run
 def load_run(model_dir):
-    """(model, config, checkpoint path) of a run; FileNotFoundError with a clear message."""
+    """(model, config, `runs.CheckpointInfo` of the checkpoint restored) of a run;
+    FileNotFoundError with a clear message."""
     if not os.path.isdir(model_dir):
         raise FileNotFoundError(
             f"--model_dir {model_dir!r} does not exist; give the model_dir of a training run "
             "(python -m trainers.mnist --model_dir=...)."
         )
     config = runs.load_config(model_dir)
-    checkpoint = runs.latest_checkpoint(model_dir)
-    return runs.load_model(model_dir), config, checkpoint
-
-
-def checkpoint_train_steps(checkpoint):
-    """Encoder/decoder optimizer steps stored in a checkpoint (None if not saved)."""
-    try:
-        reader = tf.train.load_checkpoint(checkpoint)
-        for name in reader.get_variable_to_shape_map():
-            if name.startswith("g_optimizer/") and "iterations" in name:
-                return int(reader.get_tensor(name))
-    except (tf.errors.OpError, ValueError):
-        pass
-    return None
+    model = runs.load_model(model_dir)
+    return model, config, runs.checkpoint_info(model_dir)
 
 
 # ------------------------------------------------------------ the metrics
@@ -214,9 +208,9 @@ def reference_statistics(extractor, dataset, split, data_dir, batch_size, num_re
              "inception_score_std": np.float64(is_std), "num": np.int64(logits.shape[0])}
     if path:
         os.makedirs(cache_dir, exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}.npz"
-        np.savez(tmp, **stats)
-        os.replace(tmp, path)
+        buffer = io.BytesIO()
+        np.savez(buffer, **stats)
+        files.atomic_write(path, buffer.getvalue())
     return stats
 
 
@@ -250,13 +244,14 @@ def markdown_row(results):
 def write_json(path, results):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    runs.atomic_write(path, json.dumps(results, indent=2, sort_keys=True, allow_nan=True))
+    files.write_json(path, results)
 
 
 # ------------------------------------------------------------------ main
-def run(argv=None):
-    """Evaluate and write the JSON; returns the results dict. Raises on missing inputs."""
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+def run(args):
+    """Evaluate and write the JSON; returns the results dict. Raises on missing inputs.
+
+    `args`: the flags (`parse_args`)."""
     model, config, checkpoint = load_run(args.model_dir)
     dataset = args.dataset or config.preset
     if tuple(data.image_shape(dataset)) != tuple(model.preset.image_shape):
@@ -269,8 +264,8 @@ def run(argv=None):
 
     results = {
         "name": args.name or os.path.basename(os.path.normpath(args.model_dir)),
-        "model_dir": os.path.abspath(args.model_dir), "checkpoint": checkpoint,
-        "train_steps": checkpoint_train_steps(checkpoint), "variant": config.variant,
+        "model_dir": os.path.abspath(args.model_dir), "checkpoint": checkpoint.path,
+        "train_steps": checkpoint.steps, "variant": config.variant,
         "config": json.loads(config.to_json()), "dataset": dataset, "split": args.split,
         "iw_samples": args.iw_samples, "splits": args.splits, "seed": args.seed,
         "num_dims": model.preset.num_dims, "likelihood": model.preset.likelihood,
@@ -316,20 +311,16 @@ def run(argv=None):
     return results
 
 
-def main(argv=None):
+def main(args):
+    """`run`, with the input pipeline's data errors as one line (`svae_tf.cli.run`)."""
     try:
-        run(argv)
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
-        print(f"trainers.evaluate: error: {err}", file=sys.stderr)
-        return 2
+        run(args)
     except tf.errors.InvalidArgumentError as err:  # the input pipeline's data checks
         bad = data.data_error(err)
         if bad is None:
             raise
-        print(f"trainers.evaluate: error: {bad}", file=sys.stderr)
-        return 2
-    return 0
+        raise ValueError(bad) from err
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main, define_flags, errors=(FileNotFoundError, ValueError, RuntimeError))

@@ -541,25 +541,6 @@ def _make_strategy():
     return strategy, True, f"TPU with {strategy.num_replicas_in_sync} cores"
 
 
-def _patch_multi_worker_metric_reduction(model):
-    """Work around Keras 3 + MultiWorkerMirroredStrategy (tensorflow/tensorflow#72388).
-
-    Keras reduces the step's outputs across workers with `strategy.reduce("MEAN", v,
-    axis=0)`, which fails on scalars ("Invalid reduction dimension 0 for input with 0
-    dimensions"). Returning each metric as shape [1] makes that reduction a mean over
-    the replicas' values, which is a scalar again.
-    """
-    import tensorflow as tf
-
-    for name in ("train_step", "test_step"):
-        step = getattr(model, name)
-
-        def rank1(data, step=step):
-            return {k: tf.reshape(v, [1]) for k, v in step(data).items()}
-
-        object.__setattr__(model, name, rank1)  # an instance attribute, outside Keras tracking
-
-
 # ----------------------------------------------------------------------------- the program
 def _model_config(preset_name):
     """The ModelConfig of the flags. Flags the variant does not use (`unused_flags`) keep
@@ -755,10 +736,9 @@ def run(dataset, preset, trainer="mnist"):
     with strategy.scope():
         model = runs.build_model(config)
         d_opt = adam(FLAGS.d_learning_rate, "d_adam") if model.discriminator is not None else None
+        # Metrics of shape [1] under multi_worker: see SymmetricVAE.compile.
         model.compile(g_optimizer=adam(FLAGS.g_learning_rate, "g_adam"), d_optimizer=d_opt,
-                      jit_compile=FLAGS.jit_compile)
-    if FLAGS.strategy == "multi_worker":
-        _patch_multi_worker_metric_reduction(model)
+                      jit_compile=FLAGS.jit_compile, rank1_metrics=FLAGS.strategy == "multi_worker")
     counters = {name: tf.Variable(0, dtype=tf.int64, trainable=False, name=name)
                 for name in ("epoch", "step_in_epoch", "data_position")}
     ckpt = runs.make_checkpoint(model, **counters)

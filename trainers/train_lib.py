@@ -23,8 +23,8 @@ variant does not use are left out, see `unused_flags`),
 Resume. A checkpoint holds the model, both optimizers, the noise seeds and three counters:
 `epoch` (Keras epoch in progress), `step_in_epoch` (its batches done) and `data_position`
 (batches consumed from the training stream since the start of the run). The training
-stream is one deterministic sequence: `data.load_images(shuffle=True, seed=--seed,
-repeat=True)`, whose sequence of shuffled orders depends on the seed only. On restart it
+stream is one deterministic sequence, `data.training_stream` (`data.load_images(shuffle=True,
+seed=--seed, repeat=True)`), whose sequence of shuffled orders depends on the seed only. On restart it
 is rebuilt and its first `data_position` batches are skipped (`Dataset.skip` on the
 cached uint8 pipeline; `benchmarks.input_pipeline` measures its rate), so the resumed
 run sees exactly the batches, and with the restored seed state the same noise, as the
@@ -613,32 +613,6 @@ def _check_resume_compatible(model_dir, config, values):
                 )
 
 
-def training_stream(dataset, *, batch_size, seed, start=0, data_dir=None, take=None,
-                    image_size=None, cache=True, nan_from_step=None):
-    """The training batches from batch number `start` (0-based) on.
-
-    One infinite, deterministic sequence per (dataset, batch_size, seed, take,
-    image_size): `data.load_images` shuffles with `seed` and a new, seeded order each
-    pass (grey levels in [0, 1]; the model binarizes/quantizes its targets itself), and
-    the first `start` batches are skipped, which is how a resumed run gets back to its
-    data position. `nan_from_step` (tests) turns the images of steps >= it into NaN.
-    """
-    import tensorflow as tf
-    from svae_tf import data
-
-    ds = data.load_images(dataset, "train", batch_size=batch_size, data_dir=data_dir,
-                          shuffle=True, seed=seed, repeat=True, drop_remainder=True,
-                          take=take, image_size=image_size, cache=cache)
-    if start:
-        ds = ds.skip(start)
-    if nan_from_step is not None:
-        def poison(i, images):  # batch i (0-based) is trained on at step i + 1
-            return tf.where(i + 1 >= nan_from_step, images * float("nan"), images)
-
-        ds = ds.enumerate(start=start).map(poison).prefetch(tf.data.AUTOTUNE)
-    return ds
-
-
 def run(dataset, preset, trainer="mnist"):
     """Train `preset` on `dataset` as the flags say. Returns a dict summary of the run.
 
@@ -764,9 +738,9 @@ def run(dataset, preset, trainer="mnist"):
 
     # --- data: one deterministic stream; resume skips what was consumed
     def stream(start):
-        return training_stream(dataset, batch_size=batch_size, seed=FLAGS.seed, start=start,
-                               data_dir=FLAGS.data_dir, take=FLAGS.take, image_size=image_size,
-                               cache=cache, nan_from_step=FLAGS.debug_inject_nan_at_step)
+        return data.training_stream(dataset, batch_size=batch_size, seed=FLAGS.seed, start=start,
+                                    data_dir=FLAGS.data_dir, take=FLAGS.take, image_size=image_size,
+                                    cache=cache, nan_from_step=FLAGS.debug_inject_nan_at_step)
 
     validation = None
     if eval_steps > 0:

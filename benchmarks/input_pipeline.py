@@ -3,10 +3,11 @@
     TFDS_DATA_DIR=../shared/tfds python -m benchmarks.input_pipeline \
         --output=benchmarks/results/input_pipeline
 
-Measures, on the real MNIST training split at batch 100 (the trainer's configuration):
+Measures, on the real MNIST training split at batch 100 (the trainer's configuration;
+`--batch_size`; the data from `--data_dir`, default $TFDS_DATA_DIR):
 
 * pipeline rate: batches/s delivered by exactly the stream the trainer fits on
-  (`trainers.train_lib.training_stream`: cache, seeded shuffle each pass, repeat,
+  (`svae_tf.data.training_stream`: cache, seeded shuffle each pass, repeat,
   batch, float conversion, prefetch), over `--pipeline_batches` batches after the
   first one (which waits for the shuffle buffer: reported separately). The measured
   span crosses pass boundaries, where the shuffle buffer is refilled.
@@ -34,22 +35,29 @@ from svae_tf import logs as tf_logs
 if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
     tf_logs.configure(tf_logs.level_from_argv(sys.argv))  # before TensorFlow is imported
 
-from trainers import train_lib  # noqa: E402  (its flags include --tf_log_level)
 from benchmarks import report  # noqa: E402
+from svae_tf import data  # noqa: E402
 
 TARGET_RATIO = 5.0  # pipeline batches/s over train steps/s
 
-_OUTPUT = flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).")
-_BATCH = flags.DEFINE_integer("benchmark_batch_size", 100, "Batch size (the MNIST trainer's).")
-_PIPELINE_BATCHES = flags.DEFINE_integer("pipeline_batches", 1800, "Batches timed for the pipeline rate (600 = one pass at batch 100).")
-_SKIP = flags.DEFINE_integer("skip_batches", 6000, "Batches skipped for the resume skip rate.")
-_WARMUP = flags.DEFINE_integer("warmup_steps", 10, "Train steps before timing (tracing, first calls).")
-_STEPS = flags.DEFINE_integer("train_steps", 50, "Train steps timed.")
-_BENCH_DATA_DIR = flags.DEFINE_string("benchmark_data_dir", None, "TFDS data directory (default $TFDS_DATA_DIR).")
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """The program's flags, defined when it runs (not on import: absl flags are process-global,
+    and the trainers' --batch_size and --data_dir would clash)."""
+    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
+    flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).")
+    flags.DEFINE_integer("batch_size", 100, "Batch size (the MNIST trainer's).")
+    flags.DEFINE_integer("pipeline_batches", 1800, "Batches timed for the pipeline rate (600 = one pass at batch 100).")
+    flags.DEFINE_integer("skip_batches", 6000, "Batches skipped for the resume skip rate.")
+    flags.DEFINE_integer("warmup_steps", 10, "Train steps before timing (tracing, first calls).")
+    flags.DEFINE_integer("train_steps", 50, "Train steps timed.")
+    flags.DEFINE_string("data_dir", None, "TFDS data directory (default $TFDS_DATA_DIR).")
 
 
 def measure_pipeline(batch_size, batches, data_dir):
-    stream = train_lib.training_stream("mnist", batch_size=batch_size, seed=0, data_dir=data_dir)
+    stream = data.training_stream("mnist", batch_size=batch_size, seed=0, data_dir=data_dir)
     iterator = iter(stream)
     start = time.perf_counter()
     first = next(iterator)
@@ -65,7 +73,7 @@ def measure_pipeline(batch_size, batches, data_dir):
 
 def measure_skip(batch_size, skip, data_dir):
     start = time.perf_counter()
-    next(iter(train_lib.training_stream("mnist", batch_size=batch_size, seed=0, start=skip,
+    next(iter(data.training_stream("mnist", batch_size=batch_size, seed=0, start=skip,
                                         data_dir=data_dir)))
     elapsed = time.perf_counter() - start
     return {"batches": skip, "seconds": elapsed, "batches_per_s": skip / elapsed}
@@ -75,7 +83,7 @@ def measure_train_step(batch_size, warmup, steps, data_dir):
     from svae_tf import presets
     from benchmarks import step_timing
 
-    batch = next(iter(train_lib.training_stream("mnist", batch_size=batch_size, seed=0, data_dir=data_dir)))
+    batch = next(iter(data.training_stream("mnist", batch_size=batch_size, seed=0, data_dir=data_dir)))
     img_per_s, finite = step_timing.time_config(presets.MNIST, "svae_r", batch_size, steps, warmup,
                                                 repeats=1, jit_compile=False, images=batch)
     if not finite:
@@ -112,11 +120,11 @@ def main(argv):
 
     logging.set_verbosity(logging.WARNING)  # TFDS logs every dataset it builds at INFO
 
-    data_dir = _BENCH_DATA_DIR.value
-    batch_size = _BATCH.value
-    pipeline = measure_pipeline(batch_size, _PIPELINE_BATCHES.value, data_dir)
-    skip = measure_skip(batch_size, _SKIP.value, data_dir)
-    train = measure_train_step(batch_size, _WARMUP.value, _STEPS.value, data_dir)
+    data_dir = FLAGS.data_dir
+    batch_size = FLAGS.batch_size
+    pipeline = measure_pipeline(batch_size, FLAGS.pipeline_batches, data_dir)
+    skip = measure_skip(batch_size, FLAGS.skip_batches, data_dir)
+    train = measure_train_step(batch_size, FLAGS.warmup_steps, FLAGS.train_steps, data_dir)
     ratio = pipeline["batches_per_s"] / train["steps_per_s"]
     result = {
         "benchmark": "input_pipeline",
@@ -131,11 +139,12 @@ def main(argv):
     }
     text = markdown(result)
     print(text)
-    if _OUTPUT.value:
-        report.write_report(_OUTPUT.value, result, text, started=started)
-        print(f"wrote {report.paths(_OUTPUT.value)}")
+    if FLAGS.output:
+        report.write_report(FLAGS.output, result, text, started=started)
+        print(f"wrote {report.paths(FLAGS.output)}")
     return 0 if result["meets_target"] else 1
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

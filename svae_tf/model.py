@@ -189,7 +189,8 @@ class SymmetricVAE(keras.Model):
             self._trackers[name].update_state(value)
 
     # --------------------------------------------------------------- compile
-    def compile(self, g_optimizer=None, d_optimizer=None, jit_compile=False, optimizer=None, **kwargs):
+    def compile(self, g_optimizer=None, d_optimizer=None, jit_compile=False, optimizer=None,
+                rank1_metrics=False, **kwargs):
         """Two Adam optimizers (learning rate 1e-4 as in the paper) unless given.
 
         `optimizer` (Keras' usual name) is the encoder/decoder optimizer, `g_optimizer`;
@@ -198,6 +199,12 @@ class SymmetricVAE(keras.Model):
         like the model's. `jit_compile` is explicit (Keras' "auto" would pick XLA on some
         devices only). Keras losses and metrics do not apply (the losses are the
         variant's): passing `loss` or `metrics` raises TypeError.
+
+        `rank1_metrics`: `train_step` and `test_step` return each metric with shape [1]
+        instead of a scalar (same values). Needed under MultiWorkerMirroredStrategy, where
+        Keras reduces the step outputs with `strategy.reduce("MEAN", v, axis=0)`, which
+        fails on scalars (tensorflow/tensorflow#72388); on shape [1] it is the mean over
+        the replicas, a scalar again.
         """
         if optimizer is not None:
             if g_optimizer is not None:
@@ -217,6 +224,7 @@ class SymmetricVAE(keras.Model):
             self.d_optimizer = d_optimizer or keras.optimizers.Adam(1e-4, name="d_adam")
             self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator_variables)
+        self.rank1_metrics = bool(rank1_metrics)
         super().compile(optimizer=self.g_optimizer, jit_compile=jit_compile, **kwargs)
 
     @property
@@ -477,7 +485,7 @@ class SymmetricVAE(keras.Model):
             for _ in range(self.n_disc):
                 self.discriminator_step(images)
         self.generator_step(images)
-        return self._results(self._train_metric_names)
+        return self._step_outputs(self._results(self._train_metric_names))
 
     def test_step(self, data):
         """Held-out ELBO (1) in nats per image, and the discriminator's accuracy.
@@ -486,7 +494,14 @@ class SymmetricVAE(keras.Model):
         leaves the training noise stream untouched.
         """
         with self._noise_from(self.eval_seed_generator):
-            return self._evaluate_batch(data)
+            return self._step_outputs(self._evaluate_batch(data))
+
+    def _step_outputs(self, results):
+        """The metrics `results` as the steps return them: scalars, or shape [1] under
+        `compile(rank1_metrics=True)`."""
+        if not getattr(self, "rank1_metrics", False):  # False until compile() sets it
+            return results
+        return {name: tf.reshape(value, [1]) for name, value in results.items()}
 
     def _evaluate_batch(self, data):
         images = tf.cast(data[0] if isinstance(data, (tuple, list)) else data, tf.float32)

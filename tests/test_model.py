@@ -259,6 +259,22 @@ def test_evaluate_reports_test_metrics(variant):
         assert logs["elbo"] < 0
 
 
+def test_rank1_metrics_give_the_same_values_with_shape_1():
+    """compile(rank1_metrics=True) (for MultiWorkerMirroredStrategy): the steps return
+    every metric with shape [1], with the values of the scalar outputs."""
+    images = tf.constant(_images())
+    outputs = []
+    for rank1 in (False, True):
+        model = _build("svae_r")
+        model.compile(rank1_metrics=rank1)
+        outputs.append((model.train_step(images), model.test_step(images)))
+    for scalar, rank1 in zip(*outputs):
+        assert set(scalar) == set(rank1) and scalar
+        for name in scalar:
+            assert scalar[name].shape == () and rank1[name].shape == (1,), name
+            np.testing.assert_array_equal(rank1[name].numpy(), [scalar[name].numpy()])
+
+
 # ------------------------------------------------------------------------------ checkpoints
 def _assert_same_values(a_vars, b_vars):
     assert len(a_vars) == len(b_vars)

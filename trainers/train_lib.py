@@ -12,7 +12,12 @@ call `main`; everything else is here:
   precision; the model and both optimizers are built and compiled in `strategy.scope()`;
 * `model.fit` (Keras progress bar) on a deterministic, seeded `tf.data` stream, with the
   held-out ELBO as `validation_data`;
-* callbacks: non-finite guard, TensorBoard scalars and images, PNG grids, checkpoints.
+* the callbacks (`trainers.callbacks`): non-finite guard, TensorBoard scalars and images,
+  PNG grids, checkpoints; they advance a `trainers.run_state.RunState`.
+
+`run` reads as the program's steps: resolve and check the data (`_resolve_data`), the
+strategy, record the run (`_record_run`), build the model (`_build_model`), restore the
+newest checkpoint (`_restore`), then fit with resume (`_fit`).
 
 Outputs in `model_dir` (user documentation: README.md "Training", BUILD.md "Distributed"):
 `config.json` (`runs.save_config`), `flags.txt` / `flags.json` (the flags used; flags the
@@ -23,8 +28,8 @@ variant does not use are left out, see `unused_flags`),
 Resume. A checkpoint holds the model, both optimizers, the noise seeds and three counters:
 `epoch` (Keras epoch in progress), `step_in_epoch` (its batches done) and `data_position`
 (batches consumed from the training stream since the start of the run). The training
-stream is one deterministic sequence: `data.load_images(shuffle=True, seed=--seed,
-repeat=True)`, whose sequence of shuffled orders depends on the seed only. On restart it
+stream is one deterministic sequence, `data.training_stream` (`data.load_images(shuffle=True,
+seed=--seed, repeat=True)`), whose sequence of shuffled orders depends on the seed only. On restart it
 is rebuilt and its first `data_position` batches are skipped (`Dataset.skip` on the
 cached uint8 pipeline; `benchmarks.input_pipeline` measures its rate), so the resumed
 run sees exactly the batches, and with the restored seed state the same noise, as the
@@ -55,7 +60,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import shutil
 import sys
@@ -66,7 +70,7 @@ from absl import app, flags, logging
 
 from svae_tf import logs as tf_logs
 from svae_tf import presets  # plain data: no TensorFlow import
-from svae_tf.images import encode_png, image_grid  # numpy + Pillow: no TensorFlow import
+from trainers.run_state import COUNTERS, NonFiniteError, RunError, RunState  # no TensorFlow import
 
 # Kept equal to svae_tf.model.VARIANTS / svae_tf.flows.FLOW_KINDS (tests check it). They are
 # repeated here so that flags are validated before TensorFlow is imported.
@@ -235,16 +239,6 @@ def own_flags():
     return {name: FLAGS[name].value for name in names}
 
 
-def pairs_grid(inputs, reconstructions):
-    """Inputs beside their reconstructions: columns alternate input, reconstruction."""
-    import numpy as np
-
-    n = len(inputs)
-    pairs = np.stack([inputs, reconstructions], axis=1).reshape((2 * n,) + inputs.shape[1:])
-    per_row = max(1, int(math.ceil(math.sqrt(n))))
-    return image_grid(pairs, columns=2 * per_row)
-
-
 def weights_checksum(variables):
     """sha256 of the values of `variables` (in order): equal weights, equal checksum."""
     digest = hashlib.sha256()
@@ -262,15 +256,6 @@ def _say(message, *, after_progress_bar=False):
     print(f"{newline}[svae-tf] {message}", flush=True)
 
 
-class NonFiniteError(RuntimeError):
-    """Training produced a non-finite loss or weights."""
-
-
-class RunError(RuntimeError):
-    """The run cannot go on (no readable checkpoint, bad data, model_dir not writable);
-    the message names the file, tensor or flag. `main` prints it on one line."""
-
-
 @contextlib.contextmanager
 def _stop_on_bad_data():
     """Turns the input pipeline's data checks (an undecodable image file, NaN/Inf in
@@ -286,210 +271,6 @@ def _stop_on_bad_data():
             raise
         raise RunError(f"Bad input data: {bad} Training stopped before any step used it; "
                        "checkpoints written so far are kept.") from None
-
-
-# ----------------------------------------------------------------------------- run state
-@dataclasses.dataclass
-class RunState:
-    """Where training is: Keras epoch, its steps done, batches consumed from the stream.
-
-    The tf.Variables are the checkpointed copy; `sync_to_variables` runs before a save."""
-
-    epoch: int = 0
-    step_in_epoch: int = 0
-    data_position: int = 0
-    variables: dict = None
-    last_saved: str | None = None
-    last_saved_position: int = -1
-
-    def sync_to_variables(self):
-        for name in ("epoch", "step_in_epoch", "data_position"):
-            self.variables[name].assign(getattr(self, name))
-
-    def sync_from_variables(self):
-        for name in ("epoch", "step_in_epoch", "data_position"):
-            setattr(self, name, int(self.variables[name].numpy()))
-
-
-def _all_finite(variables):
-    import tensorflow as tf
-
-    for v in variables:
-        value = v.value if hasattr(v, "value") else v
-        if value.dtype.is_floating and not bool(tf.reduce_all(tf.math.is_finite(value))):
-            return False
-    return True
-
-
-def _make_callbacks(*, model, state, manager, ckpt_every, log_dir, is_chief, model_dir,
-                    grid_inputs, grid_noise, log_every):
-    """The Keras callbacks of a run (the same objects serve both `fit` calls)."""
-    import keras
-    import numpy as np
-    import tensorflow as tf
-    from svae_tf import runs
-
-    def checkable_variables():
-        out = list(model.weights)
-        for opt in (model.g_optimizer, model.d_optimizer):
-            if opt is not None:
-                out += list(opt.variables)
-        return out
-
-    def describe_last_good():
-        if state.last_saved:
-            return f"The last good checkpoint is {state.last_saved} (kept)."
-        latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
-        if latest:
-            return f"The last good checkpoint is {latest} (kept)."
-        return "No checkpoint was written by this run."
-
-    def write_failed(what, path, err):
-        """RunError for an output that cannot be written (e.g. model_dir became read-only)."""
-        return RunError(
-            f"Cannot write {what} {path} at step {state.data_position} ({runs.error_summary(err)}). "
-            "Training stopped. " + describe_last_good()
-            + f" Make {model_dir} writable (or free space) and run the same command again to "
-            "resume from it."
-        )
-
-    class NonFiniteGuard(keras.callbacks.Callback):
-        """Stops at the first non-finite loss/metric, before anything else sees it."""
-
-        def on_train_batch_end(self, batch, logs=None):
-            bad = {k: v for k, v in (logs or {}).items() if not np.all(np.isfinite(v))}
-            if bad:
-                step = state.data_position + 1
-                raise NonFiniteError(
-                    f"Non-finite loss at step {step} (epoch {state.epoch + 1}, "
-                    f"batch {state.step_in_epoch + 1}): "
-                    + ", ".join(f"{k}={float(np.asarray(v)):g}" for k, v in sorted(bad.items()))
-                    + ". Training stopped; no checkpoint was written after it. "
-                    + describe_last_good()
-                    + " Lower --g_learning_rate/--d_learning_rate or check the data."
-                )
-
-    class StepCounter(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            state.step_in_epoch += 1
-            state.data_position += 1
-
-        def on_epoch_end(self, epoch, logs=None):
-            state.epoch = epoch + 1
-            state.step_in_epoch = 0
-
-    class Summaries(keras.callbacks.Callback):
-        """TensorBoard scalars every `log_every` steps (means over the interval), held-out
-        metrics and image summaries at epoch ends; PNG grids (chief only)."""
-
-        def __init__(self):
-            super().__init__()
-            self.train_writer = tf.summary.create_file_writer(os.path.join(log_dir, "train"))
-            self.val_writer = tf.summary.create_file_writer(os.path.join(log_dir, "validation"))
-            self._last = (0, {})  # (steps into the epoch, running means) at the last write
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._last = (0, {})
-
-        def on_train_batch_end(self, batch, logs=None):
-            if state.data_position % log_every or not logs:
-                return
-            t = batch + 1  # steps of this fit-epoch so far; logs are running means over them
-            t0, means0 = self._last
-            with self.train_writer.as_default(step=state.data_position):
-                for name, value in logs.items():
-                    value = float(np.asarray(value))
-                    # Keras metrics are running means since the epoch began: recover the
-                    # mean over the last interval (equal batch sizes).
-                    interval = (value * t - means0.get(name, 0.0) * t0) / max(t - t0, 1)
-                    tf.summary.scalar(name, interval)
-            self._last = (t, {k: float(np.asarray(v)) for k, v in logs.items()})
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            step = state.data_position
-            with self.train_writer.as_default(step=step):
-                for name, value in logs.items():
-                    if not name.startswith("val_"):
-                        tf.summary.scalar(f"epoch/{name}", float(np.asarray(value)))
-            with self.val_writer.as_default(step=step):
-                for name, value in logs.items():
-                    if name.startswith("val_"):
-                        tf.summary.scalar(name[4:], float(np.asarray(value)))
-                        if not np.isfinite(value):
-                            logging.warning("Held-out %s is %s at epoch %d.", name, value, epoch + 1)
-            if is_chief:
-                self._images(epoch, step)
-            self.train_writer.flush()
-            self.val_writer.flush()
-
-        def _images(self, epoch, step):
-            samples = model.decode_mean(grid_noise["z"]).numpy()
-            grids = {"samples": image_grid(samples)}
-            if model.encoder is not None:
-                _, z = model.encode(grid_inputs, noise=grid_noise["eps"])
-                recon = model.decode_mean(z).numpy()
-                grids["reconstructions"] = pairs_grid(grid_inputs.numpy(), recon)
-            with self.train_writer.as_default(step=step):
-                for name, grid in grids.items():
-                    tf.summary.image(name, grid[None], step=step)
-            for name, grid in grids.items():
-                path = os.path.join(model_dir, f"{name}_epoch_{epoch + 1:03d}.png")
-                try:
-                    runs.atomic_write(path, encode_png(grid))
-                except (tf.errors.OpError, OSError) as err:
-                    raise write_failed("the image grid", path, err) from None
-
-        def flush(self):
-            self.train_writer.flush()
-            self.val_writer.flush()
-
-        def close(self):
-            self.train_writer.close()
-            self.val_writer.close()
-
-    class Checkpointer(keras.callbacks.Callback):
-        """Saves every `ckpt_every` steps and at epoch ends, never non-finite weights."""
-
-        def on_train_batch_end(self, batch, logs=None):
-            # The last batch of an epoch is saved by on_epoch_end, after validation and
-            # the grids, so that a checkpoint never skips an epoch's outputs.
-            if batch + 1 == self.params.get("steps"):
-                return
-            if ckpt_every and state.data_position % ckpt_every == 0:
-                self.save()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.save()
-
-        def save(self):
-            if state.data_position == state.last_saved_position:
-                return
-            if not _all_finite(checkable_variables()):
-                raise NonFiniteError(
-                    f"Non-finite weights at step {state.data_position} (epoch "
-                    f"{state.epoch + 1}); not saving them. Training stopped. "
-                    + describe_last_good()
-                )
-            state.sync_to_variables()
-            try:
-                # TensorFlow writes the files under a temporary name, then the manager's
-                # state file: a failed save leaves the earlier checkpoints as they were.
-                path = manager.save(checkpoint_number=state.data_position)
-            except (tf.errors.OpError, OSError) as err:
-                prefix = os.path.join(manager.directory, f"ckpt-{state.data_position}")
-                raise write_failed("checkpoint", prefix, err) from None
-            state.last_saved_position = state.data_position
-            if is_chief:
-                state.last_saved = path
-                _say(f"Saved checkpoint {path} (step {state.data_position}, epoch {state.epoch}, "
-                     f"optimizer step {int(model.g_optimizer.iterations.numpy())}).",
-                     after_progress_bar=True)
-            summaries.flush()
-
-    summaries = Summaries()
-    # Order matters: the guard raises before the counter, summaries or a save see a NaN.
-    return [NonFiniteGuard(), StepCounter(), summaries, Checkpointer()], summaries
 
 
 # ----------------------------------------------------------------------------- strategy
@@ -539,25 +320,6 @@ def _make_strategy():
     tf.tpu.experimental.initialize_tpu_system(resolver)
     strategy = tf.distribute.TPUStrategy(resolver)
     return strategy, True, f"TPU with {strategy.num_replicas_in_sync} cores"
-
-
-def _patch_multi_worker_metric_reduction(model):
-    """Work around Keras 3 + MultiWorkerMirroredStrategy (tensorflow/tensorflow#72388).
-
-    Keras reduces the step's outputs across workers with `strategy.reduce("MEAN", v,
-    axis=0)`, which fails on scalars ("Invalid reduction dimension 0 for input with 0
-    dimensions"). Returning each metric as shape [1] makes that reduction a mean over
-    the replicas' values, which is a scalar again.
-    """
-    import tensorflow as tf
-
-    for name in ("train_step", "test_step"):
-        step = getattr(model, name)
-
-        def rank1(data, step=step):
-            return {k: tf.reshape(v, [1]) for k, v in step(data).items()}
-
-        object.__setattr__(model, name, rank1)  # an instance attribute, outside Keras tracking
 
 
 # ----------------------------------------------------------------------------- the program
@@ -632,54 +394,42 @@ def _check_resume_compatible(model_dir, config, values):
                 )
 
 
-def training_stream(dataset, *, batch_size, seed, start=0, data_dir=None, take=None,
-                    image_size=None, cache=True, nan_from_step=None):
-    """The training batches from batch number `start` (0-based) on.
+@dataclasses.dataclass(frozen=True)
+class _RunData:
+    """The data of a run, resolved from the flags by `_resolve_data`."""
 
-    One infinite, deterministic sequence per (dataset, batch_size, seed, take,
-    image_size): `data.load_images` shuffles with `seed` and a new, seeded order each
-    pass (grey levels in [0, 1]; the model binarizes/quantizes its targets itself), and
-    the first `start` batches are skipped, which is how a resumed run gets back to its
-    data position. `nan_from_step` (tests) turns the images of steps >= it into NaN.
-    """
-    import tensorflow as tf
+    dataset: str
+    image_size: int | None  # resize to this square size (folders); None: native size
+    batch_size: int  # global
+    eval_split: str  # "test"; "train" for a folder, which has one split
+    eval_count: int  # held-out examples (after --take)
+    steps_per_epoch: int
+    eval_steps: int  # held-out batches each epoch; 0: no validation
+    cache: bool
+
+    @property
+    def is_folder(self):
+        return self.dataset.startswith("folder:")
+
+    def stream(self, start):
+        """The training stream from batch `start` on (`data.training_stream`)."""
+        from svae_tf import data
+
+        return data.training_stream(
+            self.dataset, batch_size=self.batch_size, seed=FLAGS.seed, start=start,
+            data_dir=FLAGS.data_dir, take=FLAGS.take, image_size=self.image_size,
+            cache=self.cache, nan_from_step=FLAGS.debug_inject_nan_at_step)
+
+
+def _resolve_data(dataset, arch, preset_name):
+    """The `_RunData` of `dataset` and the flags, checked before any heavy work: its
+    images must have the shape of the architecture `arch` (app.UsageError), its training
+    split must hold a batch (app.UsageError); data.DatasetNotFoundError if it is missing."""
     from svae_tf import data
 
-    ds = data.load_images(dataset, "train", batch_size=batch_size, data_dir=data_dir,
-                          shuffle=True, seed=seed, repeat=True, drop_remainder=True,
-                          take=take, image_size=image_size, cache=cache)
-    if start:
-        ds = ds.skip(start)
-    if nan_from_step is not None:
-        def poison(i, images):  # batch i (0-based) is trained on at step i + 1
-            return tf.where(i + 1 >= nan_from_step, images * float("nan"), images)
-
-        ds = ds.enumerate(start=start).map(poison).prefetch(tf.data.AUTOTUNE)
-    return ds
-
-
-def run(dataset, preset, trainer="mnist"):
-    """Train `preset` on `dataset` as the flags say. Returns a dict summary of the run.
-
-    Raises NonFiniteError when the loss or the weights become non-finite."""
-    # Devices must be configured before TensorFlow initialises its runtime.
-    import tensorflow as tf
-
-    _configure_devices()
-
-    import keras
-    from svae_tf import data, runs
-
-    dataset = FLAGS.dataset or dataset
-    preset = FLAGS.preset or preset
-    model_dir = FLAGS.model_dir or os.path.join(RUNS_DIR, f"{trainer}_{FLAGS.variant}")
-    config = _model_config(preset)
-
-    # --- the data exists and fits the architecture (before any heavy work)
-
-    arch = presets.get_preset(preset, **config.preset_overrides)
+    is_folder = dataset.startswith("folder:")
     image_size = FLAGS.image_size
-    if dataset.startswith("folder:") and image_size is None:
+    if is_folder and image_size is None:
         image_size = arch.image_shape[0]
     try:
         shape = data.image_shape(dataset, image_size=image_size)
@@ -687,43 +437,40 @@ def run(dataset, preset, trainer="mnist"):
         raise app.UsageError(f"--dataset={dataset}: {err}") from err
     if tuple(shape) != tuple(arch.image_shape):
         raise app.UsageError(
-            f"--dataset={dataset} gives images of shape {shape}, but the {preset} architecture "
+            f"--dataset={dataset} gives images of shape {shape}, but the {preset_name} architecture "
             f"needs {arch.image_shape}" + (" (set --image_size)" if image_size else "")
         )
     train_count = data.num_examples(dataset, "train", FLAGS.data_dir)  # DatasetNotFoundError
-    if FLAGS.take:
-        train_count = min(train_count, FLAGS.take)
-    is_folder = dataset.startswith("folder:")
-    eval_split = "train" if is_folder else "test"
     eval_count = train_count if is_folder else data.num_examples(dataset, "test", FLAGS.data_dir)
     if FLAGS.take:
-        eval_count = min(eval_count, FLAGS.take)
+        train_count, eval_count = min(train_count, FLAGS.take), min(eval_count, FLAGS.take)
     batch_size = FLAGS.batch_size
     if train_count < batch_size:
         raise app.UsageError(
             f"--batch_size={batch_size} is larger than the {train_count} training examples"
             + (f" (--take={FLAGS.take})" if FLAGS.take else "")
         )
-    steps_per_epoch = FLAGS.steps_per_epoch or train_count // batch_size
     eval_steps = eval_count // batch_size
     if FLAGS.eval_batches is not None:
         eval_steps = min(eval_steps, FLAGS.eval_batches)
-    cache = FLAGS.cache if FLAGS.cache is not None else dataset != "imagenet64"
+    return _RunData(
+        dataset=dataset, image_size=image_size, batch_size=batch_size,
+        eval_split="train" if is_folder else "test", eval_count=eval_count,
+        steps_per_epoch=FLAGS.steps_per_epoch or train_count // batch_size, eval_steps=eval_steps,
+        cache=FLAGS.cache if FLAGS.cache is not None else dataset != "imagenet64",
+    )
 
-    # --- strategy, precision
-    strategy, is_chief, where = _make_strategy()
-    replicas = strategy.num_replicas_in_sync
-    if batch_size % replicas:
-        raise app.UsageError(f"--batch_size={batch_size} is not divisible by the {replicas} replicas.")
-    if FLAGS.mixed_precision != "none":
-        keras.mixed_precision.set_dtype_policy(FLAGS.mixed_precision)
-    keras.utils.set_random_seed(FLAGS.seed)
 
-    # Non-chief workers write checkpoints and logs to a temporary directory (TF docs).
-    write_dir = model_dir if is_chief else tempfile.mkdtemp(prefix="svae_worker_")
+def _record_run(model_dir, config, inputs, is_chief):
+    """Warn about the set flags that do not apply (`unused_flags`). On the chief, check
+    that a run already in `model_dir` is resumed with the same model and data stream,
+    then write config.json, flags.json and flags.txt."""
+    import tensorflow as tf
+    from svae_tf import runs
+
     values = own_flags()
-    values.update(dataset=dataset, model_dir=model_dir, image_size=image_size,
-                  batch_size=batch_size, steps_per_epoch=steps_per_epoch)
+    values.update(dataset=inputs.dataset, model_dir=model_dir, image_size=inputs.image_size,
+                  batch_size=inputs.batch_size, steps_per_epoch=inputs.steps_per_epoch)
     unused = unused_flags()
     unused_set = {name: values[name] for name in unused if FLAGS[name].present}
     for name, why in unused.items():
@@ -731,21 +478,29 @@ def run(dataset, preset, trainer="mnist"):
             _say(f"WARNING: --{name}={values[name]} does not apply and is ignored: {why}. "
                  "flags.json lists it under unused_flags.")
     values = {k: v for k, v in values.items() if k not in unused}
-    if is_chief:
-        _check_resume_compatible(model_dir, config, values)
-        tf.io.gfile.makedirs(model_dir)
-        runs.save_config(model_dir, config)
-        record = dict(values, unused_flags=unused_set)
-        runs.atomic_write(os.path.join(model_dir, FLAGS_JSON), json.dumps(record, indent=2, sort_keys=True))
-        runs.atomic_write(
-            os.path.join(model_dir, FLAGS_TXT),
-            "".join(f"--{k}={v}\n" for k, v in sorted(values.items()) if v is not None),
-        )
-    _say(f"svae-tf {trainer}: {FLAGS.variant} on {dataset} ({where}), model_dir={model_dir}, "
-         f"{steps_per_epoch} steps/epoch of batch {batch_size}, {eval_steps} held-out batches"
-         + (" (a folder has one split: the 'held-out' ELBO is on its first images)" if is_folder else ""))
+    if not is_chief:
+        return
+    _check_resume_compatible(model_dir, config, values)
+    tf.io.gfile.makedirs(model_dir)
+    runs.save_config(model_dir, config)
+    record = dict(values, unused_flags=unused_set)
+    runs.atomic_write(os.path.join(model_dir, FLAGS_JSON), json.dumps(record, indent=2, sort_keys=True))
+    runs.atomic_write(
+        os.path.join(model_dir, FLAGS_TXT),
+        "".join(f"--{k}={v}\n" for k, v in sorted(values.items()) if v is not None),
+    )
 
-    # --- model, optimizers, checkpoint (inside the strategy's scope)
+
+def _build_model(config, strategy):
+    """The model of `config` with its two Adam optimizers, built and compiled in
+    `strategy.scope()` under the --mixed_precision policy, with Keras seeded by --seed."""
+    import keras
+    from svae_tf import runs
+
+    if FLAGS.mixed_precision != "none":
+        keras.mixed_precision.set_dtype_policy(FLAGS.mixed_precision)
+    keras.utils.set_random_seed(FLAGS.seed)
+
     def adam(lr, name):
         opt = keras.optimizers.Adam(lr, beta_1=FLAGS.beta1, beta_2=FLAGS.beta2, name=name)
         if FLAGS.mixed_precision == "mixed_float16":
@@ -755,17 +510,23 @@ def run(dataset, preset, trainer="mnist"):
     with strategy.scope():
         model = runs.build_model(config)
         d_opt = adam(FLAGS.d_learning_rate, "d_adam") if model.discriminator is not None else None
+        # Metrics of shape [1] under multi_worker: see SymmetricVAE.compile.
         model.compile(g_optimizer=adam(FLAGS.g_learning_rate, "g_adam"), d_optimizer=d_opt,
-                      jit_compile=FLAGS.jit_compile)
-    if FLAGS.strategy == "multi_worker":
-        _patch_multi_worker_metric_reduction(model)
-    counters = {name: tf.Variable(0, dtype=tf.int64, trainable=False, name=name)
-                for name in ("epoch", "step_in_epoch", "data_position")}
+                      jit_compile=FLAGS.jit_compile, rank1_metrics=FLAGS.strategy == "multi_worker")
+    return model
+
+
+def _restore(model, write_dir, model_dir, steps_per_epoch):
+    """(RunState, checkpoint manager writing to `write_dir`). The model, its optimizers
+    and the state are restored from the newest readable checkpoint in `model_dir`;
+    damaged newer ones are reported and skipped (RunError when none can be read)."""
+    import tensorflow as tf
+    from svae_tf import runs
+
+    counters = {name: tf.Variable(0, dtype=tf.int64, trainable=False, name=name) for name in COUNTERS}
     ckpt = runs.make_checkpoint(model, **counters)
     manager = runs.checkpoint_manager(ckpt, write_dir, max_to_keep=FLAGS.keep_checkpoints)
     state = RunState(variables=counters)
-    # The newest checkpoint that can be read; damaged newer ones are reported and skipped
-    # (runs.CheckpointError when none can be read).
     try:
         latest, skipped = runs.restore_newest(ckpt, os.path.join(model_dir, runs.CHECKPOINT_SUBDIR))
     except runs.CheckpointError as err:
@@ -781,66 +542,124 @@ def run(dataset, preset, trainer="mnist"):
              f"{int(model.g_optimizer.iterations.numpy())}.")
     if state.step_in_epoch >= steps_per_epoch:  # --steps_per_epoch was lowered
         state.epoch, state.step_in_epoch = state.epoch + 1, 0
+    return state, manager
 
-    # --- data: one deterministic stream; resume skips what was consumed
-    def stream(start):
-        return training_stream(dataset, batch_size=batch_size, seed=FLAGS.seed, start=start,
-                               data_dir=FLAGS.data_dir, take=FLAGS.take, image_size=image_size,
-                               cache=cache, nan_from_step=FLAGS.debug_inject_nan_at_step)
 
-    validation = None
-    if eval_steps > 0:
-        # Exactly the images of the eval_steps batches Keras reads each epoch: the cache is
-        # then filled by the first pass and reused, where a partly read cache would be
-        # dropped (with a tf.data warning) and decoded again every epoch.
-        validation = data.load_images(dataset, eval_split, batch_size=batch_size, data_dir=FLAGS.data_dir,
-                                      drop_remainder=True, take=eval_steps * batch_size,
-                                      image_size=image_size, cache=cache)
-    else:
+def _validation_data(inputs):
+    """The held-out batches of the validation ELBO, or None (--eval_batches=0, or fewer
+    held-out examples than a batch)."""
+    from svae_tf import data
+
+    if inputs.eval_steps == 0:
         logging.warning("No held-out ELBO: %d held-out examples, batch size %d, --eval_batches=%s.",
-                        eval_count, batch_size, FLAGS.eval_batches)
-    n_grid = min(FLAGS.num_grid_images, eval_count)
+                        inputs.eval_count, inputs.batch_size, FLAGS.eval_batches)
+        return None
+    # Exactly the images of the eval_steps batches Keras reads each epoch: the cache is
+    # then filled by the first pass and reused, where a partly read cache would be
+    # dropped (with a tf.data warning) and decoded again every epoch.
+    return data.load_images(inputs.dataset, inputs.eval_split, batch_size=inputs.batch_size,
+                            data_dir=FLAGS.data_dir, drop_remainder=True,
+                            take=inputs.eval_steps * inputs.batch_size,
+                            image_size=inputs.image_size, cache=inputs.cache)
+
+
+def _make_callbacks(*, state, manager, inputs, z_dim, write_dir, model_dir, is_chief):
+    """The Keras callbacks of a run (`trainers.callbacks`; the same objects serve both
+    `fit` calls) and its `Summaries`, to close at the end."""
+    import tensorflow as tf
+    from svae_tf import data
+    from trainers import callbacks
+
+    n_grid = min(FLAGS.num_grid_images, inputs.eval_count)
     with _stop_on_bad_data():
-        grid_inputs = next(iter(data.load_images(dataset, eval_split, batch_size=n_grid, data_dir=FLAGS.data_dir,
-                                                 take=n_grid, image_size=image_size, cache=False)))
+        grid_inputs = next(iter(data.load_images(
+            inputs.dataset, inputs.eval_split, batch_size=n_grid, data_dir=FLAGS.data_dir,
+            take=n_grid, image_size=inputs.image_size, cache=False)))
     # Fixed noise (stateless, so the model's own noise stream is untouched by the grids).
     grid_noise = {
-        "z": tf.random.stateless_normal((FLAGS.num_grid_images, arch.z_dim), seed=(FLAGS.seed, 1)),
-        "eps": tf.random.stateless_normal((n_grid, arch.z_dim), seed=(FLAGS.seed, 2)),
+        "z": tf.random.stateless_normal((FLAGS.num_grid_images, z_dim), seed=(FLAGS.seed, 1)),
+        "eps": tf.random.stateless_normal((n_grid, z_dim), seed=(FLAGS.seed, 2)),
     }
+    summaries = callbacks.Summaries(
+        state, log_dir=os.path.join(write_dir, LOG_SUBDIR), log_every=FLAGS.log_every_steps,
+        model_dir=model_dir, write_images=is_chief, grid_inputs=grid_inputs, grid_noise=grid_noise)
+    checkpointer = callbacks.Checkpointer(
+        state, manager, every=FLAGS.checkpoint_every_steps, model_dir=model_dir,
+        summaries=summaries, is_chief=is_chief,
+        say=lambda message: _say(message, after_progress_bar=True))
+    # Order matters: the guard raises before the counter, summaries or a save see a NaN.
+    return [callbacks.NonFiniteGuard(state, model_dir), callbacks.StepCounter(state), summaries,
+            checkpointer], summaries
 
-    callbacks, summaries = _make_callbacks(
-        model=model, state=state, manager=manager, ckpt_every=FLAGS.checkpoint_every_steps,
-        log_dir=os.path.join(write_dir, LOG_SUBDIR), is_chief=is_chief, model_dir=model_dir,
-        grid_inputs=grid_inputs, grid_noise=grid_noise,
-        log_every=FLAGS.log_every_steps,
-    )
-    fit_kwargs = dict(callbacks=callbacks, shuffle=False, verbose=FLAGS.verbose if is_chief else 0,
-                      validation_data=validation, validation_steps=eval_steps or None)
+
+def _fit(model, state, inputs, model_dir, **fit_kwargs):
+    """Train from `state` to --epochs on the stream from the state's data position: the
+    rest of an interrupted epoch in a first `fit`, the remaining epochs in a second."""
+    with _stop_on_bad_data():
+        if state.epoch >= FLAGS.epochs:
+            _say(f"Nothing to do: the run in {model_dir} has finished {state.epoch} epochs "
+                 f"(--epochs={FLAGS.epochs}).")
+            return
+        if state.step_in_epoch > 0:  # finish the interrupted epoch
+            model.fit(inputs.stream(state.data_position), initial_epoch=state.epoch,
+                      epochs=state.epoch + 1, steps_per_epoch=inputs.steps_per_epoch - state.step_in_epoch,
+                      **fit_kwargs)
+        if state.epoch < FLAGS.epochs:
+            model.fit(inputs.stream(state.data_position), initial_epoch=state.epoch,
+                      epochs=FLAGS.epochs, steps_per_epoch=inputs.steps_per_epoch, **fit_kwargs)
+
+
+def _finished(model, state, model_dir, seconds):
+    """Report the end of the run; its summary (the return value of `run`)."""
+    checksum = weights_checksum(model.weights)
+    step = int(model.g_optimizer.iterations.numpy())
+    _say(f"Finished: epoch {state.epoch}, data position {state.data_position}, optimizer step {step}, "
+         f"{seconds:.1f} s of training; weights sha256 {checksum}")
+    return dict(model_dir=model_dir, epoch=state.epoch, data_position=state.data_position,
+                optimizer_step=step, weights_sha256=checksum, checkpoint=state.last_saved)
+
+
+def run(dataset, preset_name, trainer="mnist"):
+    """Train the preset `preset_name` on `dataset` (the trainer's defaults, which --preset
+    and --dataset override) as the flags say. Returns a dict summary of the run.
+
+    Raises NonFiniteError when the loss or the weights become non-finite, RunError when
+    the run cannot go on, app.UsageError for flags that do not fit the data or the run
+    already in model_dir."""
+    _configure_devices()  # before TensorFlow initialises its runtime
+    preset_name = FLAGS.preset or preset_name
+    config = _model_config(preset_name)
+    arch = presets.get_preset(preset_name, **config.preset_overrides)
+    inputs = _resolve_data(FLAGS.dataset or dataset, arch, preset_name)
+    model_dir = FLAGS.model_dir or os.path.join(RUNS_DIR, f"{trainer}_{FLAGS.variant}")
+
+    strategy, is_chief, where = _make_strategy()
+    replicas = strategy.num_replicas_in_sync
+    if inputs.batch_size % replicas:
+        raise app.UsageError(f"--batch_size={inputs.batch_size} is not divisible by the {replicas} replicas.")
+    # Non-chief workers write checkpoints and logs to a temporary directory (TF docs).
+    write_dir = model_dir if is_chief else tempfile.mkdtemp(prefix="svae_worker_")
+    _record_run(model_dir, config, inputs, is_chief)
+    _say(f"svae-tf {trainer}: {FLAGS.variant} on {inputs.dataset} ({where}), model_dir={model_dir}, "
+         f"{inputs.steps_per_epoch} steps/epoch of batch {inputs.batch_size}, {inputs.eval_steps} "
+         "held-out batches" + (" (a folder has one split: the 'held-out' ELBO is on its first images)"
+                               if inputs.is_folder else ""))
+
+    model = _build_model(config, strategy)
+    state, manager = _restore(model, write_dir, model_dir, inputs.steps_per_epoch)
+    validation = _validation_data(inputs)
+    callbacks, summaries = _make_callbacks(state=state, manager=manager, inputs=inputs, z_dim=arch.z_dim,
+                                           write_dir=write_dir, model_dir=model_dir, is_chief=is_chief)
     start_time = time.time()
     try:
-        with _stop_on_bad_data():
-            if state.epoch >= FLAGS.epochs:
-                _say(f"Nothing to do: the run in {model_dir} has finished {state.epoch} epochs "
-                     f"(--epochs={FLAGS.epochs}).")
-            else:
-                if state.step_in_epoch > 0:  # finish the interrupted epoch
-                    model.fit(stream(state.data_position), initial_epoch=state.epoch,
-                              epochs=state.epoch + 1, steps_per_epoch=steps_per_epoch - state.step_in_epoch,
-                              **fit_kwargs)
-                if state.epoch < FLAGS.epochs:
-                    model.fit(stream(state.data_position), initial_epoch=state.epoch,
-                              epochs=FLAGS.epochs, steps_per_epoch=steps_per_epoch, **fit_kwargs)
+        _fit(model, state, inputs, model_dir, callbacks=callbacks, shuffle=False,
+             verbose=FLAGS.verbose if is_chief else 0, validation_data=validation,
+             validation_steps=inputs.eval_steps or None)
     finally:
         summaries.close()
         if not is_chief:
             shutil.rmtree(write_dir, ignore_errors=True)
-    checksum = weights_checksum(model.weights)
-    step = int(model.g_optimizer.iterations.numpy())
-    _say(f"Finished: epoch {state.epoch}, data position {state.data_position}, optimizer step {step}, "
-         f"{time.time() - start_time:.1f} s of training; weights sha256 {checksum}")
-    return dict(model_dir=model_dir, epoch=state.epoch, data_position=state.data_position,
-                optimizer_step=step, weights_sha256=checksum, checkpoint=state.last_saved)
+    return _finished(model, state, model_dir, time.time() - start_time)
 
 
 def main(argv, trainer):
@@ -852,7 +671,7 @@ def main(argv, trainer):
     tf_logs.configure(FLAGS.tf_log_level)  # before TensorFlow is imported
     defaults = TRAINERS[trainer]
     try:
-        run(defaults["dataset"], defaults["preset"], trainer=trainer)
+        run(defaults["dataset"], defaults["preset"], trainer)
     except app.UsageError as err:  # like absl's flag errors, without the whole --help
         print(f"FATAL Flags error: {err}\nPass --helpshort or --helpfull to see help on flags.",
               file=sys.stderr, flush=True)

@@ -363,8 +363,8 @@ def main(argv):
     print(f"REST: POST {rest_url(model_name=flags_.model_name)}  "
           f"({len(json.dumps(body))} bytes of JSON)")
     reply = server.rest(body)
-    if "error" in reply:
-        print("  error:", reply["error"])
+    if "error" in reply:  # the exit-status convention: 1 on any failure
+        sys.exit(f"error: the REST request failed: {reply['error']}")
     else:
         first = reply["predictions"][0]
         shapes = {k: np.shape(v) for k, v in first.items()} if isinstance(first, dict) \

@@ -17,7 +17,7 @@ namespace holding its flags' values only. No TensorFlow import.
 import sys
 import types
 
-from absl import app, flags
+from absl import app, flags, logging
 
 
 def values(define, flag_values=flags.FLAGS):
@@ -55,6 +55,8 @@ def run(main, define, errors=()):
 
     def absl_main(argv):
         no_arguments(argv)
+        if not flags.FLAGS["verbosity"].present:  # TFDS and TF log much at INFO
+            logging.set_verbosity(logging.WARNING)
         try:
             return main(values(define))
         except errors as err:

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(
 
 # Text of TensorFlow C++ messages seen on this CPU-only machine before the fix.
 NOISE = ("cuInit", "remapper", "oneDNN", "did not fully read the dataset", "absl::InitializeLog",
-         "cudart_stub", "cpu_feature_guard")
+         "cudart_stub", "cpu_feature_guard", "Creating a tf.data.Dataset reading")  # the last: TFDS at INFO
 TWO_STEPS = [*tl.SMALL, "--epochs=1"]  # 2 steps of batch 16; 1 held-out batch of the 64 images
 
 

@@ -35,7 +35,10 @@ the measured cost per step and per trainer start-up (`step_cost`). It stops when
 than half an epoch fits. A ledger WORK/V.budget.json records the seconds used and every
 trainer invocation, so re-running continues where it stopped, in this session or a later
 one (raise --minutes_per_variant to train longer); evaluation is skipped when its JSON
-already matches the newest checkpoint and the settings.
+already matches the newest checkpoint and the settings. A later session on a fresh machine
+(no work_dir) can run some variants only: `--carry_over` keeps the existing report's rows
+for the others when they were trained with the same trainer flags, naming that report's
+date, commit and classifier.
 
 Learning curves. After each chunk the newest checkpoint is probed in this process
 (`Prober`): --probe_samples decoder means at fixed z ~ N(0, I) (seed --seed, the first of
@@ -140,6 +143,10 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_string("cache_dir", None, "FID reference statistics cache "
                         "(default $SVAE_TF_CACHE_DIR or ~/.cache/svae_tf).", **f)
     flags.DEFINE_boolean("skip_eval", False, "No trainers.evaluate, no IS/FID in the curves.", **f)
+    flags.DEFINE_boolean("carry_over", True, "Keep in the report the rows of the existing RESULTS.json for "
+                         "variants not in --variants and not in --work_dir (their ledger, evaluation, curve "
+                         "and samples, with the commits they ran at), when they were trained with the "
+                         "trainer flags this run would pass.", **f)
     flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP, **f)
 
 
@@ -640,7 +647,8 @@ def artifact_names(results):
     return f"{base}_curves.png", f"{base}_samples"
 
 
-def render(rows, ledgers, classifier_report, args, curves_name="mnist_curves.png", samples_dir="mnist_samples"):
+def render(rows, ledgers, classifier_report, args, curves_name="mnist_curves.png", samples_dir="mnist_samples",
+           carried=None):
     variants = [v for v in VARIANTS if v in ledgers]
     table = table_rows(rows, ledgers)
     lines = [f"# MNIST: {', '.join(LABELS[v] for v in variants)} at one CPU budget (paper Table 1)", "",
@@ -666,6 +674,11 @@ def render(rows, ledgers, classifier_report, args, curves_name="mnist_curves.png
         "(one discriminator update per step, WGAN-GP penalty weight 10). A flag goes only to the variants "
         "that use it." + (f" Extra trainer flags: {args.trainer_flag}." if args.trainer_flag else ""),
     ]
+    for variant, note in (carried or {}).items():
+        lines.append(
+            f"- {LABELS[variant]}: row carried over from the report of {note['report_date']} (commit "
+            f"{(note['report_commit'] or 'not recorded')[:7]}; `--carry_over`), trained with these flags, "
+            f"scored by that report's classifier (test accuracy {_f(note['classifier'].get('test_accuracy'), 4)}).")
     any_row = next((r for r in rows.values() if r and r.get("nll_nats") is not None), {})
     acc = classifier_report.get("test_accuracy")
     real_is = classifier_report.get("real_test_inception_score")
@@ -734,6 +747,33 @@ def render(rows, ledgers, classifier_report, args, curves_name="mnist_curves.png
     return "\n".join(lines)
 
 
+def carried_over(args, variants):
+    """(ledgers, evaluations, artifacts, notes) of the rows that the existing RESULTS.json
+    holds for variants not run now and not in --work_dir (see --carry_over): their samples
+    are read from beside that report. A row trained with other trainer flags is left out."""
+    previous = _read_json(report.paths(args.results)[0], {}) if args.carry_over else {}
+    ledgers, evaluations, artifacts, notes = {}, {}, {}, {}
+    _, samples_dir = artifact_names(args.results)
+    results_dir = os.path.dirname(report.paths(args.results)[0])
+    for variant in VARIANTS:
+        ledger = previous.get("ledgers", {}).get(variant)
+        if variant in variants or ledger is None or os.path.exists(work_paths(args, variant)["ledger"]):
+            continue
+        if ledger.get("trainer_flags") != variant_flags(variant, args):
+            _say(f"{variant}: the previous report's row was trained with {ledger.get('trainer_flags')}, "
+                 "not this run's flags; left out")
+            continue
+        ledgers[variant], evaluations[variant] = ledger, previous.get("evaluations", {}).get(variant)
+        for ext in ("png", "npz"):
+            with open(os.path.join(results_dir, samples_dir, f"{variant}.{ext}"), "rb") as f:
+                artifacts[f"{samples_dir}/{variant}.{ext}"] = f.read()
+        provenance = previous.get("provenance", {})
+        notes[variant] = {"report_commit": provenance.get("commit"), "report_date": provenance.get("date"),
+                          "classifier": previous.get("classifier", {})}
+        _say(f"{variant}: row carried over from the report of {provenance.get('date')}")
+    return ledgers, evaluations, artifacts, notes
+
+
 def main(args):
     """The reproduction with the flags `args` (`parse_args`, or `svae_tf.cli.run`)."""
     started = report.start()
@@ -749,26 +789,27 @@ def main(args):
         os.makedirs(os.path.join(work_dir, sub), exist_ok=True)
     classifier, classifier_report = (None, {}) if args.skip_eval else ensure_classifier(args)
     prober = Prober(args, classifier)
-    ledgers, rows = {}, {}
+    ledgers, rows, sample_files, carried = carried_over(args, variants)
     for variant in variants:
         ledgers[variant] = train_variant(variant, args, prober)
     for variant in variants:
         rows[variant] = None if args.skip_eval else evaluate_variant(variant, ledgers[variant], classifier, args)
     curves_name, samples_dir = artifact_names(args.results)
-    curves = {v: ledgers[v].get("curve", []) for v in variants}
-    artifacts = {curves_name: curve_png(curves)}
+    reported = [v for v in VARIANTS if v in ledgers]
+    curves = {v: ledgers[v].get("curve", []) for v in reported}
+    artifacts = {curves_name: curve_png(curves), **sample_files}
     for variant in variants:
         paths = work_paths(args, variant)
         for ext in ("png", "npz"):
             with open(paths[ext], "rb") as f:
                 artifacts[f"{samples_dir}/{variant}.{ext}"] = f.read()
-    text = render(rows, ledgers, classifier_report, args, curves_name, samples_dir)
+    text = render(rows, ledgers, classifier_report, args, curves_name, samples_dir, carried)
     table = table_rows(rows, ledgers)
     raw = {"args": vars(args), "preset": PRESET, "targets": TARGETS, "paper_optimizer": PAPER_OPTIMIZER,
            "rows": table, "claims": claims(table), "curves": curves,
            "samples": {v: dict(ledgers[v].get("samples") or {}, npz=f"{samples_dir}/{v}.npz",
-                               grid=f"{samples_dir}/{v}.png") for v in variants},
-           "ledgers": ledgers, "evaluations": rows, "classifier": classifier_report}
+                               grid=f"{samples_dir}/{v}.png") for v in reported},
+           "ledgers": ledgers, "evaluations": rows, "classifier": classifier_report, "carried_over": carried}
     report.write_report(args.results, raw, text, started=started, files=artifacts)
     _say(f"wrote {' and '.join(report.paths(args.results))} and {len(artifacts)} files beside them")
     print(text)

@@ -48,6 +48,8 @@ class ModelConfig:
     discriminator_dropout: float | None = None
     seed: int = 0
     r1_weight: float = 0.0
+    instance_noise: float = 0.0
+    instance_noise_steps: int = 10000
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

@@ -245,3 +245,33 @@ def test_a_chunk_left_running_by_a_killed_session_is_charged_to_its_last_checkpo
     assert reproduce_mnist.next_chunk(ledger, 40, 150.0, args) == 1  # 30 s left: one 30-s epoch fits
     killed_early = {"seconds": 0.0, "invocations": [{"steps_before": 0, "steps_after": 0, "seconds": 0.0}]}
     assert reproduce_mnist.next_chunk(killed_early, 0, 150.0, args) == 1  # nothing measured: one epoch
+
+
+def test_rows_of_variants_not_run_are_carried_over_from_the_report_when_their_flags_match(tmp_path):
+    """--variants=gan keeps the report's vae row (same flags) with its samples, and leaves
+    out svae (trained with another learning rate) and ali (now in --work_dir)."""
+    work, results = tmp_path / "work", tmp_path / "results"
+    work.mkdir()
+    (results / "mnist_samples").mkdir(parents=True)
+    args = reproduce_mnist.parse_args([f"--work_dir={work}", f"--results={results / 'mnist'}"])
+    flags_of = lambda v: reproduce_mnist.variant_flags(v, args)  # noqa: E731
+    ledgers = {"vae": {"trainer_flags": flags_of("vae"), "steps": 600},
+               "svae": {"trainer_flags": [f.replace("0.0002", "0.0001") for f in flags_of("svae")]},
+               "ali": {"trainer_flags": flags_of("ali")}}
+    (work / "ali.budget.json").write_text("{}")
+    previous = {"ledgers": ledgers, "evaluations": {"vae": {"inception_score": 7.1, "inception_score_std": 0.1}},
+                "classifier": {"test_accuracy": 0.995}, "provenance": {"commit": "abcdef0123", "date": "D"}}
+    (results / "mnist.json").write_text(json.dumps(previous))
+    for v in ("vae", "svae", "ali"):
+        for ext in ("png", "npz"):
+            (results / "mnist_samples" / f"{v}.{ext}").write_bytes(f"{v}.{ext}".encode())
+
+    led, evaluations, artifacts, notes = reproduce_mnist.carried_over(args, ["gan"])
+    assert list(led) == ["vae"] and led["vae"]["steps"] == 600 and evaluations["vae"]["inception_score"] == 7.1
+    assert artifacts == {"mnist_samples/vae.png": b"vae.png", "mnist_samples/vae.npz": b"vae.npz"}
+    assert notes["vae"]["report_commit"] == "abcdef0123"
+    text = reproduce_mnist.render(evaluations, led, {}, args, carried=notes)
+    assert "- VAE: row carried over from the report of D (commit abcdef0" in text
+    assert reproduce_mnist.carried_over(args, ["vae"])[0] == {}  # run now: not carried
+    no_carry = reproduce_mnist.parse_args([f"--work_dir={work}", f"--results={results / 'mnist'}", "--nocarry_over"])
+    assert reproduce_mnist.carried_over(no_carry, ["gan"])[0] == {}

@@ -105,6 +105,7 @@ _REPORT_TF_AT_EXIT = (
     [
         (["--variant=diffusion"], "--variant"),
         (["--lam=-0.3"], "--lam"),
+        (["--instance_noise=-0.1"], "--instance_noise"),
         (["--z_dim=0"], "--z_dim"),
         (["--batch_size=0"], "--batch_size"),
         (["--flow=glow"], "--flow"),
@@ -139,16 +140,18 @@ def test_missing_dataset_names_the_directory(tmp_path):
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-def test_cifar_flagfile_as_written(tmp_path):
+def test_cifar_flagfile_as_written_plus_a_training_aid(tmp_path):
     model_dir = tmp_path / "cifar_run"
     proc = tl.check_ok(tl.run(
         "cifar", "--flagfile=trainers/configs/cifar_svae_r.flags", f"--model_dir={model_dir}",
         "--take=64", "--epochs=1", "--steps_per_epoch=2", "--eval_batches=1",
-        "--num_grid_images=16", "--verbose=2",
+        "--num_grid_images=16", "--verbose=2", "--instance_noise=0.2", "--instance_noise_steps=5",
     ))
     assert tl.finished(proc.stdout)[:3] == (1, 2, 2)
     config, model = _assert_run_outputs(model_dir, epochs=1, grid_shape=(4 * 32, 4 * 32))
     assert (config.preset, config.variant, config.lam) == ("cifar10", "svae_r", 0.3)
+    assert (config.instance_noise, config.instance_noise_steps) == (0.2, 5)
+    assert (model.instance_noise, model.instance_noise_steps) == (0.2, 5)  # the saved run trains with it
     flags_json = json.loads((model_dir / "flags.json").read_text())
     assert flags_json["batch_size"] == 64 and flags_json["g_learning_rate"] == 1e-4
     assert model.sample(1).shape == (1, 32, 32, 3)

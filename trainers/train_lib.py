@@ -114,6 +114,8 @@ flags.DEFINE_integer("flow_depth", None, "Flow layers; default: the preset's, or
 flags.DEFINE_integer("n_disc", 1, "Discriminator updates per encoder/decoder update.", lower_bound=1)
 flags.DEFINE_float("gradient_penalty_weight", 10.0, "WGAN-GP penalty weight.", lower_bound=0.0)
 flags.DEFINE_float("r1_weight", 0.0, "gamma of the R1 penalty (gamma/2 ||grad_{x,z} f||^2 at data pairs) on the discriminator; 0: off.", lower_bound=0.0)
+flags.DEFINE_float("instance_noise", 0.0, "std of Gaussian noise on the images of both joints where the discriminator sees them, annealed linearly to 0 over --instance_noise_steps discriminator updates; 0: off.", lower_bound=0.0)
+flags.DEFINE_integer("instance_noise_steps", 10000, "Discriminator updates over which --instance_noise anneals to 0.", lower_bound=1)
 flags.DEFINE_float("discriminator_dropout", None, "Overrides the preset's discriminator dropout rates.", lower_bound=0.0, upper_bound=0.99)
 # Optimisation.
 flags.DEFINE_integer("batch_size", 100, "Global batch size (split over replicas).", lower_bound=1)
@@ -214,6 +216,8 @@ _VARIANT_FLAGS = {
     "d_learning_rate": (DISCRIMINATOR_VARIANTS, "the discriminator's learning rate"),
     "discriminator_dropout": (DISCRIMINATOR_VARIANTS, "the discriminator's dropout"),
     "r1_weight": (DISCRIMINATOR_VARIANTS, "the discriminator's R1 penalty"),
+    "instance_noise": (DISCRIMINATOR_VARIANTS, "the discriminator's instance noise"),
+    "instance_noise_steps": (DISCRIMINATOR_VARIANTS, "the discriminator's instance noise"),
     "flow": (ENCODER_VARIANTS, "the encoder's flow"),
     "flow_depth": (ENCODER_VARIANTS, "the encoder's flow"),
 }
@@ -362,6 +366,8 @@ def _model_config(preset_name):
         discriminator_dropout=used("discriminator_dropout"),
         seed=FLAGS.seed,
         r1_weight=used("r1_weight"),
+        instance_noise=used("instance_noise"),
+        instance_noise_steps=used("instance_noise_steps"),
     )
 
 

@@ -526,6 +526,7 @@ def table_rows(rows, ledgers):
             "neg_elbo_nats": None if r.get("elbo") is None else -r["elbo"],
             "paper_nll_nats": paper_nll,
             "rmse": r.get("rmse"),
+            "rmse_batch_stats": r.get("rmse_batch_stats"),
             "inception_score": r.get("inception_score"),
             "inception_score_std": r.get("inception_score_std"),
             "paper_inception_score": paper_is,
@@ -607,7 +608,8 @@ def claims(table, targets=TARGETS):
     return out
 
 
-TABLE_HEADER = ("| model | NLL = -IWAE, K = {k} (nats) | -ELBO (nats) | paper NLL (nats, bound (1)) | RMSE | IS "
+TABLE_HEADER = ("| model | NLL = -IWAE, K = {k} (nats) | -ELBO (nats) | paper NLL (nats, bound (1)) | RMSE "
+                "| RMSE, batch stats | IS "
                 "| paper IS | FID | spread | epochs | steps | train wall (min) | trained at | evaluated at |")
 
 
@@ -689,7 +691,10 @@ def render(rows, ledgers, classifier_report, args, curves_name="mnist_curves.png
         f"{any_row.get('binarization', {}).get('seed', 20170517)}), K = {args.iw_samples} samples of q(z|x) "
         "per image: NLL is -log of the mean of the K weights (the IWAE bound, Burda et al.); -ELBO is "
         "the mean of -log w over them, the bound (1) that the paper reports as NLL.",
-        "- RMSE: 0-255 scale, grey-level test image vs decoder mean at z = T(mu(x)).",
+        "- RMSE: 0-255 scale, grey-level test image vs decoder mean at z = T(mu(x)), the networks in "
+        "inference mode (batch norm's moving statistics, as sampling, evaluation and export use them); "
+        f"\"batch stats\": the same in training mode, batch norm by the statistics of each batch of "
+        f"{SAMPLE_BATCH} (n/a for rows evaluated before it was measured).",
         f"- IS / FID: {args.num_samples} decoder means at z ~ N(0, I) (seed {args.seed}); the project's MNIST "
         f"CNN (`{args.classifier or 'trainers.classifier'}`; test accuracy {_f(acc, 4)}, real test-set IS {_f(real_is, 3)}), IS over {args.splits} splits, "
         f"FID on its 1024-d penultimate features against {args.num_reference or MNIST_TEST_IMAGES} test images.",
@@ -699,7 +704,7 @@ def render(rows, ledgers, classifier_report, args, curves_name="mnist_curves.png
         "## Results",
         "",
         TABLE_HEADER.format(k=args.iw_samples),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for variant, t in table.items():
         is_text = ("n/a" if t["inception_score"] is None
@@ -707,7 +712,8 @@ def render(rows, ledgers, classifier_report, args, curves_name="mnist_curves.png
         nll_text = _f(t["nll_nats"]) + ("" if t["nll_nats_stderr"] is None else f" ± {t['nll_nats_stderr']:.2f}")
         lines.append(
             f"| {t['label']} | {nll_text} | {_f(t['neg_elbo_nats'])} | "
-            f"{_f(t['paper_nll_nats']) if t['paper_nll_nats'] else '—'} | {_f(t['rmse'])} | {is_text} | "
+            f"{_f(t['paper_nll_nats']) if t['paper_nll_nats'] else '—'} | {_f(t['rmse'])} | "
+            f"{_f(t['rmse_batch_stats'])} | {is_text} | "
             f"{t['paper_inception_score'] or '—'} | {_f(t['fid'])} | {_f(t['spread'], 3)} | "
             f"{t['epochs'] if t['epochs'] is not None else 'n/a'} | "
             f"{t['steps'] if t['steps'] is not None else 'n/a'} | {_f(t['train_minutes'], 1)} | "

@@ -270,14 +270,26 @@ def log_weights(model, encoder_images, target, num_samples, seed):
 
 
 # --------------------------------------------------------- reconstruction
-def reconstruct(model, images):
+def reconstruct(model, images, batch_stats=False):
     """x -> T(mu(x)) -> E[p(x|z)]: decoder mean at the encoder's posterior "mean".
 
     The encoder's Gaussian mean mu(x) is pushed through the flow T (z = T(mu), the
     reparameterised sample at zero noise) and decoded to the decoder mean in [0, 1]
-    (Bernoulli probabilities for MNIST, the location of the 8-bit heads).
+    (Bernoulli probabilities for MNIST, the location of the 8-bit heads). The networks
+    run in inference mode (batch norm's moving statistics, what sampling, evaluation
+    and export use), or with `batch_stats` in training mode: batch norm normalises with
+    this batch's statistics, as in training (nothing is updated: no optimizer runs, and
+    the moving averages are restored).
     """
     images = tf.convert_to_tensor(images, tf.float32)
     noise = tf.zeros([tf.shape(images)[0], model.preset.z_dim], tf.float32)
-    _, z = model.encode(images, noise=noise, training=False)
-    return model.decode_mean(z, training=False)
+    if not batch_stats:
+        _, z = model.encode(images, noise=noise, training=False)
+        return model.decode_mean(z, training=False)
+    moving = [(v, v.numpy()) for v in model.non_trainable_variables]
+    try:
+        _, z = model.encode(images, noise=noise, training=True)
+        return model.decode_mean(z, training=True)
+    finally:
+        for variable, value in moving:  # training mode updated batch norm's moving averages
+            variable.assign(value)

@@ -60,11 +60,17 @@ def _args(workdir, data_dir, model, *extra):
         "--num_reference=50", "--splits=2", "--batch_size=20", *extra])
 
 
-def _rmse_of(model, data_dir, n):
-    """0-255 RMSE of x -> T(mu(x)) -> decoder mean over the first n grey-level test images."""
+def _rmse_of(model, data_dir, n, batch_size=None):
+    """0-255 RMSE of x -> T(mu(x)) -> decoder mean over the first n grey-level test images:
+    inference mode, or batch norm by the statistics of batches of `batch_size`."""
     x = np.concatenate(list(data.load_images("mnist", "test", batch_size=n, take=n, data_dir=data_dir)))
-    _, z = model.encode(x, noise=tf.zeros([n, model.preset.z_dim]))
-    return float(np.sqrt(np.mean((255.0 * (x - model.decode_mean(z).numpy())) ** 2)))
+    step = batch_size or n
+    recon = []
+    for i in range(0, n, step):
+        chunk = x[i:i + step]
+        _, z = model.encode(chunk, noise=tf.zeros([len(chunk), model.preset.z_dim]), training=bool(batch_size))
+        recon.append(model.decode_mean(z, training=bool(batch_size)).numpy())
+    return float(np.sqrt(np.mean((255.0 * (x - np.concatenate(recon))) ** 2)))
 
 
 def _quality_of(model, workdir, data_dir):
@@ -95,6 +101,9 @@ def test_evaluate_writes_all_keys(workdir, data_dir, capsys):
     assert saved["rmse"] == pytest.approx(_rmse_of(model, data_dir, 30), rel=1e-5)
     for key, value in _quality_of(model, workdir, data_dir).items():
         assert saved[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+    # (last: training mode updates this model's moving averages)
+    assert saved["rmse_batch_stats"] == pytest.approx(_rmse_of(model, data_dir, 30, batch_size=20), rel=1e-5)
+    assert saved["rmse_batch_stats"] != pytest.approx(saved["rmse"], rel=1e-6)  # batch norm's two modes differ
     assert saved["binarization"]["kind"] == "static"
     assert saved["binarization"]["seed"] == data.STATIC_BINARIZATION_SEED
     assert saved["classifier"]["name"] == "mnist_cnn" and "rmse" in saved["conventions"]
@@ -118,7 +127,7 @@ def test_evaluate_writes_all_keys(workdir, data_dir, capsys):
 
 def test_decoder_only_variant_reports_null_nll_and_rmse(workdir, data_dir):
     results = evaluate.run(_args(workdir, data_dir, "gan"))
-    for key in ("nll_nats", "nll_bits_per_dim", "elbo", "rmse"):
+    for key in ("nll_nats", "nll_bits_per_dim", "elbo", "rmse", "rmse_batch_stats"):
         assert results[key] is None
     model = runs.load_model(os.fspath(workdir / "gan"))
     for key, value in _quality_of(model, workdir, data_dir).items():

@@ -195,3 +195,15 @@ def test_eight_bit_head_bits_per_dim_at_a_known_likelihood():
 def test_decoder_only_variant_has_no_bound():
     with pytest.raises(ValueError, match="no encoder"):
         likelihood.LikelihoodEvaluator(SymmetricVAE(presets.tiny(), variant="gan"), 5)
+
+
+def test_reconstruct_with_batch_statistics_leaves_the_moving_averages_alone(tiny_model, images):
+    """Training mode normalises by the batch (another result than inference mode) but the
+    moving statistics that sampling and export use come back unchanged."""
+    before = [v.numpy().copy() for v in tiny_model.non_trainable_variables]
+    inference = likelihood.reconstruct(tiny_model, images).numpy()
+    batch = likelihood.reconstruct(tiny_model, images, batch_stats=True).numpy()
+    assert not np.allclose(inference, batch, atol=1e-6)
+    for old, variable in zip(before, tiny_model.non_trainable_variables):
+        np.testing.assert_array_equal(old, variable.numpy(), err_msg=variable.path)
+    np.testing.assert_array_equal(inference, likelihood.reconstruct(tiny_model, images).numpy())

@@ -18,7 +18,7 @@ def _cells(line):
 
 def test_report_puts_neg_elbo_beside_the_papers_nll_and_iwae_apart():
     args = reproduce_mnist.parse_args(["--iw_samples=50"])
-    evaluation = {"elbo": -95.125, "nll_nats": 90.5, "nll_nats_stderr": 0.3, "rmse": 20.0,
+    evaluation = {"elbo": -95.125, "nll_nats": 90.5, "nll_nats_stderr": 0.3, "rmse": 20.0, "rmse_batch_stats": 19.5,
                   "inception_score": 8.0, "inception_score_std": 0.1, "fid": 12.0, "iw_samples": 50,
                   "evaluated_at": {"commit": "e" * 40, "dirty": False}}
     ledger = {"epochs": 3, "steps": 1800, "seconds": 600.0, "samples": {"spread": 0.2}, "invocations": [
@@ -35,6 +35,7 @@ def test_report_puts_neg_elbo_beside_the_papers_nll_and_iwae_apart():
     columns = list(row)
     assert columns.index("paper NLL (nats, bound (1))") == columns.index("-ELBO (nats)") + 1
     assert row["-ELBO (nats)"] == "95.12" and row["paper NLL (nats, bound (1))"] == "81.14"
+    assert (row["RMSE"], row["RMSE, batch stats"]) == ("20.00", "19.50")
     assert row["NLL = -IWAE, K = 50 (nats)"] == "90.50 ± 0.30" and row["spread"] == "0.200"
     assert row["trained at"] == "aaaaaaa, bbbbbbb+dirty" and row["evaluated at"] == "eeeeeee"
     vae = dict(zip(header, _cells(next(line for line in lines if line.startswith("| VAE |")))))

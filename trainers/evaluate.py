@@ -19,7 +19,9 @@ split of the dataset (MNIST: 10,000 images):
   bound on log p(x), so negative; -elbo >= nll_nats).
 * rmse: reconstruction x -> z = T(mu(x)) -> decoder mean, on the grey-level test
   images, sqrt(mean((255 (x - x_hat))^2)) over all pixels of all images
-  (`metrics.rmse_255`; one global mean).
+  (`metrics.rmse_255`; one global mean). rmse_batch_stats: the same with batch norm
+  normalising by each batch's statistics (--batch_size images), as in training; close
+  to rmse when the moving statistics that inference uses match training's.
 * inception_score (+ _std) and fid of --num_samples decoder means at z ~ N(0, I),
   under the dataset's classifier (`svae_tf.classifiers`: the project's MNIST CNN,
   else Keras InceptionV3 at 299x299), 10 contiguous splits, FID against the
@@ -52,7 +54,7 @@ import tensorflow as tf  # noqa: E402
 from svae_tf import classifiers, data, files, likelihood, metrics, runs  # noqa: E402
 
 REQUIRED_KEYS = (
-    "nll_nats", "nll_bits_per_dim", "elbo", "rmse", "inception_score",
+    "nll_nats", "nll_bits_per_dim", "elbo", "rmse", "rmse_batch_stats", "inception_score",
     "inception_score_std", "fid", "num_samples",
 )
 
@@ -62,6 +64,8 @@ CONVENTIONS = {
     "elbo": "mean over test images of (1/K) sum_k log w_k, eq. (1), nats (a lower bound on log p(x))",
     "rmse": "0-255 scale, sqrt of the mean over all pixels/channels/images of (255 (x - x_hat))^2; "
             "x = grey-level test image, x_hat = decoder mean at z = T(mu(x)) (encoder mean through the flow)",
+    "rmse_batch_stats": "rmse with the encoder and decoder in training mode (batch norm by each batch's "
+                        "statistics, --batch_size images; moving averages left unchanged)",
     "inception_score": "exp(E KL(p(y|x) || p(y))) from classifier logits, contiguous splits, "
                        "mean and population std over splits",
     "fid": "Frechet distance between Gaussians (mean, unbiased covariance, float64) fitted to the "
@@ -282,6 +286,8 @@ def run(args):
         rmse_images = data.load_images(dataset, args.split, batch_size=args.batch_size,
                                        data_dir=args.data_dir, take=args.num_rmse_images)
         results["rmse"] = reconstruction_rmse(lambda x: likelihood.reconstruct(model, x), rmse_images)
+        results["rmse_batch_stats"] = reconstruction_rmse(
+            lambda x: likelihood.reconstruct(model, x, batch_stats=True), rmse_images)
         results["num_rmse_images"] = data.num_examples(dataset, args.split, args.data_dir) \
             if args.num_rmse_images is None else args.num_rmse_images
         results["seconds"]["rmse"] = time.time() - start

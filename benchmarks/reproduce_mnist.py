@@ -774,9 +774,10 @@ def carried_over(args, variants):
             with open(os.path.join(results_dir, samples_dir, f"{variant}.{ext}"), "rb") as f:
                 artifacts[f"{samples_dir}/{variant}.{ext}"] = f.read()
         provenance = previous.get("provenance", {})
-        notes[variant] = {"report_commit": provenance.get("commit"), "report_date": provenance.get("date"),
-                          "classifier": previous.get("classifier", {})}
-        _say(f"{variant}: row carried over from the report of {provenance.get('date')}")
+        notes[variant] = previous.get("carried_over", {}).get(variant) or {  # the report it was run in
+            "report_commit": provenance.get("commit"), "report_date": provenance.get("date"),
+            "classifier": previous.get("classifier", {})}
+        _say(f"{variant}: row carried over from the report of {notes[variant]['report_date']}")
     return ledgers, evaluations, artifacts, notes
 
 

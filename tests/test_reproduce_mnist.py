@@ -274,5 +274,8 @@ def test_rows_of_variants_not_run_are_carried_over_from_the_report_when_their_fl
     text = reproduce_mnist.render(evaluations, led, {}, args, carried=notes)
     assert "- VAE: row carried over from the report of D (commit abcdef0" in text
     assert reproduce_mnist.carried_over(args, ["vae"])[0] == {}  # run now: not carried
+    # Carried again from a report that carried it: the note names the report it was run in.
+    (results / "mnist.json").write_text(json.dumps(dict(previous, carried_over=notes, provenance={"date": "E"})))
+    assert reproduce_mnist.carried_over(args, ["gan"])[3]["vae"]["report_date"] == "D"
     no_carry = reproduce_mnist.parse_args([f"--work_dir={work}", f"--results={results / 'mnist'}", "--nocarry_over"])
     assert reproduce_mnist.carried_over(no_carry, ["gan"])[0] == {}

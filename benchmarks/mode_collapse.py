@@ -10,9 +10,10 @@ changed by `--run` specs ("ali,beta1=0.5,d_learning_rate=4e-4", "gan,preset=mnis
 batch 100, through the train function `model.fit` uses (`benchmarks.step_timing`). Every
 `--every` steps it records:
 
-- `sample_spread`: std over 64 fixed z ~ p(z) of the decoder mean (the sampling path,
-  inference mode), averaged over pixels. The same statistic over 64 real test images is
-  printed as the reference; a collapsed decoder (every z -> one image) is near 0.
+- `sample_spread`: std over 64 fixed z ~ p(z) of the decoder mean (the sampling path:
+  inference mode, and the weights' moving average under `ema_decay`), averaged over
+  pixels. The same statistic over 64 real test images is printed as the reference; a
+  collapsed decoder (every z -> one image) is near 0.
 - `d_loss`, `g_loss`: training losses averaged over the interval (chance: 2 ln 2 = 1.386).
 
 At the end it records `zq_spread` (std of z ~ q(z|x) over 256 test images, averaged over
@@ -60,13 +61,14 @@ SETTINGS = {  # run-spec key -> (type, default)
     "r1_weight": (float, 0.0),
     "instance_noise": (float, 0.0),
     "instance_noise_steps": (int, 10000),
+    "ema_decay": (float, 0.0),
     # Preset fields (ablations of the default recipe).
     "decoder_dense_batch_norm": (lambda v: {"true": True, "false": False}[v.lower()], None),
     "disc_x_pooling": (str, None),
 }
 PRESET_SETTINGS = ("decoder_dense_batch_norm", "disc_x_pooling")
 MODEL_SETTINGS = ("n_disc", "discriminator_dropout", "lam", "r1_weight", "instance_noise",
-                  "instance_noise_steps")  # SymmetricVAE arguments
+                  "instance_noise_steps", "ema_decay")  # SymmetricVAE arguments
 
 
 
@@ -139,7 +141,8 @@ def run(spec, train_images, test_images):
     for end in sorted({*range(FLAGS.every, FLAGS.steps + 1, FLAGS.every), FLAGS.steps}):  # probes
         logs = step_timing.run_steps(train_fn, iterator, end - done)
         done = end
-        point = {"step": end, "sample_spread": spread(model.sample(len(fixed_z), noise=fixed_z))}
+        with model.ema_scope():  # the weights sampling uses (the moving average, if any)
+            point = {"step": end, "sample_spread": spread(model.sample(len(fixed_z), noise=fixed_z))}
         point.update({k: logs[k] for k in ("d_loss", "g_loss")})
         trajectory.append(point)
         model.reset_metrics()
@@ -147,11 +150,12 @@ def run(spec, train_images, test_images):
               flush=True)
     seconds = time.perf_counter() - start
     zq_spread = rmse = None
-    if model.encoder is not None:
-        _, z_q = model.encode(test_images)  # [256, z_dim]
-        zq_spread = float(np.std(z_q.numpy(), axis=0).mean())
-        rmse = reconstruction_rmse(model, test_images, z_q)
-    quality = sample_quality(model)
+    with model.ema_scope():
+        if model.encoder is not None:
+            _, z_q = model.encode(test_images)  # [256, z_dim]
+            zq_spread = float(np.std(z_q.numpy(), axis=0).mean())
+            rmse = reconstruction_rmse(model, test_images, z_q)
+        quality = sample_quality(model)
     d_step = tf.function(model.discriminator_step)  # the encoder and decoder are not updated
     model.reset_metrics()
     tail = max(1, FLAGS.probe_steps // 4)

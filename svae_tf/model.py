@@ -22,7 +22,7 @@ from typing import NamedTuple, Optional
 import keras
 import tensorflow as tf
 
-from svae_tf import distributions, flows, networks, objectives, presets, variants
+from svae_tf import distributions, ema, flows, networks, objectives, presets, variants
 
 VARIANTS = variants.BUILT_IN
 JOINT_VARIANTS = tuple(v for v in VARIANTS if variants.get(v).discriminator == "joint")
@@ -65,6 +65,10 @@ class SymmetricVAE(keras.Model):
         updates; 0 turns it off. f then estimates the log-ratio of the noised joints,
         which tends to eq. (11)'s as sigma -> 0: consistent once annealed.
       instance_noise_steps: discriminator updates over which the noise reaches 0.
+      ema_decay: decay of an exponential moving average of the encoder/flow/decoder
+        weights (`svae_tf.ema`), updated after each of their updates and checkpointed;
+        `use_ema_weights()` puts it in place (`runs.load_model` does, for evaluation,
+        export and sampling), `ema_scope()` for a block. 0 turns it off.
     """
 
     def __init__(
@@ -79,6 +83,7 @@ class SymmetricVAE(keras.Model):
         r1_weight=0.0,
         instance_noise=0.0,
         instance_noise_steps=10000,
+        ema_decay=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -92,6 +97,8 @@ class SymmetricVAE(keras.Model):
         if instance_noise < 0 or instance_noise_steps < 1:
             raise ValueError(f"instance_noise must be >= 0 and instance_noise_steps >= 1, got "
                              f"{instance_noise} and {instance_noise_steps}.")
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}.")
         if isinstance(preset, dict):
             preset = presets.Preset.from_config(preset)
         self.preset = preset
@@ -99,7 +106,7 @@ class SymmetricVAE(keras.Model):
                                gradient_penalty_weight=gradient_penalty_weight,
                                discriminator_dropout=discriminator_dropout, seed=seed,
                                r1_weight=r1_weight, instance_noise=instance_noise,
-                               instance_noise_steps=instance_noise_steps)
+                               instance_noise_steps=instance_noise_steps, ema_decay=ema_decay)
         self.variant = variant
         self.lam = float(lam)
         self.n_disc = int(n_disc)
@@ -107,6 +114,7 @@ class SymmetricVAE(keras.Model):
         self.r1_weight = float(r1_weight)
         self.instance_noise = float(instance_noise)
         self.instance_noise_steps = int(instance_noise_steps)
+        self.ema_decay = float(ema_decay)
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise")
         # Evaluation (test_step) and the public inference methods (sample, encode,
         # __call__/predict, elbo) have streams of their own, so that neither ever
@@ -131,7 +139,27 @@ class SymmetricVAE(keras.Model):
         self._trackers = {
             name: keras.metrics.Mean(name=name) for name in self._metric_names()
         }
+        self.ema_weights = [self._average_of(v) for v in self.generator_variables] if ema_decay else []
         self.built = True  # every sub-network is built above
+
+    def _average_of(self, variable):
+        """A non-trainable copy of `variable` for `ema_weights` (one value on every replica)."""
+        average = self.add_weight(shape=variable.shape, dtype=variable.dtype, initializer="zeros",
+                                  trainable=False, aggregation="only_first_replica",
+                                  name="ema_" + variable.path.replace("/", "_"))
+        average.assign(variable)
+        return average
+
+    def use_ema_weights(self):
+        """Put the weights' moving average in place of the encoder/flow/decoder weights
+        (for inference: the trained weights are gone from this instance)."""
+        for average, variable in zip(self.ema_weights, self.generator_variables):
+            variable.assign(average)
+
+    def ema_scope(self):
+        """A context: the moving average in place inside it, the trained weights after;
+        a no-op without `ema_decay`."""
+        return ema.swapped(self.ema_weights, self.generator_variables)
 
     # ----------------------------------------------------------------- saving
     def get_config(self):
@@ -476,6 +504,8 @@ class SymmetricVAE(keras.Model):
             scaled_loss = self.g_optimizer.scale_loss(loss)
         grads = tape.gradient(scaled_loss, variables)
         self.g_optimizer.apply_gradients(zip(grads, variables))
+        if self.ema_weights:  # t = updates before this one
+            ema.update(self.ema_weights, variables, self.ema_decay, self.g_optimizer.iterations - 1)
         self._track(g_loss=per_example, **tracked)
 
     def train_step(self, data):

@@ -48,6 +48,7 @@ class ModelConfig:
     discriminator_dropout: float | None = None
     seed: int = 0
     r1_weight: float = 0.0
+    ema_decay: float = 0.0
     instance_noise: float = 0.0
     instance_noise_steps: int = 10000
 
@@ -92,8 +93,12 @@ def seed_states(model):
 
 def make_checkpoint(model, **extra):
     """A `tf.train.Checkpoint` of the model (all its networks, the flow, the noise
-    seeds) and, when compiled, both optimizers; `extra` adds trainer state."""
+    seeds, the weights' moving average if any) and, when compiled, both optimizers;
+    `extra` adds trainer state. Keras 3 exposes neither SeedGenerators nor a model's own
+    list of variables to tf.train.Checkpoint, so the seeds and averages are listed."""
     objects = dict(model=model, seeds=seed_states(model), **extra)
+    if model.ema_weights:
+        objects["ema"] = list(model.ema_weights)
     for name in ("g_optimizer", "d_optimizer"):
         optimizer = getattr(model, name, None)
         if optimizer is not None:
@@ -270,7 +275,7 @@ def load_model(model_dir):
     here, so evaluation and export always describe the run's latest state)."""
     model = build_model(load_config(model_dir))
     path = latest_checkpoint(model_dir)
-    checkpoint = tf.train.Checkpoint(model=model, seeds=seed_states(model))
+    checkpoint = make_checkpoint(model)  # not compiled: no optimizer slots
     try:
         restore(checkpoint, path, expect_partial=True)
     except CheckpointError as err:
@@ -279,4 +284,6 @@ def load_model(model_dir):
                 f"checkpoint (older ones here: {', '.join(os.path.basename(p) for p in older)})."
                 if older else "")
         raise CheckpointError(f"{err}{hint}", path) from err
+    if model.ema_weights:  # inference uses the weights' moving average
+        model.use_ema_weights()
     return model

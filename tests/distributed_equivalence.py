@@ -31,6 +31,7 @@ def main():
     parser.add_argument("--batch_size", type=int, default=8)  # global batch
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--init_seed", type=int, default=0)  # Keras initializers
+    parser.add_argument("--ema_decay", type=float, default=0.0)
     args = parser.parse_args()
 
     cpus = tf.config.list_physical_devices("CPU")
@@ -52,7 +53,7 @@ def main():
     def build():
         keras.utils.set_random_seed(args.init_seed)
         return model_lib.SymmetricVAE(
-            preset, variant=args.variant, discriminator_dropout=0.0, seed=7
+            preset, variant=args.variant, discriminator_dropout=0.0, seed=7, ema_decay=args.ema_decay
         )
 
     def optimizer(kind):

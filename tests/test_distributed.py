@@ -23,11 +23,11 @@ SCRIPT = Path(__file__).resolve().parent / "distributed_equivalence.py"
 RTOL, ATOL = 1e-4, 1e-5
 
 
-def _run(variant, optimizers, steps=3):
+def _run(variant, optimizers, ema_decay, steps=3):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run(
         [sys.executable, os.fspath(SCRIPT), "--variant", variant, "--optimizers", optimizers,
-         "--steps", str(steps)],
+         "--steps", str(steps), "--ema_decay", str(ema_decay)],
         capture_output=True, text=True, env=env, timeout=600,
         cwd=os.fspath(SCRIPT.parents[1]),
     )
@@ -35,10 +35,13 @@ def _run(variant, optimizers, steps=3):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("variant,optimizers", [("svae_r", "sgd,adam"), ("vae", "sgd")])
-def test_mirrored_strategy_matches_one_device(variant, optimizers):
-    report = _run(variant, optimizers)
+@pytest.mark.parametrize("variant,optimizers,ema_decay", [("svae_r", "sgd,adam", 0.0), ("vae", "sgd", 0.5)])
+def test_mirrored_strategy_matches_one_device(variant, optimizers, ema_decay):
+    """(the vae case also keeps a moving average of its weights, `ema_decay`)"""
+    report = _run(variant, optimizers, ema_decay)
     assert report["replicas"] == 2
+    if ema_decay:
+        assert any("ema_" in v["path"] for v in report["results"]["sgd"]["variables"])
     for kind, result in report["results"].items():
         assert result["mirrored_variable_types"] == ["MirroredVariable"], kind
         for v in result["variables"]:

@@ -586,3 +586,50 @@ def test_instance_noise_is_added_to_both_joints_and_annealed_to_zero():
     np.testing.assert_allclose(logits(training=True), clean, rtol=1e-6)
     with pytest.raises(ValueError, match="instance_noise"):
         _build("svae", instance_noise=-0.1)
+
+
+# ------------------------------------------------------------------ weight averaging
+def test_ema_weights_average_the_trained_ones_and_are_saved_and_loaded(tmp_path):
+    """a_t = d_t a + (1 - d_t) w after each encoder/decoder update, d_t = min(decay, (1+t)/(10+t));
+    checkpoints, .keras files and `runs.load_model` (which puts them in place) keep them."""
+    model = _build("svae", ema_decay=0.5, seed=5, init_seed=0)
+    model.compile(run_eagerly=True)
+    assert len(model.ema_weights) == len(model.generator_variables)
+    expected = _values(model.generator_variables)
+    for t in range(2):
+        model.train_on_batch(_images())
+        d = min(0.5, (1 + t) / (10 + t))
+        expected = [d * a + (1 - d) * w for a, w in zip(expected, _values(model.generator_variables))]
+    for average, value in zip(model.ema_weights, expected):
+        np.testing.assert_allclose(average.numpy(), value, rtol=1e-5, atol=1e-6)
+    trained = _values(model.generator_variables)
+    assert not all(np.allclose(a, w) for a, w in zip(expected, trained))
+    averages = _values(model.ema_weights)
+    with model.ema_scope():
+        for variable, value in zip(model.generator_variables, averages):
+            np.testing.assert_array_equal(variable.numpy(), value)
+    for variable, value in zip(model.generator_variables, trained):  # the trained weights are back
+        np.testing.assert_array_equal(variable.numpy(), value)
+
+    # A checkpoint restores the averages (they are not the model's layers' variables).
+    restored = _build("svae", ema_decay=0.5, seed=5, init_seed=1)
+    restored.compile(run_eagerly=True)
+    path = runs.make_checkpoint(model).write(os.fspath(tmp_path / "ckpt"))
+    runs.make_checkpoint(restored).read(path).assert_consumed()
+    _assert_same_values(model.ema_weights, restored.ema_weights)
+    # A .keras file too.
+    model.save(os.fspath(tmp_path / "m.keras"))
+    _assert_same_values(model.ema_weights, keras.saving.load_model(os.fspath(tmp_path / "m.keras")).ema_weights)
+    # runs.load_model (evaluation, export, sampling) uses the averages.
+    model_dir = os.fspath(tmp_path / "run")
+    runs.save_config(model_dir, runs.ModelConfig(preset="mnist", variant="svae", ema_decay=0.5))
+    run_model = runs.build_model(runs.load_config(model_dir))
+    run_model.compile(run_eagerly=True)
+    run_model.train_on_batch(_images(4, (28, 28, 1)))
+    runs.checkpoint_manager(runs.make_checkpoint(run_model), model_dir).save()
+    loaded = runs.load_model(model_dir)
+    _assert_same_values(loaded.generator_variables, run_model.ema_weights)
+    with run_model.ema_scope():
+        np.testing.assert_array_equal(loaded.sample(4, seed=3), run_model.sample(4, seed=3))
+    with pytest.raises(ValueError, match="ema_decay"):
+        _build("svae", ema_decay=1.0)

@@ -88,7 +88,8 @@ def _shared(tmp_path_factory, name, build):
 
 
 def _train_tiny_run(model_dir, data_dir):
-    config = runs.ModelConfig(preset="mnist", preset_overrides=OVERRIDES, variant="svae_r")
+    # With a moving average of the weights: export (runs.load_model) serves the average.
+    config = runs.ModelConfig(preset="mnist", preset_overrides=OVERRIDES, variant="svae_r", ema_decay=0.9)
     model = runs.build_model(config)
     model.compile()
     x = _mnist_uint8(64, data_dir).astype(np.float32) / 255.0

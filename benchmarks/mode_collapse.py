@@ -14,7 +14,8 @@ batch 100, through the train function `model.fit` uses (`benchmarks.step_timing`
   inference mode, and the weights' moving average under `ema_decay`), averaged over
   pixels. The same statistic over 64 real test images is printed as the reference; a
   collapsed decoder (every z -> one image) is near 0.
-- `d_loss`, `g_loss`: training losses averaged over the interval (chance: 2 ln 2 = 1.386).
+- `d_loss`, `g_loss`: training losses averaged over the interval (chance: 2 ln 2 = 1.386;
+  `vae`, the baseline without a discriminator, has no d_loss and no frozen-G probe).
 
 At the end it records `zq_spread` (std of z ~ q(z|x) over 256 test images, averaged over
 the 64 dimensions; the prior's is 1) and `frozen_d_loss`: the discriminator alone trained
@@ -24,7 +25,8 @@ a collapse is the dynamics' and not a discriminator that cannot learn. Then the 
 FID of `--quality_samples` samples under the project's MNIST classifier (trained once by
 `python -m trainers.classifier`), and the test-set reconstruction RMSE with the decoder in
 inference mode and with batch statistics (equal when batch norm's moving averages hold
-what the decoder was trained with).
+what the decoder was trained with), and `neg_elbo`: -ELBO (1) in nats, one z per image,
+of the 256 test images (grey levels binarized at random: a screen, not Table 1's NLL).
 """
 
 import math
@@ -97,9 +99,8 @@ FLAGS = flags.FLAGS
 def parse_run(spec):
     """'ali,beta1=0.5' -> ('ali', {'beta1': 0.5, ...defaults}). Raises ValueError naming the entry."""
     variant, *pairs = spec.split(",")
-    if variant not in model_lib.VARIANTS or variant == "vae":
-        raise ValueError(f"--run={spec!r}: variant must be one of "
-                         f"{[v for v in model_lib.VARIANTS if v != 'vae']}.")
+    if variant not in model_lib.VARIANTS:
+        raise ValueError(f"--run={spec!r}: variant must be one of {list(model_lib.VARIANTS)}.")
     settings = {key: default for key, (_, default) in SETTINGS.items()}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -143,42 +144,50 @@ def run(spec, train_images, test_images):
         done = end
         with model.ema_scope():  # the weights sampling uses (the moving average, if any)
             point = {"step": end, "sample_spread": spread(model.sample(len(fixed_z), noise=fixed_z))}
-        point.update({k: logs[k] for k in ("d_loss", "g_loss")})
+        point.update({k: logs.get(k) for k in ("d_loss", "g_loss")})  # no d_loss: vae
         trajectory.append(point)
         model.reset_metrics()
-        print(f"  {spec} step {end}: " + ", ".join(f"{k} {v:.4f}" for k, v in point.items() if k != "step"),
-              flush=True)
+        print(f"  {spec} step {end}: " + ", ".join(f"{k} {v:.4f}" for k, v in point.items()
+                                                   if k != "step" and v is not None), flush=True)
     seconds = time.perf_counter() - start
-    zq_spread = rmse = None
+    zq_spread = rmse = neg_elbo = None
     with model.ema_scope():
         if model.encoder is not None:
             _, z_q = model.encode(test_images)  # [256, z_dim]
             zq_spread = float(np.std(z_q.numpy(), axis=0).mean())
             rmse = reconstruction_rmse(model, test_images, z_q)
+            neg_elbo = -float(tf.reduce_mean(model.elbo(test_images, seed=FLAGS.seed)))
         quality = sample_quality(model)
-    d_step = tf.function(model.discriminator_step)  # the encoder and decoder are not updated
+    return dict(run=spec, variant=variant, settings=settings, trajectory=trajectory, seconds=seconds,
+                zq_spread=zq_spread, frozen_d_loss=frozen_discriminator_loss(model, iterator), rmse=rmse,
+                neg_elbo=neg_elbo, **quality)
+
+
+def frozen_discriminator_loss(model, iterator):
+    """The discriminator's loss over the last quarter of `--probe_steps` updates of it
+    alone (the encoder and decoder frozen); None without a discriminator."""
+    if model.discriminator is None:
+        return None
+    d_step = tf.function(model.discriminator_step)
     model.reset_metrics()
     tail = max(1, FLAGS.probe_steps // 4)
     for step in range(FLAGS.probe_steps):
         if step == FLAGS.probe_steps - tail:
             model.reset_metrics()
         d_step(next(iterator))
-    frozen_d_loss = float(model.get_metrics_result()["d_loss"])
-    return dict(run=spec, variant=variant, settings=settings, trajectory=trajectory, seconds=seconds,
-                zq_spread=zq_spread, frozen_d_loss=frozen_d_loss, rmse=rmse, **quality)
+    return float(model.get_metrics_result()["d_loss"])
 
 
 def reconstruction_rmse(model, test_images, z_q):
     """RMSE (0-255 scale) of the reconstructions of `test_images` at z_q, with the decoder
     in inference mode (moving statistics: what sampling, evaluation and export use) and in
-    training mode (batch statistics). Equal when batch norm's moving averages hold the
-    statistics the decoder was trained with."""
-    from svae_tf import metrics
+    training mode (batch statistics; the moving ones are restored after). Equal when batch
+    norm's moving averages hold the statistics the decoder was trained with."""
+    from svae_tf import metrics, networks
 
-    out = {}
-    for mode, training in (("inference", False), ("batch_stats", True)):
-        recon = model.decode_mean(z_q, training=training)
-        out[mode] = metrics.rmse_255(test_images, recon)
+    out = {"inference": metrics.rmse_255(test_images, model.decode_mean(z_q, training=False))}
+    with networks.moving_statistics_kept(model.decoder):
+        out["batch_stats"] = metrics.rmse_255(test_images, model.decode_mean(z_q, training=True))
     return out
 
 
@@ -211,8 +220,9 @@ def markdown(results, reference):
         f"**{reference:.4f}**. Chance discriminator loss: 2 ln 2 = {2 * math.log(2):.3f}.",
         "",
         "| run | " + " | ".join(f"spread @{p['step']}" for p in results[0]["trajectory"])
-        + " | d_loss (last) | z_q spread | frozen-G d_loss | IS | FID | RMSE inference / batch stats | s |",
-        "|---|" + "---:|" * (len(results[0]["trajectory"]) + 7),
+        + " | d_loss (last) | z_q spread | frozen-G d_loss | IS | FID | RMSE inference / batch stats"
+        " | -ELBO | s |",
+        "|---|" + "---:|" * (len(results[0]["trajectory"]) + 8),
     ]
 
     def fmt(value, spec):
@@ -223,8 +233,9 @@ def markdown(results, reference):
         rmse = "—" if rmse is None else f"{rmse['inference']:.1f} / {rmse['batch_stats']:.1f}"
         lines.append(
             f"| {r['run']} | " + " | ".join(f"{p['sample_spread']:.4f}" for p in r["trajectory"])
-            + f" | {r['trajectory'][-1]['d_loss']:.3f} | {fmt(r['zq_spread'], '.3f')} | {r['frozen_d_loss']:.3f}"
-            + f" | {fmt(r.get('inception_score'), '.2f')} | {fmt(r.get('fid'), '.1f')} | {rmse} | {r['seconds']:.0f} |"
+            + f" | {fmt(r['trajectory'][-1]['d_loss'], '.3f')} | {fmt(r['zq_spread'], '.3f')}"
+            + f" | {fmt(r['frozen_d_loss'], '.3f')} | {fmt(r.get('inception_score'), '.2f')}"
+            + f" | {fmt(r.get('fid'), '.1f')} | {rmse} | {fmt(r.get('neg_elbo'), '.1f')} | {r['seconds']:.0f} |"
         )
     return "\n".join(lines) + "\n"
 

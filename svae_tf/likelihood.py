@@ -34,7 +34,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from svae_tf import distributions, metrics, objectives
+from svae_tf import distributions, metrics, networks, objectives
 
 DEFAULT_MAX_CHUNK_ELEMENTS = 1024  # decoder passes per chunk: chunk_size * batch size
 
@@ -286,10 +286,6 @@ def reconstruct(model, images, batch_stats=False):
     if not batch_stats:
         _, z = model.encode(images, noise=noise, training=False)
         return model.decode_mean(z, training=False)
-    moving = [(v, v.numpy()) for v in model.non_trainable_variables]
-    try:
+    with networks.moving_statistics_kept(model.encoder, model.decoder):  # no update survives
         _, z = model.encode(images, noise=noise, training=True)
         return model.decode_mean(z, training=True)
-    finally:
-        for variable, value in moving:  # training mode updated batch norm's moving averages
-            variable.assign(value)

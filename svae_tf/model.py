@@ -37,6 +37,7 @@ class JointSamples(NamedTuple):
     """Samples of both joints in one step: (x, z_q) ~ q(x, z), (x_p, z_p) ~ p(x, z)."""
 
     z_q: Optional[tf.Tensor]  # [B, z_dim] ~ q(z|x); None without an encoder
+    q: Optional[object]  # q(z|x) of the batch (a TFP distribution); None without an encoder
     x_p: tf.Tensor  # [B, H, W, C], decoder means at z_p
     z_p: tf.Tensor  # [B, z_dim] ~ p(z)
     params_q: Optional[tf.Tensor]  # [B, H, W, P], decoder at z_q (rows with `reconstruction`)
@@ -396,9 +397,9 @@ class SymmetricVAE(keras.Model):
         """
         batch_size = tf.shape(images)[0]
         z_p = self._normal(batch_size, (self.preset.z_dim,))  # [B, z_dim] ~ p(z)
-        z_q = None
+        q = z_q = None
         if self.encoder is not None:
-            _, z_q = self._encode(images, training=training)  # z_q ~ q(z|x)
+            q, z_q = self._encode(images, training=training)  # z_q ~ q(z|x)
         params_q = None
         if self.spec.reconstruction:
             params = self.decode(tf.concat([z_p, z_q], axis=0), training)  # [2B, H, W, P]
@@ -406,7 +407,7 @@ class SymmetricVAE(keras.Model):
         else:
             params_p = self.decode(z_p, training)  # [B, H, W, P]
         x_p = distributions.likelihood_mean(self.preset.likelihood, params_p)
-        return JointSamples(z_q=z_q, x_p=x_p, z_p=z_p, params_q=params_q)
+        return JointSamples(z_q=z_q, q=q, x_p=x_p, z_p=z_p, params_q=params_q)
 
     def _discriminate(self, images, z_q, x_p, z_p, training=True):
         """Logits (f_q [B], f_p [B]) on both joints, in one call on the 2B pairs
@@ -492,6 +493,9 @@ class SymmetricVAE(keras.Model):
             # ever normalises real images with batch statistics (enc(x) above), and x_p
             # with the moving averages it is used with.
             terms["log_qz_given_x"] = self.posterior(s.x_p, training=False).log_prob(s.z_p)
+        if self.spec.elbo_terms:  # q's flow cached z_q's pre-image: no inversion
+            terms["log_pz"] = distributions.prior(self.preset.z_dim).log_prob(s.z_q)
+            terms["log_qz"] = s.q.log_prob(s.z_q)
         return terms
 
     def generator_step(self, images):

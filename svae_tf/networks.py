@@ -4,7 +4,10 @@ All are Keras 3 functional models with Xavier (Glorot-uniform) initialisation,
 the paper's choice (Sec. 6) and Keras' default.
 """
 
+import contextlib
+
 import keras
+import tensorflow as tf
 
 from svae_tf import distributions
 
@@ -14,6 +17,30 @@ def _conv_bn_relu(x, spec, transpose=False):
     x = conv(spec.filters, spec.kernel, strides=spec.stride, padding="same", use_bias=False)(x)
     x = keras.layers.BatchNormalization(synchronized=True)(x)
     return keras.layers.ReLU()(x)
+
+
+def moving_statistics(*networks):
+    """Batch norm's moving means and variances in `networks` (Keras layers or models)."""
+    found = []
+    for network in networks:
+        if isinstance(network, keras.layers.BatchNormalization):
+            found += [network.moving_mean, network.moving_variance]
+        elif network is not None:
+            found += moving_statistics(*getattr(network, "layers", ()))
+    return found
+
+
+@contextlib.contextmanager
+def moving_statistics_kept(*networks):
+    """Inside, `networks` may run in training mode (batch norm normalises by each batch);
+    on exit batch norm's moving statistics get back the values they had on entry."""
+    variables = moving_statistics(*networks)
+    saved = [tf.identity(v) for v in variables]
+    try:
+        yield
+    finally:
+        for variable, value in zip(variables, saved):
+            variable.assign(value)
 
 
 def build_encoder(preset):

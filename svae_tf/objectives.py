@@ -63,6 +63,27 @@ def svae_r_generator_loss(f_q, f_p, log_px_given_z, log_qz_given_x, lam=0.3):
     return -(f_q + lam * log_px_given_z) + (f_p - lam * log_qz_given_x)
 
 
+def svae_r_elbo_generator_loss(f_p, log_px_given_z, log_pz, log_qz, log_qz_given_x, lam=0.3):
+    """Encoder/decoder loss of sVAE-r with its encoder side exact: the negative of
+
+        L_x + lam E_q log p(x|z) - E_p[f - lam log q(z|x)],
+
+    eq. (28) with L_x = E_q(x)[ELBO(x)] (eq. 26 at lam = 0, the bound (1)) in place of
+    its estimate E_q f of eq. (29): at the optimal f (eq. 11), E_q f = E_q(x)[ELBO(x)] +
+    H(q(x)), and H(q(x)) does not depend on the encoder or decoder. Only the decoder
+    side, -KL(p(x,z) || q(x,z)) + const = -E_p f, needs the discriminator (it holds q(x)).
+
+    Args:
+      f_p: [B] discriminator logits on decoder-joint pairs (z ~ p(z), x ~ p(x|z)).
+      log_px_given_z, log_pz, log_qz: [B] the ELBO's terms at encoder pairs
+        (x ~ q(x), z ~ q(z|x)): log p(x|z), log p(z), log q(z|x).
+      log_qz_given_x: [B] log q(z|x) at decoder pairs.
+      lam: lambda >= 0 of eqs. (26)-(29).
+    """
+    return (negative_elbo(log_px_given_z, log_pz, log_qz) - lam * log_px_given_z
+            + (f_p - lam * log_qz_given_x))
+
+
 def ali_generator_loss(f_q, f_p):
     """Encoder/decoder loss of ALI: the negative of eq. (19).
 

@@ -9,6 +9,7 @@ functions; the equations themselves stay in `objectives.py` (pure functions of t
 | `vae`     | yes     | none          |                       | negative ELBO, eq. (1)       |
 | `svae`    | yes     | f(x, z)       | logistic, eq. (10)    | -(E_q f - E_p f), eq. (14)   |
 | `svae_r`  | yes     | f(x, z)       | logistic, eq. (10)    | eq. (14) + lambda terms (29) |
+| `svae_r_elbo` | yes | f(x, z)       | logistic, eq. (10)    | eq. (28), E_q side exact     |
 | `ali`     | yes     | f(x, z)       | logistic, eq. (18)    | non-saturating ALI, eq. (19) |
 | `gan`     | no      | f(x)          | logistic, eq. (22)    | non-saturating GAN, eq. (24) |
 | `wgan_gp` | no      | f(x), critic  | IPM (25) + grad. pen. | IPM, eq. (25)                |
@@ -20,7 +21,8 @@ The encoder/decoder loss is a function `loss(terms, lam=...) -> (per_example [B]
 - a discriminator: the logits `f_q`, `f_p` on the encoder and decoder joints (for a
   decoder-only row, f(x) at real x and at x_p); with `reconstruction`, also
   `log_px_given_z` = log p(x|z_q) at encoder pairs and `log_qz_given_x` = log q(z_p|x_p)
-  at decoder pairs (eq. 29).
+  at decoder pairs (eq. 29); with `elbo_terms`, also `log_pz` = log p(z_q) and `log_qz` =
+  log q(z_q|x) at encoder pairs (with `log_px_given_z`, the ELBO's terms).
 
 The metrics it returns are the row's `metrics`, tracked during training.
 """
@@ -47,6 +49,8 @@ class Variant:
       reconstruction: the step also computes sVAE-r's likelihood terms (eq. 29); the
         decoder then runs once on [z_p; z_q] so batch norm sees one batch.
       uses_lam: `lam` (lambda of eq. 29) changes the loss.
+      elbo_terms: the step also computes log p(z) and log q(z|x) at the encoder pairs
+        (needs `reconstruction`, which gives log p(x|z) there).
     """
 
     name: str
@@ -58,6 +62,7 @@ class Variant:
     critic: bool = False
     reconstruction: bool = False
     uses_lam: bool = False
+    elbo_terms: bool = False
 
     def __post_init__(self):
         if self.discriminator not in (None, "joint", "x"):
@@ -71,6 +76,8 @@ class Variant:
         if self.reconstruction and not (self.encoder and self.discriminator):
             raise ValueError(f"Variant {self.name!r}: reconstruction terms need an encoder and a "
                              "discriminator (eq. 29).")
+        if self.elbo_terms and not self.reconstruction:
+            raise ValueError(f"Variant {self.name!r}: elbo_terms needs reconstruction (log p(x|z)).")
 
 
 # ------------------------------------------------------------- encoder/decoder losses
@@ -92,6 +99,16 @@ def svae_r_loss(t, lam, **_):
         t["f_q"], t["f_p"], t["log_px_given_z"], t["log_qz_given_x"], lam)
     return per_example, {"symmetric_kl_bound": objectives.symmetric_kl_bound(t["f_q"], t["f_p"]),
                          "log_px_given_z": t["log_px_given_z"],
+                         "log_qz_given_x": t["log_qz_given_x"]}
+
+
+def svae_r_elbo_loss(t, lam, **_):
+    """sVAE-r with the encoder side exact (`objectives.svae_r_elbo_generator_loss`);
+    tracks the ELBO at the encoder pairs and the sVAE-r terms."""
+    per_example = objectives.svae_r_elbo_generator_loss(
+        t["f_p"], t["log_px_given_z"], t["log_pz"], t["log_qz"], t["log_qz_given_x"], lam)
+    elbo = objectives.log_weight(t["log_px_given_z"], t["log_pz"], t["log_qz"])
+    return per_example, {"elbo": elbo, "log_px_given_z": t["log_px_given_z"],
                          "log_qz_given_x": t["log_qz_given_x"]}
 
 
@@ -150,6 +167,9 @@ for _row in (
     Variant("svae_r", encoder=True, discriminator="joint", discriminator_loss=_LOGISTIC,
             generator_loss=svae_r_loss, reconstruction=True, uses_lam=True,
             metrics=("symmetric_kl_bound", "log_px_given_z", "log_qz_given_x")),
+    Variant("svae_r_elbo", encoder=True, discriminator="joint", discriminator_loss=_LOGISTIC,
+            generator_loss=svae_r_elbo_loss, reconstruction=True, elbo_terms=True, uses_lam=True,
+            metrics=("elbo", "log_px_given_z", "log_qz_given_x")),
     Variant("ali", encoder=True, discriminator="joint", discriminator_loss=_LOGISTIC,
             generator_loss=ali_loss),
     Variant("gan", encoder=False, discriminator="x", discriminator_loss=_LOGISTIC,

@@ -2,12 +2,13 @@
 
 import math
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from svae_tf import distributions, likelihood, metrics, objectives, presets
+from svae_tf import distributions, likelihood, metrics, networks, objectives, presets
 from svae_tf.model import SymmetricVAE
 
 tfd = tfp.distributions
@@ -207,3 +208,23 @@ def test_reconstruct_with_batch_statistics_leaves_the_moving_averages_alone(tiny
     for old, variable in zip(before, tiny_model.non_trainable_variables):
         np.testing.assert_array_equal(old, variable.numpy(), err_msg=variable.path)
     np.testing.assert_array_equal(inference, likelihood.reconstruct(tiny_model, images).numpy())
+
+
+def test_moving_statistics_kept_restores_batch_norm_only():
+    """Every batch norm of a nested model is found (2 per layer) and restored on exit,
+    also when the block raises; trainable weights changed inside stay changed."""
+    inner = keras.Sequential([keras.layers.Dense(3), keras.layers.BatchNormalization()])
+    outer = keras.Sequential([keras.Input((2,)), inner, keras.layers.BatchNormalization()])
+    statistics = networks.moving_statistics(outer)
+    assert len(statistics) == 4
+    before = [v.numpy().copy() for v in statistics]
+    x = tf.random.stateless_normal([16, 2], seed=(1, 2)) + 3.0
+    with pytest.raises(RuntimeError):
+        with networks.moving_statistics_kept(outer):
+            outer(x, training=True)
+            assert not np.allclose(statistics[0].numpy(), before[0])  # training mode moved them
+            inner.layers[0].kernel.assign(tf.zeros([2, 3]))
+            raise RuntimeError
+    for old, variable in zip(before, statistics):
+        np.testing.assert_array_equal(old, variable.numpy())
+    np.testing.assert_array_equal(inner.layers[0].kernel.numpy(), np.zeros([2, 3]))

@@ -21,7 +21,7 @@ def test_parse_run_fills_defaults_and_converts_types():
     assert (settings["preset"], settings["decoder_dense_batch_norm"]) == ("mnist_a1", True)
 
 
-@pytest.mark.parametrize("spec, named", [("vae", "vae"), ("ali,lr=1", "lr=1"), ("svae,beta1", "beta1"),
+@pytest.mark.parametrize("spec, named", [("vea", "vea"), ("ali,lr=1", "lr=1"), ("svae,beta1", "beta1"),
                                          ("gan,preset=cifar10", "preset"),
                                          ("gan,decoder_dense_batch_norm=maybe", "maybe")])
 def test_parse_run_names_the_bad_entry(spec, named):
@@ -39,18 +39,21 @@ def test_spread_is_zero_for_one_repeated_image_and_positive_otherwise():
 def test_two_step_run_writes_the_table_and_json(tmp_path, data_dir):
     out = tmp_path / "probe.json"  # --output=NAME writes NAME.json and NAME.md
     subprocess.run(
-        [sys.executable, "-m", "benchmarks.mode_collapse", "--run=gan", "--run=ali,n_disc=2", "--steps=2",
+        [sys.executable, "-m", "benchmarks.mode_collapse", "--run=gan", "--run=ali,n_disc=2", "--run=vae", "--steps=2",
          "--every=1", "--probe_steps=2", "--quality_samples=0", f"--data_dir={data_dir}",
          f"--output={tmp_path / 'probe'}"],
         check=True, capture_output=True,
     )
     report = json.loads(out.read_text())
-    assert [r["run"] for r in report["runs"]] == ["gan", "ali,n_disc=2"]
+    assert [r["run"] for r in report["runs"]] == ["gan", "ali,n_disc=2", "vae"]
     assert [p["step"] for p in report["runs"][1]["trajectory"]] == [1, 2]
     assert report["runs"][0]["zq_spread"] is None and report["runs"][1]["zq_spread"] > 0
     assert report["runs"][0]["rmse"] is None
     rmse = report["runs"][1]["rmse"]  # decoder in inference mode and with batch statistics
     assert set(rmse) == {"inference", "batch_stats"} and all(0 < v < 255 for v in rmse.values())
+    vae = report["runs"][2]  # no discriminator: no d_loss, no frozen-G probe; an ELBO
+    assert vae["frozen_d_loss"] is None and vae["trajectory"][-1]["d_loss"] is None
+    assert report["runs"][0]["neg_elbo"] is None and 0 < vae["neg_elbo"] < 784 * 5
     assert 0 < report["real_sample_spread"] < 0.5
     assert "| ali,n_disc=2 |" in (tmp_path / "probe.md").read_text()
     from benchmarks import report as report_lib

@@ -213,6 +213,25 @@ def test_svae_r_generator_loss_at_hand_computed_values():
                                [-3.0, 0.0], rtol=0, atol=1e-12)
 
 
+def test_svae_r_elbo_generator_loss_at_hand_computed_values():
+    """Eq. (28) with L_x exact, negated: -ELBO - lam log p(x|z) + (f_p - lam log q(z_p|x_p))."""
+    f_p = tf.constant([-2.0, 0.0], tf.float64)
+    log_px, log_pz = tf.constant([-100.0, -10.0], tf.float64), tf.constant([-90.0, -95.0], tf.float64)
+    log_qz, log_qz_p = tf.constant([-60.0, -50.0], tf.float64), tf.constant([5.0, 2.0], tf.float64)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([f_p, log_px, log_pz, log_qz, log_qz_p])
+        loss = objectives.svae_r_elbo_generator_loss(f_p, log_px, log_pz, log_qz, log_qz_p, lam=0.3)
+    # -ELBO = 100 + 90 - 60 = 130;  130 + 0.3 * 100 + (-2 - 0.3 * 5) = 156.5
+    # -ELBO = 10 + 95 - 50 = 55;    55 + 0.3 * 10 + (0 - 0.3 * 2) = 57.4
+    np.testing.assert_allclose(loss, [156.5, 57.4], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(tape.gradient(loss, log_px), [-1.3, -1.3], rtol=0, atol=1e-12)  # (lam + 1), eq. 26
+    np.testing.assert_allclose(tape.gradient(loss, log_pz), [-1.0, -1.0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(tape.gradient(loss, log_qz), [1.0, 1.0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(tape.gradient(loss, log_qz_p), [-0.3, -0.3], rtol=0, atol=1e-12)
+    # Only the decoder side of eq. (14) is left to f: the loss rises with f_p one for one.
+    np.testing.assert_allclose(tape.gradient(loss, f_p), [1.0, 1.0], rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("shape", [(3, 5), (4, 8, 8, 1), (2, 4, 4, 3)])
 def test_gradient_penalty_values(shape):
     rng = np.random.default_rng(0)

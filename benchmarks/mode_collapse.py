@@ -155,7 +155,7 @@ def run(spec, train_images, test_images):
         if model.encoder is not None:
             _, z_q = model.encode(test_images)  # [256, z_dim]
             zq_spread = float(np.std(z_q.numpy(), axis=0).mean())
-            rmse = reconstruction_rmse(model, test_images, z_q)
+            rmse = reconstruction_rmse(model, test_images)
             neg_elbo = -float(tf.reduce_mean(model.elbo(test_images, seed=FLAGS.seed)))
         quality = sample_quality(model)
     return dict(run=spec, variant=variant, settings=settings, trajectory=trajectory, seconds=seconds,
@@ -178,17 +178,16 @@ def frozen_discriminator_loss(model, iterator):
     return float(model.get_metrics_result()["d_loss"])
 
 
-def reconstruction_rmse(model, test_images, z_q):
-    """RMSE (0-255 scale) of the reconstructions of `test_images` at z_q, with the decoder
-    in inference mode (moving statistics: what sampling, evaluation and export use) and in
-    training mode (batch statistics; the moving ones are restored after). Equal when batch
-    norm's moving averages hold the statistics the decoder was trained with."""
-    from svae_tf import metrics, networks
+def reconstruction_rmse(model, test_images):
+    """RMSE (0-255 scale) of the reconstructions x -> T(mu(x)) -> decoder mean of
+    `test_images` (`likelihood.reconstruct`), in inference mode (moving statistics: what
+    sampling, evaluation and export use) and with the batch statistics of a training
+    step (the moving ones restored after). Equal when batch norm's moving averages hold
+    the statistics the networks were trained with."""
+    from svae_tf import likelihood, metrics
 
-    out = {"inference": metrics.rmse_255(test_images, model.decode_mean(z_q, training=False))}
-    with networks.moving_statistics_kept(model.decoder):
-        out["batch_stats"] = metrics.rmse_255(test_images, model.decode_mean(z_q, training=True))
-    return out
+    return {mode: metrics.rmse_255(test_images, likelihood.reconstruct(model, test_images, batch_stats))
+            for mode, batch_stats in (("inference", False), ("batch_stats", True))}
 
 
 def sample_quality(model):

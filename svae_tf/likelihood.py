@@ -270,7 +270,7 @@ def log_weights(model, encoder_images, target, num_samples, seed):
 
 
 # --------------------------------------------------------- reconstruction
-def reconstruct(model, images, batch_stats=False):
+def reconstruct(model, images, batch_stats=False, seed=0):
     """x -> T(mu(x)) -> E[p(x|z)]: decoder mean at the encoder's posterior "mean".
 
     The encoder's Gaussian mean mu(x) is pushed through the flow T (z = T(mu), the
@@ -278,8 +278,10 @@ def reconstruct(model, images, batch_stats=False):
     (Bernoulli probabilities for MNIST, the location of the 8-bit heads). The networks
     run in inference mode (batch norm's moving statistics, what sampling, evaluation
     and export use), or with `batch_stats` in training mode: batch norm normalises with
-    this batch's statistics, as in training (nothing is updated: no optimizer runs, and
-    the moving averages are restored).
+    the statistics of this batch as the train step forms it (nothing is updated: no
+    optimizer runs, and the moving averages are restored). For a row with
+    `reconstruction` (sVAE-r) that is the decoder on [z_p; z], with as many z_p ~ p(z)
+    (from `seed`) as images, as in `SymmetricVAE.decode_joints`.
     """
     images = tf.convert_to_tensor(images, tf.float32)
     noise = tf.zeros([tf.shape(images)[0], model.preset.z_dim], tf.float32)
@@ -288,4 +290,8 @@ def reconstruct(model, images, batch_stats=False):
         return model.decode_mean(z, training=False)
     with networks.moving_statistics_kept(model.encoder, model.decoder):  # no update survives
         _, z = model.encode(images, noise=noise, training=True)
-        return model.decode_mean(z, training=True)
+        if not model.spec.reconstruction:
+            return model.decode_mean(z, training=True)
+        z_p = tf.random.stateless_normal(tf.shape(z), seed=(seed, 0))
+        _, params = model.decode_joints(z_p, z, training=True)
+        return distributions.likelihood_mean(model.preset.likelihood, params)

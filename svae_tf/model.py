@@ -334,6 +334,16 @@ class SymmetricVAE(keras.Model):
         """Likelihood parameters [B, H, W, P] of p(x|z)."""
         return self.decoder(z, training=training)
 
+    def decode_joints(self, z_p, z_q=None, training=False):
+        """(params at z_p [B, H, W, P], params at z_q or None) as the train step decodes
+        them: with `z_q`, one decoder call on [z_p; z_q], so that in training mode batch
+        norm normalises both halves with the statistics of their mixture (sVAE-r's
+        decoder batch, which its moving averages hold)."""
+        if z_q is None:
+            return self.decode(z_p, training), None
+        params = self.decode(tf.concat([z_p, z_q], axis=0), training)  # [2B, H, W, P]
+        return tuple(tf.split(params, 2, axis=0))
+
     def decode_mean(self, z, training=False):
         return distributions.likelihood_mean(self.preset.likelihood, self.decode(z, training))
 
@@ -400,12 +410,7 @@ class SymmetricVAE(keras.Model):
         q = z_q = None
         if self.encoder is not None:
             q, z_q = self._encode(images, training=training)  # z_q ~ q(z|x)
-        params_q = None
-        if self.spec.reconstruction:
-            params = self.decode(tf.concat([z_p, z_q], axis=0), training)  # [2B, H, W, P]
-            params_p, params_q = tf.split(params, 2, axis=0)
-        else:
-            params_p = self.decode(z_p, training)  # [B, H, W, P]
+        params_p, params_q = self.decode_joints(z_p, z_q if self.spec.reconstruction else None, training)
         x_p = distributions.likelihood_mean(self.preset.likelihood, params_p)
         return JointSamples(z_q=z_q, q=q, x_p=x_p, z_p=z_p, params_q=params_q)
 

@@ -62,14 +62,20 @@ def _args(workdir, data_dir, model, *extra):
 
 def _rmse_of(model, data_dir, n, batch_size=None):
     """0-255 RMSE of x -> T(mu(x)) -> decoder mean over the first n grey-level test images:
-    inference mode, or batch norm by the statistics of batches of `batch_size`."""
+    inference mode, or batch norm by the statistics of sVAE-r's training batches (z_p and the
+    z of `batch_size` images)."""
     x = np.concatenate(list(data.load_images("mnist", "test", batch_size=n, take=n, data_dir=data_dir)))
     step = batch_size or n
     recon = []
     for i in range(0, n, step):
         chunk = x[i:i + step]
         _, z = model.encode(chunk, noise=tf.zeros([len(chunk), model.preset.z_dim]), training=bool(batch_size))
-        recon.append(model.decode_mean(z, training=bool(batch_size)).numpy())
+        if batch_size:  # sVAE-r's decoder batch in training: [z_p; z_q], z_p ~ p(z)
+            z_p = tf.random.stateless_normal(z.shape, seed=(0, 0))
+            params = model.decoder(tf.concat([z_p, z], axis=0), training=True)[len(chunk):]
+            recon.append(tf.sigmoid(params).numpy())  # Bernoulli means
+        else:
+            recon.append(model.decode_mean(z).numpy())
     return float(np.sqrt(np.mean((255.0 * (x - np.concatenate(recon))) ** 2)))
 
 

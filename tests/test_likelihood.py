@@ -228,3 +228,17 @@ def test_moving_statistics_kept_restores_batch_norm_only():
     for old, variable in zip(before, statistics):
         np.testing.assert_array_equal(old, variable.numpy())
     np.testing.assert_array_equal(inner.layers[0].kernel.numpy(), np.zeros([2, 3]))
+
+
+def test_reconstruct_with_batch_statistics_uses_the_training_decoder_batch(tiny_model, images):
+    """sVAE-r decodes [z_p; z_q] in one training-mode call: `batch_stats` normalises the
+    reconstructions with that mixture's statistics, not with the z_q half alone."""
+    noise = tf.zeros([images.shape[0], tiny_model.preset.z_dim])
+    with networks.moving_statistics_kept(tiny_model.encoder, tiny_model.decoder):
+        _, z = tiny_model.encode(images, noise=noise, training=True)
+        z_p = tf.random.stateless_normal(z.shape, seed=(3, 0))
+        mixture = tiny_model.decoder(tf.concat([z_p, z], axis=0), training=True)[len(z):]
+        alone = tiny_model.decoder(z, training=True)
+    out = likelihood.reconstruct(tiny_model, images, batch_stats=True, seed=3).numpy()
+    np.testing.assert_allclose(out, tf.sigmoid(mixture), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(out, tf.sigmoid(alone), atol=1e-4)

@@ -781,6 +781,27 @@ def carried_over(args, variants):
     return ledgers, evaluations, artifacts, notes
 
 
+def finished_in_work_dir(args, variants):
+    """Variants not in `variants` whose run in --work_dir is finished (its budget used, with
+    this run's trainer flags): reported too, without more training (their evaluation is
+    reused when it is up to date, as for the variants run now)."""
+    from svae_tf import runs  # lazily: imports TensorFlow
+
+    done = []
+    for variant in VARIANTS:
+        paths = work_paths(args, variant)
+        ledger = _read_json(paths["ledger"])
+        if variant in variants or not ledger:
+            continue
+        _, steps_done, checkpoint = runs.checkpoint_info(paths["model_dir"])
+        if (ledger.get("trainer_flags") == variant_flags(variant, args) and not ledger.get("running")
+                and checkpoint is not None and checkpoint == ledger.get("checkpoint")
+                and next_chunk(ledger, steps_done, 60.0 * args.minutes_per_variant, args) == 0):
+            _say(f"{variant}: finished in {args.work_dir}; reported as it is")
+            done.append(variant)
+    return done
+
+
 def main(args):
     """The reproduction with the flags `args` (`parse_args`, or `svae_tf.cli.run`)."""
     started = report.start()
@@ -799,6 +820,9 @@ def main(args):
     ledgers, rows, sample_files, carried = carried_over(args, variants)
     for variant in variants:
         ledgers[variant] = train_variant(variant, args, prober)
+    for variant in [] if args.skip_eval else finished_in_work_dir(args, variants):
+        ledgers[variant] = _read_json(work_paths(args, variant)["ledger"])
+        variants.append(variant)
     for variant in variants:
         rows[variant] = None if args.skip_eval else evaluate_variant(variant, ledgers[variant], classifier, args)
     curves_name, samples_dir = artifact_names(args.results)

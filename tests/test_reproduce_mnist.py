@@ -279,3 +279,28 @@ def test_rows_of_variants_not_run_are_carried_over_from_the_report_when_their_fl
     assert reproduce_mnist.carried_over(args, ["gan"])[3]["vae"]["report_date"] == "D"
     no_carry = reproduce_mnist.parse_args([f"--work_dir={work}", f"--results={results / 'mnist'}", "--nocarry_over"])
     assert reproduce_mnist.carried_over(no_carry, ["gan"])[0] == {}
+
+
+def test_finished_runs_in_the_work_dir_are_reported_without_training(tmp_path, monkeypatch):
+    """--variants=svae_r also reports ali (its budget used, same flags, at its checkpoint),
+    but not gan (budget left), svae (other flags) or wgan_gp (newer checkpoint than its ledger)."""
+    from svae_tf import runs
+
+    work = tmp_path / "work"
+    work.mkdir()
+    args = reproduce_mnist.parse_args([f"--work_dir={work}", f"--results={tmp_path / 'mnist'}",
+                                       "--minutes_per_variant=10"])
+    spent = [{"steps_before": 0, "steps_after": 600, "seconds": 300.0},
+             {"steps_before": 600, "steps_after": 1200, "seconds": 300.0}]
+
+    def ledger(variant, seconds, flags=None, checkpoint="ckpt-1200"):
+        return {"trainer_flags": flags or reproduce_mnist.variant_flags(variant, args), "seconds": seconds,
+                "invocations": spent, "checkpoint": str(work / variant / checkpoint)}
+
+    ledgers = {"ali": ledger("ali", 600.0), "gan": ledger("gan", 300.0),
+               "svae": ledger("svae", 600.0, flags=["--variant=svae"]),
+               "wgan_gp": ledger("wgan_gp", 600.0, checkpoint="ckpt-600"), "svae_r": ledger("svae_r", 600.0)}
+    for variant, value in ledgers.items():
+        (work / f"{variant}.budget.json").write_text(json.dumps(value))
+    monkeypatch.setattr(runs, "checkpoint_info", lambda d: (2, 1200, os.path.join(d, "ckpt-1200")))
+    assert reproduce_mnist.finished_in_work_dir(args, ["svae_r"]) == ["ali"]

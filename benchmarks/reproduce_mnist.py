@@ -103,6 +103,7 @@ TARGETS = {
     "svae_is": 7.5,  # sVAE's IS at least this
     "adversarial_is": 7.0,  # ALI's, GAN's and WGAN-GP's IS at least this
     "spread": 0.12,  # every variant's sample spread at the end at least this
+    "batch_norm_rmse": 0.05,  # sVAE-r's RMSE in inference mode within this fraction of batch stats'
 }
 
 
@@ -589,6 +590,15 @@ def claims(table, targets=TARGETS):
                         f"abs(-ELBO(sVAE-r) - -ELBO(VAE)) <= {targets['elbo_nats']:g}", diff,
                         None if diff is None else targets["elbo_nats"] - abs(diff),
                         f"-ELBO sVAE-r {_f(a)}, VAE {_f(b)} nats" + ("" if diff is None else f" (difference {diff:+.2f})")))
+    # Batch norm in inference mode is the trained network (issue item 2).
+    a, b = get("svae_r", "rmse"), get("svae_r", "rmse_batch_stats")
+    rel = None if None in (a, b) or not b else abs(a - b) / b
+    out.append(_verdict(f"sVAE-r's inference-mode RMSE is within {100 * targets['batch_norm_rmse']:g}% of its "
+                        "batch-statistics RMSE", f"abs(RMSE - RMSE batch stats) / RMSE batch stats <= "
+                        f"{targets['batch_norm_rmse']:g}", rel,
+                        None if rel is None else targets["batch_norm_rmse"] - rel,
+                        f"RMSE {_f(a)}, batch stats {_f(b)}" + ("" if rel is None else f" (relative {rel:.3f})"),
+                        digits=3))
     # Sample quality of sVAE and of the adversarial baselines.
     for variant, key in (("svae", "svae_is"), ("ali", "adversarial_is"), ("gan", "adversarial_is"),
                          ("wgan_gp", "adversarial_is")):

@@ -58,7 +58,7 @@ def _table():
 
     return {"vae": row(90.0, 40.0, 7.0, 30.0), "gan": row(None, None, 7.2, 25.0),
             "wgan_gp": row(None, None, 7.1, 26.0), "ali": row(140.0, 80.0, 7.3, 20.0),
-            "svae": row(95.0, 70.0, 7.6, 15.0), "svae_r": row(93.0, 39.0, 8.0, 12.0)}
+            "svae": row(95.0, 70.0, 7.6, 15.0), "svae_r": dict(row(93.0, 39.0, 8.0, 12.0), rmse_batch_stats=40.0)}
 
 
 def _verdicts(table):
@@ -68,13 +68,15 @@ def _verdicts(table):
 def test_claims_are_met_or_missed_by_the_numbers_margin():
     verdicts = _verdicts(_table())
     assert all(c["margin"] >= 0 and c["verdict"].startswith("met by") for c in verdicts.values()), verdicts
-    assert len(verdicts) == 8 + 6  # 8 claims on the numbers, one no-collapse claim per variant
+    assert len(verdicts) == 9 + 6  # 9 claims on the numbers, one no-collapse claim per variant
     assert verdicts["sVAE-r's IS is above the VAE's"]["margin"] == pytest.approx(1.0)
     assert verdicts["sVAE-r's FID is below the VAE's"]["margin"] == pytest.approx(18.0)
     assert verdicts["sVAE-r's RMSE is at most 0.5 x ALI's"]["margin"] == pytest.approx(1.0)
     assert verdicts["sVAE-r's RMSE is at most 0.5 x ALI's"]["value"] == pytest.approx(39.0 / 80.0)
     assert verdicts["sVAE-r's -ELBO is within 5 nats of the VAE's"]["margin"] == pytest.approx(2.0)
     assert verdicts["sVAE's IS is at least 7.5"]["verdict"] == "met by 0.10"
+    batch_norm = verdicts["sVAE-r's inference-mode RMSE is within 5% of its batch-statistics RMSE"]
+    assert batch_norm["value"] == pytest.approx(1 / 40) and batch_norm["margin"] == pytest.approx(0.05 - 1 / 40)
     assert verdicts["WGAN-GP's IS is at least 7"]["verdict"] == "met by 0.10"
     assert verdicts["ALI does not collapse"]["margin"] == pytest.approx(0.08)
 
@@ -92,6 +94,10 @@ def test_claims_are_met_or_missed_by_the_numbers_margin():
     ("wgan_gp", "spread", 0.05, "WGAN-GP does not collapse", "missed by 0.070"),
     ("wgan_gp", "spread", 0.119, "WGAN-GP does not collapse", "missed by 0.001"),
     ("ali", "rmse", None, "sVAE-r's RMSE is at most 0.5 x ALI's", "not measured"),
+    ("svae_r", "rmse_batch_stats", 36.0, "sVAE-r's inference-mode RMSE is within 5% of its batch-statistics RMSE",
+     "missed by 0.033"),
+    ("svae_r", "rmse_batch_stats", 42.0, "sVAE-r's inference-mode RMSE is within 5% of its batch-statistics RMSE",
+     "missed by 0.021"),
 ])
 def test_each_claim_flips_when_its_number_crosses_the_target(variant, key, value, claim, verdict):
     table = _table()

@@ -30,6 +30,7 @@ of the 256 test images (grey levels binarized at random: a screen, not Table 1's
 """
 
 import math
+import os
 import sys
 import time
 
@@ -45,7 +46,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import report, step_timing  # noqa: E402
-from svae_tf import data, presets  # noqa: E402
+from svae_tf import data, images, presets  # noqa: E402
 from svae_tf import model as model_lib  # noqa: E402
 
 DEFAULT_RUNS = [
@@ -118,9 +119,9 @@ def parse_run(spec):
     return variant, settings
 
 
-def spread(images):
+def spread(batch):
     """Mean over pixels of the std over the batch: [N, H, W, C] -> float."""
-    return float(np.std(np.asarray(images), axis=0).mean())
+    return float(np.std(np.asarray(batch), axis=0).mean())
 
 
 def run(spec, train_images, test_images):
@@ -158,7 +159,9 @@ def run(spec, train_images, test_images):
             rmse = reconstruction_rmse(model, test_images)
             neg_elbo = -float(tf.reduce_mean(model.elbo(test_images, seed=FLAGS.seed)))
         quality = sample_quality(model)
-    return dict(run=spec, variant=variant, settings=settings, trajectory=trajectory, seconds=seconds,
+    with model.ema_scope():
+        grid = images.encode_png(images.image_grid(model.sample(len(fixed_z), noise=fixed_z).numpy(), columns=8))
+    return grid, dict(run=spec, variant=variant, settings=settings, trajectory=trajectory, seconds=seconds,
                 zq_spread=zq_spread, frozen_d_loss=frozen_discriminator_loss(model, iterator), rmse=rmse,
                 neg_elbo=neg_elbo, **quality)
 
@@ -249,14 +252,22 @@ def main(argv):
     test_images = next(iter(data.load_images(FLAGS.dataset, "test", batch_size=256, data_dir=FLAGS.data_dir)))
     reference = spread(test_images[:64])
     print(f"sample_spread of 64 real test images: {reference:.4f}")
-    results = [run(spec, train_images, test_images) for spec in FLAGS.run]
+    outputs = [run(spec, train_images, test_images) for spec in FLAGS.run]  # (PNG grid, result) each
+    grids, results = [grid for grid, _ in outputs], [result for _, result in outputs]
     table = markdown(results, reference)
     print(table)
     if FLAGS.output:
         settings = {name: FLAGS[name].value for name in ("dataset", "batch_size", "steps", "every", "probe_steps",
                                                          "seed", "quality_samples")}
+        samples = f"{os.path.basename(report.paths(FLAGS.output)[0])[:-len('.json')]}_samples"
+        files = {}
+        for index, (result, grid) in enumerate(zip(results, grids)):  # the 64 probe samples of each run
+            result["samples_png"] = f"{samples}/{index}.png"
+            files[result["samples_png"]] = grid
+        table += "\nSamples at the end (the 64 fixed z of `sample_spread`), one grid per run: " + ", ".join(
+            f"[{index}]({name})" for index, name in enumerate(files)) + ".\n"
         report.write_report(FLAGS.output, dict(settings=settings, real_sample_spread=reference, runs=results),
-                            table, started=started)
+                            table, started=started, files=files)
         print(f"wrote {report.paths(FLAGS.output)}")
 
 

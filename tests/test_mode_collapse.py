@@ -56,6 +56,11 @@ def test_two_step_run_writes_the_table_and_json(tmp_path, data_dir):
     assert report["runs"][0]["neg_elbo"] is None and 0 < vae["neg_elbo"] < 784 * 5
     assert 0 < report["real_sample_spread"] < 0.5
     assert "| ali,n_disc=2 |" in (tmp_path / "probe.md").read_text()
+    from PIL import Image
+
+    grid = Image.open(tmp_path / report["runs"][1]["samples_png"])  # 64 samples, 8 x 8 of 28 x 28
+    assert report["runs"][1]["samples_png"] == "probe_samples/1.png" and grid.size == (224, 224)
+    assert "[1](probe_samples/1.png)" in (tmp_path / "probe.md").read_text()
     from benchmarks import report as report_lib
 
     assert report_lib.check_report(tmp_path / "probe.json") == []  # provenance of benchmarks.report

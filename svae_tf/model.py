@@ -383,6 +383,23 @@ class SymmetricVAE(keras.Model):
                 noise = self._normal(num_samples, (self.preset.z_dim,))
         return self.decode_mean(noise)
 
+    def recompute_batch_norm_statistics(self, batches, seed=0):
+        """Replace batch norm's moving statistics (encoder, decoder) by the mean of the batch
+        statistics the train step's forward passes normalise with, over `batches` (images
+        [B, H, W, C] in [0, 1]), for the weights in place (call inside `ema_scope()` for the
+        average): the encoder on x, the decoder on the row's batch ([z_p; z_q] for sVAE-r,
+        z_p with a discriminator, z_q for the VAE). Noise from the int `seed`; no weight
+        changes. Returns the number of batches."""
+        def forward(images):
+            images = tf.cast(images, tf.float32)
+            if self.spec.discriminator:
+                self._joints(images, training=True)
+            else:
+                self._elbo_terms(images, training=True)
+
+        with self._noise_from(seed):
+            return networks.recompute_moving_statistics([self.encoder, self.decoder], forward, batches)
+
     def predict(self, x, *args, seed=None, **kwargs):
         """Keras `predict` (reconstructions); `seed` makes its noise reproducible."""
         if seed is None:

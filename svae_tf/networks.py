@@ -19,15 +19,41 @@ def _conv_bn_relu(x, spec, transpose=False):
     return keras.layers.ReLU()(x)
 
 
-def moving_statistics(*networks):
-    """Batch norm's moving means and variances in `networks` (Keras layers or models)."""
+def batch_norm_layers(*networks):
+    """The BatchNormalization layers in `networks` (Keras layers or models, nested)."""
     found = []
     for network in networks:
         if isinstance(network, keras.layers.BatchNormalization):
-            found += [network.moving_mean, network.moving_variance]
+            found.append(network)
         elif network is not None:
-            found += moving_statistics(*getattr(network, "layers", ()))
+            found += batch_norm_layers(*getattr(network, "layers", ()))
     return found
+
+
+def moving_statistics(*networks):
+    """Batch norm's moving means and variances in `networks` (Keras layers or models)."""
+    return [v for layer in batch_norm_layers(*networks) for v in (layer.moving_mean, layer.moving_variance)]
+
+
+def recompute_moving_statistics(networks, forward, batches):
+    """Batch norm's moving statistics in `networks` := the mean, over `batches`, of the batch
+    statistics that `forward(batch)` (training-mode calls of the networks, run eagerly)
+    normalises with: population statistics for the weights as they are, in place of the
+    moving averages training left (Keras' update m <- momentum m + (1 - momentum) batch
+    with momentum (n - 1) / n at the n-th batch is the running mean). Momentum is restored
+    after. Returns the number of batches."""
+    layers = batch_norm_layers(*networks)
+    momenta = [layer.momentum for layer in layers]
+    count = 0
+    try:
+        for count, batch in enumerate(batches, start=1):
+            for layer in layers:
+                layer.momentum = (count - 1) / count
+            forward(batch)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+    return count
 
 
 @contextlib.contextmanager

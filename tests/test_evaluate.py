@@ -131,6 +131,24 @@ def test_evaluate_writes_all_keys(workdir, data_dir, capsys):
     assert again["binarization"]["encoder_input"] == "grey" and again["nll_nats"] != results["nll_nats"]
 
 
+def test_batch_norm_statistics_recomputed_before_scoring(workdir, data_dir, tmp_path):
+    """--batch_norm_batches=2 recomputes the moving statistics from two training batches of
+    the train step's forward passes (model.recompute_batch_norm_statistics) before every
+    score, says so in the JSON, and leaves the checkpoint alone."""
+    base = evaluate.run(_args(workdir, data_dir, "svae_r", "--no_quality", f"--json={tmp_path / 'a.json'}"))
+    recomputed = evaluate.run(_args(workdir, data_dir, "svae_r", "--no_quality", "--batch_norm_batches=2",
+                                    f"--json={tmp_path / 'b.json'}"))
+    assert recomputed["batch_norm_batches"] == 2 and "batch_norm_batches" not in base
+    model = runs.load_model(os.fspath(workdir / "svae_r"))
+    batches = data.load_images("mnist", "train", batch_size=20, data_dir=data_dir, shuffle=True, seed=0,
+                               drop_remainder=True, take=40)
+    model.recompute_batch_norm_statistics(batches, seed=0)
+    assert recomputed["rmse"] == pytest.approx(_rmse_of(model, data_dir, 30), rel=1e-5)
+    assert recomputed["rmse"] != pytest.approx(base["rmse"], rel=1e-6)
+    again = evaluate.run(_args(workdir, data_dir, "svae_r", "--no_quality", f"--json={tmp_path / 'c.json'}"))
+    assert again["rmse"] == pytest.approx(base["rmse"], rel=1e-6)  # the checkpoint was not changed
+
+
 def test_decoder_only_variant_reports_null_nll_and_rmse(workdir, data_dir):
     results = evaluate.run(_args(workdir, data_dir, "gan"))
     for key in ("nll_nats", "nll_bits_per_dim", "elbo", "rmse", "rmse_batch_stats"):

@@ -242,3 +242,33 @@ def test_reconstruct_with_batch_statistics_uses_the_training_decoder_batch(tiny_
     out = likelihood.reconstruct(tiny_model, images, batch_stats=True, seed=3).numpy()
     np.testing.assert_allclose(out, tf.sigmoid(mixture), rtol=1e-5, atol=1e-6)
     assert not np.allclose(out, tf.sigmoid(alone), atol=1e-4)
+
+
+def test_recompute_moving_statistics_is_the_mean_of_the_batch_statistics():
+    layer = keras.layers.BatchNormalization(momentum=0.9)
+    batches = [tf.random.stateless_normal([8, 3], seed=(i, 1)) * (i + 1) + i for i in range(3)]
+    count = networks.recompute_moving_statistics([layer], lambda b: layer(b, training=True), batches)
+    assert count == 3 and layer.momentum == 0.9  # restored
+    np.testing.assert_allclose(layer.moving_mean, np.mean([np.mean(b, axis=0) for b in batches], axis=0),
+                               rtol=1e-5)
+    np.testing.assert_allclose(layer.moving_variance, np.mean([np.var(b, axis=0) for b in batches], axis=0),
+                               rtol=1e-5)
+
+
+def test_recomputed_statistics_make_inference_mode_the_training_pass(images):
+    """After recomputing from one batch, sVAE-r's networks in inference mode give what the
+    train step's forward pass gives on that batch with the same noise (encoder on x,
+    decoder on [z_p; z_q])."""
+    model = SymmetricVAE(presets.tiny(), variant="svae_r", seed=1)
+    model.compile()
+    model.fit(images, batch_size=8, epochs=2, verbose=0)  # moving averages lag the weights
+    assert model.recompute_batch_norm_statistics([images], seed=5) == 1
+
+    def joints(training):
+        with networks.moving_statistics_kept(model.encoder, model.decoder), model._noise_from(5):
+            return model._joints(images, training=training)
+
+    trained, inference = joints(True), joints(False)
+    for name in ("z_q", "x_p", "params_q"):
+        np.testing.assert_allclose(getattr(inference, name), getattr(trained, name), rtol=1e-3, atol=1e-4,
+                                   err_msg=name)

@@ -64,8 +64,11 @@ CONVENTIONS = {
     "elbo": "mean over test images of (1/K) sum_k log w_k, eq. (1), nats (a lower bound on log p(x))",
     "rmse": "0-255 scale, sqrt of the mean over all pixels/channels/images of (255 (x - x_hat))^2; "
             "x = grey-level test image, x_hat = decoder mean at z = T(mu(x)) (encoder mean through the flow)",
-    "rmse_batch_stats": "rmse with the encoder and decoder in training mode (batch norm by each batch's "
-                        "statistics, --batch_size images; moving averages left unchanged)",
+    "rmse_batch_stats": "rmse with the encoder and decoder in training mode, batch norm by the statistics "
+                        "of each batch as the train step forms it (--batch_size images; sVAE-r's decoder "
+                        "on [z_p; z_q]); moving averages left unchanged",
+    "batch_norm_batches": "present when --batch_norm_batches > 0: every number here was measured after "
+                          "batch norm's moving statistics were recomputed from that many training batches",
     "inception_score": "exp(E KL(p(y|x) || p(y))) from classifier logits, contiguous splits, "
                        "mean and population std over splits",
     "fid": "Frechet distance between Gaussians (mean, unbiased covariance, float64) fitted to the "
@@ -103,6 +106,10 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_string("cache_dir", None, "Classifier and FID-reference cache "
                         "(default $SVAE_TF_CACHE_DIR or ~/.cache/svae_tf).", **f)
     flags.DEFINE_boolean("no_quality", False, "Skip the Inception score and FID.", **f)
+    flags.DEFINE_integer("batch_norm_batches", 0, "Before scoring, replace batch norm's moving statistics by the "
+                         "mean batch statistics of the train step's forward passes over this many shuffled "
+                         "training batches of --batch_size (SymmetricVAE.recompute_batch_norm_statistics); "
+                         "0 keeps the checkpoint's moving averages.", lower_bound=0, **f)
     flags.DEFINE_integer("seed", 0, "Seed of the samples and of the likelihood noise.", **f)
     flags.DEFINE_string("name", None, "Row label in the Markdown table (default: model_dir).", **f)
     flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP, **f)
@@ -125,6 +132,15 @@ def load_run(model_dir):
     config = runs.load_config(model_dir)
     model = runs.load_model(model_dir)
     return model, config, runs.checkpoint_info(model_dir)
+
+
+def recompute_batch_norm(model, dataset, args):
+    """Population batch-norm statistics from `--batch_norm_batches` shuffled training
+    batches (the weights as loaded: the moving average under EMA); returns the count."""
+    batches = data.load_images(dataset, "train", batch_size=args.batch_size, data_dir=args.data_dir,
+                               shuffle=True, seed=args.seed, drop_remainder=True,
+                               take=args.batch_norm_batches * args.batch_size)
+    return model.recompute_batch_norm_statistics(batches, seed=args.seed)
 
 
 # ------------------------------------------------------------ the metrics
@@ -277,6 +293,8 @@ def run(args):
     }
     for key in REQUIRED_KEYS:
         results.setdefault(key, None)
+    if args.batch_norm_batches:
+        results["batch_norm_batches"] = recompute_batch_norm(model, dataset, args)
 
     if model.encoder is not None:
         start = time.time()

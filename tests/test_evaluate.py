@@ -140,13 +140,36 @@ def test_batch_norm_statistics_recomputed_before_scoring(workdir, data_dir, tmp_
                                     f"--json={tmp_path / 'b.json'}"))
     assert recomputed["batch_norm_batches"] == 2 and "batch_norm_batches" not in base
     model = runs.load_model(os.fspath(workdir / "svae_r"))
-    batches = data.load_images("mnist", "train", batch_size=20, data_dir=data_dir, shuffle=True, seed=0,
+    batches = data.load_images("mnist", "train", batch_size=20, data_dir=data_dir,
                                drop_remainder=True, take=40)
     model.recompute_batch_norm_statistics(batches, seed=0)
     assert recomputed["rmse"] == pytest.approx(_rmse_of(model, data_dir, 30), rel=1e-5)
     assert recomputed["rmse"] != pytest.approx(base["rmse"], rel=1e-6)
     again = evaluate.run(_args(workdir, data_dir, "svae_r", "--no_quality", f"--json={tmp_path / 'c.json'}"))
     assert again["rmse"] == pytest.approx(base["rmse"], rel=1e-6)  # the checkpoint was not changed
+
+
+def test_batch_norm_population_benchmark_reports_both_statistics(workdir, data_dir, tmp_path):
+    """benchmarks.batch_norm_population: the inference-mode RMSE with the checkpoint's moving
+    averages and after recomputing them, each equal to a direct computation."""
+    import subprocess
+    import sys
+
+    from benchmarks import report
+
+    subprocess.run([sys.executable, "-m", "benchmarks.batch_norm_population", f"--model_dir={workdir / 'svae_r'}",
+                    "--batches=2", "--batch_size=10", "--num_images=20", f"--data_dir={data_dir}",
+                    f"--output={tmp_path / 'bn'}"], check=True, capture_output=True, cwd=REPO,
+                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert report.check_report(tmp_path / "bn.json") == []
+    (row,) = json.loads((tmp_path / "bn.json").read_text())["runs"]
+    model = runs.load_model(os.fspath(workdir / "svae_r"))
+    assert row["moving_averages"]["inference"] == pytest.approx(_rmse_of(model, data_dir, 20), rel=1e-5)
+    batches = data.load_images("mnist", "train", batch_size=10, data_dir=data_dir,
+                               drop_remainder=True, take=20)
+    assert model.recompute_batch_norm_statistics(batches, seed=0) == row["batches"] == 2
+    assert row["recomputed"]["inference"] == pytest.approx(_rmse_of(model, data_dir, 20), rel=1e-5)
+    assert row["recomputed"]["inference"] != pytest.approx(row["moving_averages"]["inference"], rel=1e-6)
 
 
 def test_decoder_only_variant_reports_null_nll_and_rmse(workdir, data_dir):

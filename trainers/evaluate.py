@@ -107,7 +107,7 @@ def define_flags(flag_values=flags.FLAGS):
                         "(default $SVAE_TF_CACHE_DIR or ~/.cache/svae_tf).", **f)
     flags.DEFINE_boolean("no_quality", False, "Skip the Inception score and FID.", **f)
     flags.DEFINE_integer("batch_norm_batches", 0, "Before scoring, replace batch norm's moving statistics by the "
-                         "mean batch statistics of the train step's forward passes over this many shuffled "
+                         "mean batch statistics of the train step's forward passes over the first N "
                          "training batches of --batch_size (SymmetricVAE.recompute_batch_norm_statistics); "
                          "0 keeps the checkpoint's moving averages.", lower_bound=0, **f)
     flags.DEFINE_integer("seed", 0, "Seed of the samples and of the likelihood noise.", **f)
@@ -135,10 +135,10 @@ def load_run(model_dir):
 
 
 def recompute_batch_norm(model, dataset, args):
-    """Population batch-norm statistics from `--batch_norm_batches` shuffled training
+    """Population batch-norm statistics from the first `--batch_norm_batches` training
     batches (the weights as loaded: the moving average under EMA); returns the count."""
     batches = data.load_images(dataset, "train", batch_size=args.batch_size, data_dir=args.data_dir,
-                               shuffle=True, seed=args.seed, drop_remainder=True,
+                               drop_remainder=True,
                                take=args.batch_norm_batches * args.batch_size)
     return model.recompute_batch_norm_statistics(batches, seed=args.seed)
 

@@ -25,10 +25,8 @@ from svae_tf import logs as tf_logs
 if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
     tf_logs.configure(tf_logs.level_from_argv(sys.argv))  # before TensorFlow is imported
 
-import numpy as np  # noqa: E402
-
 from benchmarks import report  # noqa: E402
-from svae_tf import data, likelihood, metrics, runs  # noqa: E402
+from svae_tf import data, likelihood, runs  # noqa: E402
 
 
 def define_flags():
@@ -48,13 +46,7 @@ FLAGS = flags.FLAGS
 
 def rmse_pair(model, test):
     """{inference, batch_stats, relative_gap}: the two RMSEs over the batches `test`."""
-    out = {}
-    for mode, batch_stats in (("inference", False), ("batch_stats", True)):
-        images, recon = [], []
-        for x in test:
-            images.append(x.numpy())
-            recon.append(likelihood.reconstruct(model, x, batch_stats, seed=FLAGS.seed).numpy())
-        out[mode] = metrics.rmse_255(np.concatenate(images), np.concatenate(recon))
+    out = likelihood.reconstruction_rmses(model, test, seed=FLAGS.seed)
     out["relative_gap"] = abs(out["inference"] - out["batch_stats"]) / out["batch_stats"]
     return out
 

@@ -46,7 +46,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import report, step_timing  # noqa: E402
-from svae_tf import data, images, presets  # noqa: E402
+from svae_tf import data, images, likelihood, presets  # noqa: E402
 from svae_tf import model as model_lib  # noqa: E402
 
 DEFAULT_RUNS = [
@@ -156,7 +156,7 @@ def run(spec, train_images, test_images):
         if model.encoder is not None:
             _, z_q = model.encode(test_images)  # [256, z_dim]
             zq_spread = float(np.std(z_q.numpy(), axis=0).mean())
-            rmse = reconstruction_rmse(model, test_images)
+            rmse = likelihood.reconstruction_rmses(model, [test_images])
             neg_elbo = -float(tf.reduce_mean(model.elbo(test_images, seed=FLAGS.seed)))
         quality = sample_quality(model)
     with model.ema_scope():
@@ -179,18 +179,6 @@ def frozen_discriminator_loss(model, iterator):
             model.reset_metrics()
         d_step(next(iterator))
     return float(model.get_metrics_result()["d_loss"])
-
-
-def reconstruction_rmse(model, test_images):
-    """RMSE (0-255 scale) of the reconstructions x -> T(mu(x)) -> decoder mean of
-    `test_images` (`likelihood.reconstruct`), in inference mode (moving statistics: what
-    sampling, evaluation and export use) and with the batch statistics of a training
-    step (the moving ones restored after). Equal when batch norm's moving averages hold
-    the statistics the networks were trained with."""
-    from svae_tf import likelihood, metrics
-
-    return {mode: metrics.rmse_255(test_images, likelihood.reconstruct(model, test_images, batch_stats))
-            for mode, batch_stats in (("inference", False), ("batch_stats", True))}
 
 
 def sample_quality(model):

@@ -295,3 +295,11 @@ def reconstruct(model, images, batch_stats=False, seed=0):
         z_p = tf.random.stateless_normal(tf.shape(z), seed=(seed, 0))
         _, params = model.decode_joints(z_p, z, training=True)
         return distributions.likelihood_mean(model.preset.likelihood, params)
+
+
+def reconstruction_rmses(model, batches, seed=0):
+    """{"inference", "batch_stats"}: the RMSE (0-255 scale, `metrics.streamed_rmse_255`) of
+    `reconstruct` over `batches` in inference mode and with the batch statistics of a
+    training step. Equal when inference mode is the network a training step computes."""
+    return {mode: metrics.streamed_rmse_255(lambda x: reconstruct(model, x, batch_stats, seed), batches)
+            for mode, batch_stats in (("inference", False), ("batch_stats", True))}

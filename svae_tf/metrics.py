@@ -197,3 +197,22 @@ def nats_to_bits_per_dim(nats_per_image, num_dims):
     num_dims = 32 * 32 * 3 = 3072.
     """
     return nats_per_image / (num_dims * math.log(2.0))
+
+
+def streamed_rmse_255(reconstruct_fn, batches) -> float:
+    """`rmse_255` over all pixels of all batches, one batch in memory at a time (exact: one
+    global mean, whatever the batch sizes).
+
+    Args:
+      reconstruct_fn: images [B, H, W, C] in [0, 1] -> reconstructions, same shape.
+      batches: iterable of images in [0, 1].
+    """
+    squared, count = 0.0, 0
+    for images in batches:
+        recon = reconstruct_fn(images)
+        n = int(np.prod(images.shape))
+        squared += rmse_255(images, recon) ** 2 * n
+        count += n
+    if not count:
+        raise ValueError("no images to reconstruct")
+    return math.sqrt(squared / count)

@@ -210,13 +210,13 @@ def test_the_program_exits_with_status_1_and_one_line(tmp_path):
 
 def test_rmse_of_a_perfect_reconstruction_is_zero():
     batches = [np.random.default_rng(i).uniform(size=(5, 6, 6, 1)) for i in range(3)]
-    assert evaluate.reconstruction_rmse(lambda x: x, batches) == 0.0
+    assert metrics.streamed_rmse_255(lambda x: x, batches) == 0.0
     # A constant error of 0.1 on every pixel is 25.5 on the 0-255 scale.
-    assert evaluate.reconstruction_rmse(lambda x: x + 0.1, batches) == pytest.approx(25.5)
+    assert metrics.streamed_rmse_255(lambda x: x + 0.1, batches) == pytest.approx(25.5)
     # Global mean over all pixels, not a mean of per-batch RMSEs.
     uneven = [np.zeros((1, 2, 2, 1)), np.zeros((3, 2, 2, 1))]
     errors = iter([1.0 / 255, 0.0])
-    value = evaluate.reconstruction_rmse(lambda x: x + next(errors), uneven)
+    value = metrics.streamed_rmse_255(lambda x: x + next(errors), uneven)
     assert value == pytest.approx(math.sqrt(1 / 4))
 
 
@@ -228,7 +228,7 @@ def test_rmse_is_and_fid_of_four_images_computed_by_hand():
     # four image RMSEs 12.75).
     wrong = {0.1: 0.2}
     recon = lambda x: x + np.vectorize(lambda v: wrong.get(round(float(v), 6), 0.0))(x)  # noqa: E731
-    assert evaluate.reconstruction_rmse(recon, [images[:2], images[2:]]) == pytest.approx(25.5, rel=1e-12)
+    assert metrics.streamed_rmse_255(recon, [images[:2], images[2:]]) == pytest.approx(25.5, rel=1e-12)
 
     # A classifier that is sure image 0 is class 0 and image 2 class 1, and undecided on 1 and 3:
     # p(y) = (1/2, 1/2), KL(p(y|x) || p(y)) = ln 2, 0, ln 2, 0, so IS = exp(ln 2 / 2) = sqrt(2).

@@ -167,24 +167,6 @@ def nll(model, dataset, args):
     return out
 
 
-def reconstruction_rmse(reconstruct_fn, batches):
-    """RMSE on the 0-255 scale over all pixels of all batches (`metrics.rmse_255`, streamed).
-
-    Args:
-      reconstruct_fn: images [B, H, W, C] in [0, 1] -> reconstructions, same shape.
-      batches: iterable of images in [0, 1].
-    """
-    squared, count = 0.0, 0
-    for images in batches:
-        recon = reconstruct_fn(images)
-        n = int(np.prod(images.shape))
-        squared += metrics.rmse_255(images, recon) ** 2 * n  # exact: one global mean
-        count += n
-    if not count:
-        raise ValueError("no images to reconstruct")
-    return math.sqrt(squared / count)
-
-
 def generated_batches(model, num_samples, batch_size, seed):
     """Decoder means at z ~ N(0, I), drawn with stateless seeds (seed, 1) folded with the batch."""
     base = tf.constant([seed, 1], tf.int64)
@@ -303,9 +285,8 @@ def run(args):
         start = time.time()
         rmse_images = data.load_images(dataset, args.split, batch_size=args.batch_size,
                                        data_dir=args.data_dir, take=args.num_rmse_images)
-        results["rmse"] = reconstruction_rmse(lambda x: likelihood.reconstruct(model, x), rmse_images)
-        results["rmse_batch_stats"] = reconstruction_rmse(
-            lambda x: likelihood.reconstruct(model, x, batch_stats=True), rmse_images)
+        rmse = likelihood.reconstruction_rmses(model, rmse_images)
+        results["rmse"], results["rmse_batch_stats"] = rmse["inference"], rmse["batch_stats"]
         results["num_rmse_images"] = data.num_examples(dataset, args.split, args.data_dir) \
             if args.num_rmse_images is None else args.num_rmse_images
         results["seconds"]["rmse"] = time.time() - start

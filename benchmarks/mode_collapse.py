@@ -61,6 +61,7 @@ SETTINGS = {  # run-spec key -> (type, default)
     "n_disc": (int, 1),
     "discriminator_dropout": (float, None),
     "lam": (float, 0.3),
+    "lam_z": (float, None),
     "r1_weight": (float, 0.0),
     "instance_noise": (float, 0.0),
     "instance_noise_steps": (int, 10000),
@@ -70,7 +71,7 @@ SETTINGS = {  # run-spec key -> (type, default)
     "disc_x_pooling": (str, None),
 }
 PRESET_SETTINGS = ("decoder_dense_batch_norm", "disc_x_pooling")
-MODEL_SETTINGS = ("n_disc", "discriminator_dropout", "lam", "r1_weight", "instance_noise",
+MODEL_SETTINGS = ("n_disc", "discriminator_dropout", "lam", "lam_z", "r1_weight", "instance_noise",
                   "instance_noise_steps", "ema_decay")  # SymmetricVAE arguments
 
 

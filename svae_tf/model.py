@@ -51,6 +51,8 @@ class SymmetricVAE(keras.Model):
       preset: a `presets.Preset`.
       variant: a name in `variants` (VARIANTS, or a row added with `variants.register`).
       lam: lambda of sVAE-r, eq. (29); >= 0.
+      lam_z: the weight of eq. (29)'s latent term E_p log q(z|x) alone (>= 0); None: `lam`,
+        as in the paper.
       n_disc: discriminator updates per encoder/decoder update.
       gradient_penalty_weight: weight of the WGAN-GP penalty.
       discriminator_dropout: overrides the preset's dropout rates (None keeps them).
@@ -77,6 +79,7 @@ class SymmetricVAE(keras.Model):
         preset,
         variant="svae_r",
         lam=0.3,
+        lam_z=None,
         n_disc=1,
         gradient_penalty_weight=10.0,
         discriminator_dropout=None,
@@ -91,6 +94,8 @@ class SymmetricVAE(keras.Model):
         self.spec = variants.get(variant)  # ValueError on an unknown name
         if lam < 0:
             raise ValueError(f"lam (lambda of eq. 29) must be >= 0, got {lam}.")
+        if lam_z is not None and lam_z < 0:
+            raise ValueError(f"lam_z (eq. 29's weight of E_p log q(z|x)) must be >= 0, got {lam_z}.")
         if n_disc < 1:
             raise ValueError(f"n_disc must be >= 1, got {n_disc}.")
         if r1_weight < 0:
@@ -103,13 +108,14 @@ class SymmetricVAE(keras.Model):
         if isinstance(preset, dict):
             preset = presets.Preset.from_config(preset)
         self.preset = preset
-        self._init_args = dict(variant=variant, lam=lam, n_disc=n_disc,
+        self._init_args = dict(variant=variant, lam=lam, lam_z=lam_z, n_disc=n_disc,
                                gradient_penalty_weight=gradient_penalty_weight,
                                discriminator_dropout=discriminator_dropout, seed=seed,
                                r1_weight=r1_weight, instance_noise=instance_noise,
                                instance_noise_steps=instance_noise_steps, ema_decay=ema_decay)
         self.variant = variant
         self.lam = float(lam)
+        self.lam_z = None if lam_z is None else float(lam_z)
         self.n_disc = int(n_disc)
         self.gradient_penalty_weight = float(gradient_penalty_weight)
         self.r1_weight = float(r1_weight)
@@ -525,7 +531,8 @@ class SymmetricVAE(keras.Model):
         [0, 1], with the row's loss; updates `g_loss` and the row's metrics."""
         variables = self.generator_variables
         with tf.GradientTape() as tape:
-            per_example, tracked = self.spec.generator_loss(self._generator_terms(images), lam=self.lam)
+            per_example, tracked = self.spec.generator_loss(
+                self._generator_terms(images), lam=self.lam, lam_z=self.lam_z)
             loss = tf.nn.compute_average_loss(per_example)
             scaled_loss = self.g_optimizer.scale_loss(loss)
         grads = tape.gradient(scaled_loss, variables)

@@ -49,21 +49,26 @@ def svae_generator_loss(f_q, f_p):
     return -symmetric_kl_bound(f_q, f_p)
 
 
-def svae_r_generator_loss(f_q, f_p, log_px_given_z, log_qz_given_x, lam=0.3):
+def svae_r_generator_loss(f_q, f_p, log_px_given_z, log_qz_given_x, lam=0.3, lam_z=None):
     """Encoder/decoder loss of sVAE-r: the negative of eq. (29).
 
-    l'(theta, phi; psi) = E_q[f + lam log p(x|z)] - E_p[f - lam log q(z|x)].
+    l'(theta, phi; psi) = E_q[f + lam log p(x|z)] - E_p[f - lam_z log q(z|x)],
+
+    with lam_z = lam in the paper.
 
     Args:
       f_q, f_p: [B] discriminator logits on encoder- and decoder-joint pairs.
       log_px_given_z: [B] log p(x|z) at encoder pairs (x ~ q(x), z ~ q(z|x)).
       log_qz_given_x: [B] log q(z|x) at decoder pairs (z ~ p(z), x ~ p(x|z)).
       lam: lambda >= 0 of eqs. (26)-(29); the paper uses 0.3.
+      lam_z: the weight of the latent term E_p log q(z|x) alone; None: `lam`.
     """
-    return -(f_q + lam * log_px_given_z) + (f_p - lam * log_qz_given_x)
+    lam_z = lam if lam_z is None else lam_z
+    return -(f_q + lam * log_px_given_z) + (f_p - lam_z * log_qz_given_x)
 
 
-def svae_r_elbo_generator_loss(f_p, log_px_given_z, log_pz, log_qz, log_qz_given_x, lam=0.3):
+def svae_r_elbo_generator_loss(f_p, log_px_given_z, log_pz, log_qz, log_qz_given_x, lam=0.3,
+                               lam_z=None):
     """Encoder/decoder loss of sVAE-r with its encoder side exact: the negative of
 
         L_x + lam E_q log p(x|z) - E_p[f - lam log q(z|x)],
@@ -79,9 +84,11 @@ def svae_r_elbo_generator_loss(f_p, log_px_given_z, log_pz, log_qz, log_qz_given
         (x ~ q(x), z ~ q(z|x)): log p(x|z), log p(z), log q(z|x).
       log_qz_given_x: [B] log q(z|x) at decoder pairs.
       lam: lambda >= 0 of eqs. (26)-(29).
+      lam_z: the weight of E_p log q(z|x) alone; None: `lam`.
     """
+    lam_z = lam if lam_z is None else lam_z
     return (negative_elbo(log_px_given_z, log_pz, log_qz) - lam * log_px_given_z
-            + (f_p - lam * log_qz_given_x))
+            + (f_p - lam_z * log_qz_given_x))
 
 
 def ali_generator_loss(f_q, f_p):

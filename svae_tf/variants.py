@@ -14,7 +14,7 @@ functions; the equations themselves stay in `objectives.py` (pure functions of t
 | `gan`     | no      | f(x)          | logistic, eq. (22)    | non-saturating GAN, eq. (24) |
 | `wgan_gp` | no      | f(x), critic  | IPM (25) + grad. pen. | IPM, eq. (25)                |
 
-The encoder/decoder loss is a function `loss(terms, lam=...) -> (per_example [B],
+The encoder/decoder loss is a function `loss(terms, lam=..., lam_z=...) -> (per_example [B],
 {metric: [B]})` of the terms the step computes for the row:
 
 - no discriminator: the ELBO terms at z_q ~ q(z|x): `log_px_given_z`, `log_pz`, `log_qz`;
@@ -41,7 +41,7 @@ class Variant:
       name: the `variant=` string.
       encoder: whether the model has q(z|x) (and its flow).
       discriminator: "joint" (f(x, z)), "x" (f(x)) or None.
-      generator_loss: (terms, lam=) -> (per-example loss [B], {metric: [B]}).
+      generator_loss: (terms, lam=, lam_z=) -> (per-example loss [B], {metric: [B]}).
       metrics: names of the metrics `generator_loss` returns, in display order.
       discriminator_loss: (f_q [B], f_p [B]) -> [B]; None without a discriminator.
       critic: the discriminator is an IPM critic (high on data, eq. 25): it gets the
@@ -93,20 +93,20 @@ def svae_loss(t, **_):
     return objectives.svae_generator_loss(t["f_q"], t["f_p"]), {"symmetric_kl_bound": bound}
 
 
-def svae_r_loss(t, lam, **_):
+def svae_r_loss(t, lam, lam_z=None, **_):
     """Negative of eq. (29): eq. (14) plus lambda (E_q log p(x|z) + E_p log q(z|x))."""
     per_example = objectives.svae_r_generator_loss(
-        t["f_q"], t["f_p"], t["log_px_given_z"], t["log_qz_given_x"], lam)
+        t["f_q"], t["f_p"], t["log_px_given_z"], t["log_qz_given_x"], lam, lam_z)
     return per_example, {"symmetric_kl_bound": objectives.symmetric_kl_bound(t["f_q"], t["f_p"]),
                          "log_px_given_z": t["log_px_given_z"],
                          "log_qz_given_x": t["log_qz_given_x"]}
 
 
-def svae_r_elbo_loss(t, lam, **_):
+def svae_r_elbo_loss(t, lam, lam_z=None, **_):
     """sVAE-r with the encoder side exact (`objectives.svae_r_elbo_generator_loss`);
     tracks the ELBO at the encoder pairs and the sVAE-r terms."""
     per_example = objectives.svae_r_elbo_generator_loss(
-        t["f_p"], t["log_px_given_z"], t["log_pz"], t["log_qz"], t["log_qz_given_x"], lam)
+        t["f_p"], t["log_px_given_z"], t["log_pz"], t["log_qz"], t["log_qz_given_x"], lam, lam_z)
     elbo = objectives.log_weight(t["log_px_given_z"], t["log_pz"], t["log_qz"])
     return per_example, {"elbo": elbo, "log_px_given_z": t["log_px_given_z"],
                          "log_qz_given_x": t["log_qz_given_x"]}

@@ -14,7 +14,7 @@ def test_parse_run_fills_defaults_and_converts_types():
     variant, settings = mode_collapse.parse_run("ali,beta1=0.5,n_disc=2")
     assert variant == "ali"
     assert settings == dict(preset="mnist", beta1=0.5, g_learning_rate=1e-4, d_learning_rate=1e-4,
-                            n_disc=2, discriminator_dropout=None, lam=0.3, r1_weight=0.0, instance_noise=0.0,
+                            n_disc=2, discriminator_dropout=None, lam=0.3, lam_z=None, r1_weight=0.0, instance_noise=0.0,
                             instance_noise_steps=10000, ema_decay=0.0, decoder_dense_batch_norm=None,
                             disc_x_pooling=None)
     _, settings = mode_collapse.parse_run("gan,preset=mnist_a1,decoder_dense_batch_norm=true")

@@ -131,6 +131,8 @@ def define_flags(flag_values=flags.FLAGS):
                        "Adam learning rate of the discriminator; passed to the variants with one only.", **f)
     flags.DEFINE_float("beta1", DEFAULT_BETA1, "Adam beta_1 of both optimizers.", **f)
     flags.DEFINE_float("lam", 0.3, "sVAE-r's lambda (paper: 0.3); passed to svae_r only.", **f)
+    flags.DEFINE_float("lam_z", None, "Weight of sVAE-r's latent term E_p log q(z|x) alone; default: "
+                       "--lam (the paper's). Passed to svae_r only, when given.", **f)
     flags.DEFINE_integer("eval_batches", 10,
                          "Held-out ELBO batches per epoch in the trainer (keeps its overhead small).", **f)
     flags.DEFINE_multi_string("trainer_flag", [], "Extra flag passed to every trainer run, repeatable, "
@@ -208,11 +210,12 @@ def variant_flags(variant, args):
     from svae_tf import variants  # lazily: imports TensorFlow
 
     row = variants.get(variant)
-    used = {"d_learning_rate": row.discriminator is not None, "lam": row.uses_lam}
+    used = {"d_learning_rate": row.discriminator is not None, "lam": row.uses_lam,
+            "lam_z": row.uses_lam and args.lam_z is not None}
     values = {"variant": variant, "steps_per_epoch": args.steps_per_epoch, "batch_size": args.batch_size,
               "seed": args.seed, "g_learning_rate": args.g_learning_rate,
               "d_learning_rate": args.d_learning_rate, "beta1": args.beta1, "lam": args.lam,
-              "eval_batches": args.eval_batches}
+              "lam_z": args.lam_z, "eval_batches": args.eval_batches}
     out = [f"--{name}={value}" for name, value in values.items() if used.get(name, True)]
     return out + list(args.trainer_flag)
 
@@ -686,7 +689,9 @@ def render(rows, ledgers, classifier_report, args, curves_name="mnist_curves.png
         f"{args.d_learning_rate:g} for the discriminator, beta1 {args.beta1:g}, beta2 0.999, for every "
         "variant: the MNIST flagfiles' settings (`trainers/configs/mnist_*.flags`), which the mode-collapse "
         f"screen (`benchmarks/mode_collapse.py`) supports. The paper used {PAPER_OPTIMIZER}.",
-        f"- Variant settings: lambda {args.lam:g} for sVAE-r (paper: 0.3); trainer defaults otherwise "
+        f"- Variant settings: lambda {args.lam:g} for sVAE-r (paper: 0.3)"
+        + ("" if args.lam_z is None else f", weight {args.lam_z:g} on its latent term E_p log q(z|x) "
+           "(paper: lambda)") + "; trainer defaults otherwise "
         "(one discriminator update per step, WGAN-GP penalty weight 10). A flag goes only to the variants "
         "that use it." + (f" Extra trainer flags: {args.trainer_flag}." if args.trainer_flag else ""),
     ]

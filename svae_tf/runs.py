@@ -43,6 +43,7 @@ class ModelConfig:
     preset_overrides: dict = dataclasses.field(default_factory=dict)  # e.g. {"z_dim": 32}
     variant: str = "svae_r"
     lam: float = 0.3
+    lam_z: float | None = None  # None: lam (eq. 29)
     n_disc: int = 1
     gradient_penalty_weight: float = 10.0
     discriminator_dropout: float | None = None

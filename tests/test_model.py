@@ -186,7 +186,8 @@ def test_jit_compile_step():
 
 @pytest.mark.parametrize(
     "kwargs,name",
-    [(dict(variant="bigan"), "variant"), (dict(lam=-0.1), "lam"), (dict(n_disc=0), "n_disc")],
+    [(dict(variant="bigan"), "variant"), (dict(lam=-0.1), "lam"), (dict(lam_z=-0.1), "lam_z"),
+     (dict(n_disc=0), "n_disc")],
 )
 def test_invalid_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):
@@ -494,7 +495,7 @@ def test_compile_takes_keras_optimizer_name_and_rejects_what_does_not_apply():
 
 @pytest.mark.parametrize("variant", ["svae_r", "gan"])
 def test_keras_save_and_load_model_round_trip(variant, tmp_path):
-    model = _build(variant, lam=0.5, n_disc=2)
+    model = _build(variant, lam=0.5, lam_z=0.0, n_disc=2)
     model.compile()
     images = _images()
     model.fit(images, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
@@ -502,7 +503,8 @@ def test_keras_save_and_load_model_round_trip(variant, tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert type(loaded) is model_lib.SymmetricVAE
-    assert (loaded.variant, loaded.lam, loaded.n_disc, loaded.preset) == (variant, 0.5, 2, model.preset)
+    assert (loaded.variant, loaded.lam, loaded.lam_z, loaded.n_disc, loaded.preset) == (
+        variant, 0.5, 0.0, 2, model.preset)
     # Weights and batch-norm statistics; a .keras file does not hold SeedGenerator states
     # (checkpoints do, runs.make_checkpoint), hence the explicit seeds below.
     seeds = {id(v) for v in runs.seed_states(model) + runs.seed_states(loaded)}

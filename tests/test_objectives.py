@@ -211,6 +211,13 @@ def test_svae_r_generator_loss_at_hand_computed_values():
     # lambda = 0: (29) -> (14).
     np.testing.assert_allclose(objectives.svae_r_generator_loss(f_q, f_p, log_px, log_qz, lam=0.0),
                                [-3.0, 0.0], rtol=0, atol=1e-12)
+    # lam_z weights the latent term alone: 0 drops it, log p(x|z) keeps lambda.
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([log_px, log_qz])
+        loss = objectives.svae_r_generator_loss(f_q, f_p, log_px, log_qz, lam=0.3, lam_z=0.0)
+    np.testing.assert_allclose(loss, [27.0, 3.0], rtol=0, atol=1e-12)  # 25.5 + 1.5;  2.4 + 0.6
+    np.testing.assert_allclose(tape.gradient(loss, log_px), [-0.3, -0.3], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(tape.gradient(loss, log_qz), [0.0, 0.0], rtol=0, atol=1e-12)
 
 
 def test_svae_r_elbo_generator_loss_at_hand_computed_values():
@@ -230,6 +237,8 @@ def test_svae_r_elbo_generator_loss_at_hand_computed_values():
     np.testing.assert_allclose(tape.gradient(loss, log_qz_p), [-0.3, -0.3], rtol=0, atol=1e-12)
     # Only the decoder side of eq. (14) is left to f: the loss rises with f_p one for one.
     np.testing.assert_allclose(tape.gradient(loss, f_p), [1.0, 1.0], rtol=0, atol=1e-12)
+    loss = objectives.svae_r_elbo_generator_loss(f_p, log_px, log_pz, log_qz, log_qz_p, lam=0.3, lam_z=0.1)
+    np.testing.assert_allclose(loss, [156.5 + 0.2 * 5, 57.4 + 0.2 * 2], rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("shape", [(3, 5), (4, 8, 8, 1), (2, 4, 4, 3)])

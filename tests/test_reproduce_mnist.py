@@ -143,7 +143,10 @@ def test_flags_go_only_to_the_variants_that_use_them():
     for variant in ("gan", "wgan_gp", "ali", "svae"):
         assert "--d_learning_rate=0.0002" in flags[variant] and not [f for f in flags[variant] if f.startswith("--lam")]
     assert "--lam=0.3" in flags["svae_r"] and "--d_learning_rate=0.0002" in flags["svae_r"]
-    assert not [f for fl in flags.values() for f in fl if f.startswith("--preset")]
+    assert not [f for fl in flags.values() for f in fl if f.startswith(("--preset", "--lam_z"))]  # not given
+    args = reproduce_mnist.parse_args(["--lam_z=0"])
+    assert "--lam_z=0.0" in reproduce_mnist.variant_flags("svae_r", args)
+    assert not [f for f in reproduce_mnist.variant_flags("ali", args) if f.startswith("--lam")]
 
 
 def _tiny_classifier(path):

@@ -109,6 +109,7 @@ flags.DEFINE_enum("preset", None, PRESET_NAMES, "Network architecture (svae_tf.p
                   "(mnist, cifar10, imagenet64: the paper's Appendix A networks with the fixes that keep the "
                   "adversarial variants from collapsing; mnist_a1, cifar10_a2, imagenet64_a3: Appendix A exactly).")
 flags.DEFINE_float("lam", 0.3, "lambda of sVAE-r, eq. (29) (paper: 0.3).", lower_bound=0.0)
+flags.DEFINE_float("lam_z", None, "Weight of eq. (29)'s latent term E_p log q(z|x) alone; default: --lam (the paper's).", lower_bound=0.0)
 flags.DEFINE_integer("z_dim", None, "Latent size; default: the preset's (MNIST 64, CIFAR 100, ImageNet 2048).", lower_bound=1)
 flags.DEFINE_enum("flow", None, FLOW_KINDS, "Normalizing flow on q(z|x); default: the preset's (MNIST coupling, others none).")
 flags.DEFINE_integer("flow_depth", None, "Flow layers; default: the preset's, or 4 when --flow turns a flow on.", lower_bound=0)
@@ -213,6 +214,7 @@ def set_trainer_defaults(trainer):
 # Flags that only some variants use: name -> (the variants that use it, what it sets).
 _VARIANT_FLAGS = {
     "lam": (("svae_r", "svae_r_elbo"), "sVAE-r's lambda, eq. (29)"),
+    "lam_z": (("svae_r", "svae_r_elbo"), "the weight of sVAE-r's latent term, eq. (29)"),
     "gradient_penalty_weight": (("wgan_gp",), "the WGAN-GP gradient penalty"),
     "n_disc": (DISCRIMINATOR_VARIANTS, "the discriminator updates per step"),
     "d_learning_rate": (DISCRIMINATOR_VARIANTS, "the discriminator's learning rate"),
@@ -363,6 +365,7 @@ def _model_config(preset_name):
         preset_overrides=overrides,
         variant=FLAGS.variant,
         lam=used("lam"),
+        lam_z=used("lam_z"),
         n_disc=used("n_disc"),
         gradient_penalty_weight=used("gradient_penalty_weight"),
         discriminator_dropout=used("discriminator_dropout"),

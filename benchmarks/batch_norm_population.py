@@ -13,7 +13,10 @@ and with the batch statistics of a training step (`batch_stats=True`; sVAE-r's d
 `SymmetricVAE.recompute_batch_norm_statistics` over the first `--batches` training batches
 (`trainers.evaluate --batch_norm_batches`). Inference mode equals the trained networks
 when the two RMSEs agree; the relative gap |inference - batch stats| / batch stats is the
-issue's criterion (at most 0.05 for sVAE-r after 30 minutes). The checkpoint is not changed.
+issue's criterion (at most 0.05 for sVAE-r after 30 minutes). Beside each pair, the
+one-sample ELBO (1) of the same test images in inference mode and its terms (`elbo_terms`:
+log p(x|z), log p(z), log q(z|x) at z ~ q(z|x), nats per image, grey levels binarized at
+random), which show what the recomputed statistics do to q(z|x). The checkpoint is not changed.
 """
 
 import sys
@@ -26,6 +29,8 @@ if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log
     tf_logs.configure(tf_logs.level_from_argv(sys.argv))  # before TensorFlow is imported
 
 from benchmarks import report  # noqa: E402
+import numpy as np  # noqa: E402
+
 from svae_tf import data, likelihood, runs  # noqa: E402
 
 
@@ -45,9 +50,14 @@ FLAGS = flags.FLAGS
 
 
 def rmse_pair(model, test):
-    """{inference, batch_stats, relative_gap}: the two RMSEs over the batches `test`."""
+    """{inference, batch_stats, relative_gap, elbo_terms}: the two RMSEs over the batches
+    `test`, and the mean ELBO terms (inference mode; `neg_elbo` their negated sum)."""
     out = likelihood.reconstruction_rmses(model, test, seed=FLAGS.seed)
     out["relative_gap"] = abs(out["inference"] - out["batch_stats"]) / out["batch_stats"]
+    terms = [model.elbo_terms(batch, seed=FLAGS.seed + i) for i, batch in enumerate(test)]
+    out["elbo_terms"] = {k: float(np.mean(np.concatenate([t[k].numpy() for t in terms]))) for k in terms[0]}
+    t = out["elbo_terms"]
+    out["elbo_terms"]["neg_elbo"] = -(t["log_px_given_z"] + t["log_pz"] - t["log_qz"])
     return out
 
 
@@ -80,6 +90,13 @@ def markdown(results):
         lines.append(f"| {r['variant']} (`{r['model_dir']}`) | {r['checkpoint'].rsplit('/', 1)[-1]} "
                      f"| {a['inference']:.2f} | {a['batch_stats']:.2f} | {a['relative_gap']:.3f} "
                      f"| {b['inference']:.2f} | {b['batch_stats']:.2f} | {b['relative_gap']:.3f} |")
+    lines += ["", "One-sample -ELBO and its terms (inference mode, nats per test image), with the checkpoint's "
+              "moving averages -> recomputed:", "",
+              "| run | -ELBO | log p(x\\|z) | log p(z) | log q(z\\|x) |", "|---|---:|---:|---:|---:|"]
+    for r in results:
+        a, b = r["moving_averages"]["elbo_terms"], r["recomputed"]["elbo_terms"]
+        lines.append(f"| {r['variant']} (`{r['model_dir']}`) | " + " | ".join(
+            f"{a[k]:.2f} -> {b[k]:.2f}" for k in ("neg_elbo", "log_px_given_z", "log_pz", "log_qz")) + " |")
     return "\n".join(lines) + "\n"
 
 

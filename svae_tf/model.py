@@ -376,6 +376,12 @@ class SymmetricVAE(keras.Model):
         with self._inference_noise(seed):
             return self._elbo(images, training)
 
+    def elbo_terms(self, images, training=False, seed=None):
+        """{log_px_given_z, log_pz, log_qz} [B]: the ELBO's terms at one z ~ q(z|x) per image
+        (their sum with log_qz negated is `elbo`; noise as `encode`)."""
+        with self._inference_noise(seed):
+            return self._elbo_terms(images, training)
+
     def call(self, images, training=False, seed=None):
         """Reconstruction x -> z -> x (decoder mean), for Keras-style use (noise as `encode`)."""
         _, z = self.encode(images, training=training, seed=seed)

@@ -165,6 +165,11 @@ def test_batch_norm_population_benchmark_reports_both_statistics(workdir, data_d
     (row,) = json.loads((tmp_path / "bn.json").read_text())["runs"]
     model = runs.load_model(os.fspath(workdir / "svae_r"))
     assert row["moving_averages"]["inference"] == pytest.approx(_rmse_of(model, data_dir, 20), rel=1e-5)
+    test = data.load_images("mnist", "test", batch_size=10, data_dir=data_dir, take=20)
+    neg_elbo = -np.mean(np.concatenate([model.elbo(b, seed=i).numpy() for i, b in enumerate(test)]))
+    terms = row["moving_averages"]["elbo_terms"]
+    assert terms["neg_elbo"] == pytest.approx(neg_elbo, rel=1e-5)
+    assert terms["neg_elbo"] == pytest.approx(terms["log_qz"] - terms["log_px_given_z"] - terms["log_pz"])
     batches = data.load_images("mnist", "train", batch_size=10, data_dir=data_dir,
                                drop_remainder=True, take=20)
     assert model.recompute_batch_norm_statistics(batches, seed=0) == row["batches"] == 2

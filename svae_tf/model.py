@@ -52,7 +52,9 @@ class SymmetricVAE(keras.Model):
       variant: a name in `variants` (VARIANTS, or a row added with `variants.register`).
       lam: lambda of sVAE-r, eq. (29); >= 0.
       lam_z: the weight of eq. (29)'s latent term E_p log q(z|x) alone (>= 0); None: `lam`,
-        as in the paper.
+        as in the paper. The term is taken at x_p, the decoder mean: a deterministic function
+        of z_p, so it has no upper bound (the encoder can invert the decoder ever more
+        sharply); 0 leaves only lam E_q log p(x|z) (README, "Presets": the MNIST screen).
       n_disc: discriminator updates per encoder/decoder update.
       gradient_penalty_weight: weight of the WGAN-GP penalty.
       discriminator_dropout: overrides the preset's dropout rates (None keeps them).

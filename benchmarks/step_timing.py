@@ -38,13 +38,14 @@ def run_steps(step, iterator, steps):
     return {k: float(v) for k, v in logs.items()}
 
 
-def time_config(preset, variant, batch, steps, warmup, repeats, jit_compile, images=None):
+def time_config(preset, variant, batch, steps, warmup, repeats, jit_compile, images=None, **model_kwargs):
     """(images per second of `model.fit`'s train function, median over repeats; all losses finite).
 
-    `images`: the batch fed at every step (`repeated_batch`).
+    `images`: the batch fed at every step (`repeated_batch`); `model_kwargs`: more
+    `SymmetricVAE` arguments (lam_z, ...).
     """
     keras.backend.clear_session()
-    model = model_lib.SymmetricVAE(preset, variant=variant, seed=0)
+    model = model_lib.SymmetricVAE(preset, variant=variant, seed=0, **model_kwargs)
     model.compile(jit_compile=jit_compile)
     iterator = repeated_batch(preset, batch, images)
     step = train_function(model)

@@ -38,6 +38,7 @@ def define_flags():
     flags.DEFINE_list("presets", ["mnist", "mnist_a1"], "Presets timed in this one run; `img_per_s` is the "
                       "first's, `ratio_to_last` is against the last.")
     flags.DEFINE_enum("variant", "svae_r", model_lib.VARIANTS, "Model variant.")
+    flags.DEFINE_float("lam_z", None, "SymmetricVAE's lam_z (svae_r, svae_r_elbo; default: lam, eq. 29).")
     flags.DEFINE_integer("batch", 100, "Global batch size.")
     flags.DEFINE_integer("steps", 30, "Timed train steps per repeat.")
     flags.DEFINE_integer("warmup", 5, "Untimed steps before timing (tracing, XLA compile).")
@@ -49,8 +50,9 @@ def define_flags():
 def markdown(result):
     f = result
     names = ", ".join(f"`presets.{p.upper()}`" for p in f["presets"])
+    lam_z = "" if f.get("lam_z") is None else f", lam_z={f['lam_z']}"
     lines = [
-        f"# Train-step throughput: {f['variant']}, batch {f['batch']}, presets {', '.join(f['presets'])}",
+        f"# Train-step throughput: {f['variant']}{lam_z}, batch {f['batch']}, presets {', '.join(f['presets'])}",
         "",
         f"The compiled train function `model.fit` uses ({f['variant']}; {names}), "
         f"{f['steps']} steps after {f['warmup']} warm-up steps, median of {f['repeats']} repeats, "
@@ -77,8 +79,8 @@ def time_preset(name, f):
     by_config = {}
     for config in f.configs:
         rate, finite = time_config(
-            preset, f.variant, f.batch, f.steps, f.warmup, f.repeats, config == "xla"
-        )
+            preset, f.variant, f.batch, f.steps, f.warmup, f.repeats, config == "xla",
+            **({} if f.lam_z is None else {"lam_z": f.lam_z}))
         if not finite:
             raise RuntimeError(f"non-finite losses: preset {name}, configuration {config}")
         by_config[config] = round(rate, 1)
@@ -103,6 +105,7 @@ def main(argv):
     result = {
         "presets": list(f.presets),
         "variant": f.variant,
+        "lam_z": f.lam_z,
         "batch": f.batch,
         "steps": f.steps,
         "warmup": f.warmup,

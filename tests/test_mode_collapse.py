@@ -15,7 +15,7 @@ def test_parse_run_fills_defaults_and_converts_types():
     assert variant == "ali"
     assert settings == dict(preset="mnist", beta1=0.5, g_learning_rate=1e-4, d_learning_rate=1e-4,
                             n_disc=2, discriminator_dropout=None, lam=0.3, lam_z=None, r1_weight=0.0, instance_noise=0.0,
-                            instance_noise_steps=10000, ema_decay=0.0, decoder_dense_batch_norm=None,
+                            instance_noise_steps=10000, ema_decay=0.0, batch_norm_batches=0, decoder_dense_batch_norm=None,
                             disc_x_pooling=None)
     _, settings = mode_collapse.parse_run("gan,preset=mnist_a1,decoder_dense_batch_norm=true")
     assert (settings["preset"], settings["decoder_dense_batch_norm"]) == ("mnist_a1", True)
@@ -39,23 +39,31 @@ def test_spread_is_zero_for_one_repeated_image_and_positive_otherwise():
 def test_two_step_run_writes_the_table_and_json(tmp_path, data_dir):
     out = tmp_path / "probe.json"  # --output=NAME writes NAME.json and NAME.md
     subprocess.run(
-        [sys.executable, "-m", "benchmarks.mode_collapse", "--run=gan", "--run=ali,n_disc=2", "--run=vae", "--steps=2",
+        [sys.executable, "-m", "benchmarks.mode_collapse", "--run=gan", "--run=ali,n_disc=2,batch_norm_batches=2", "--run=vae", "--steps=2",
          "--every=1", "--probe_steps=2", "--quality_samples=0", f"--data_dir={data_dir}",
          f"--output={tmp_path / 'probe'}"],
         check=True, capture_output=True,
     )
     report = json.loads(out.read_text())
-    assert [r["run"] for r in report["runs"]] == ["gan", "ali,n_disc=2", "vae"]
+    assert [r["run"] for r in report["runs"]] == ["gan", "ali,n_disc=2,batch_norm_batches=2", "vae"]
     assert [p["step"] for p in report["runs"][1]["trajectory"]] == [1, 2]
     assert report["runs"][0]["zq_spread"] is None and report["runs"][1]["zq_spread"] > 0
     assert report["runs"][0]["rmse"] is None
     rmse = report["runs"][1]["rmse"]  # decoder in inference mode and with batch statistics
     assert set(rmse) == {"inference", "batch_stats"} and all(0 < v < 255 for v in rmse.values())
+    # Recomputed statistics (batch_norm_batches=2) move the inference-mode RMSE, not the
+    # batch-statistics one; "before -> after" in the table.
+    before = report["runs"][1]["rmse_before_recompute"]
+    assert before["batch_stats"] == pytest.approx(rmse["batch_stats"], rel=1e-5)
+    assert before["inference"] != pytest.approx(rmse["inference"], rel=1e-4)
+    assert report["runs"][2]["rmse_before_recompute"] is None
     vae = report["runs"][2]  # no discriminator: no d_loss, no frozen-G probe; an ELBO
     assert vae["frozen_d_loss"] is None and vae["trajectory"][-1]["d_loss"] is None
     assert report["runs"][0]["neg_elbo"] is None and 0 < vae["neg_elbo"] < 784 * 5
     assert 0 < report["real_sample_spread"] < 0.5
-    assert "| ali,n_disc=2 |" in (tmp_path / "probe.md").read_text()
+    text = (tmp_path / "probe.md").read_text()
+    assert "| ali,n_disc=2,batch_norm_batches=2 |" in text
+    assert f"{before['inference']:.1f} / {before['batch_stats']:.1f} -> {rmse['inference']:.1f} /" in text
     from PIL import Image
 
     grid = Image.open(tmp_path / report["runs"][1]["samples_png"])  # 64 samples, 8 x 8 of 28 x 28

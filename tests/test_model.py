@@ -493,6 +493,27 @@ def test_compile_takes_keras_optimizer_name_and_rejects_what_does_not_apply():
         _build("vae").compile(loss="mse")
 
 
+def _one_recorded_step(**kwargs):
+    """(logs, {network: [its generator gradients]}) of one eager svae_r step on fixed data."""
+    model = _build("svae_r", **kwargs)
+    g_opt = RecordingAdam(1e-3)
+    model.compile(g_optimizer=g_opt, d_optimizer=keras.optimizers.Adam(1e-3), run_eagerly=True)
+    logs = model.train_on_batch(_images(), return_dict=True)
+    grads = {id(v): g for g, v in g_opt.recorder.steps[0]}
+    return logs, {name: [grads[id(v)] for v in getattr(model, name).trainable_variables]
+                  for name in ("encoder", "decoder")}
+
+
+def test_latent_term_trains_encoder_and_decoder_only_when_weighted():
+    """log q(z_p|x_p) (eq. 29's latent term) is tracked at every weight; its gradient
+    reaches the encoder and, through x_p, the decoder only when lam_z > 0."""
+    logs_0, grads_0 = _one_recorded_step(lam_z=0.0)
+    logs_1, grads_1 = _one_recorded_step(lam_z=1.0)
+    np.testing.assert_allclose(logs_0["log_qz_given_x"], logs_1["log_qz_given_x"], rtol=1e-6)
+    for network in ("encoder", "decoder"):
+        assert any(not np.allclose(a, b) for a, b in zip(grads_0[network], grads_1[network])), network
+
+
 @pytest.mark.parametrize("variant", ["svae_r", "gan"])
 def test_keras_save_and_load_model_round_trip(variant, tmp_path):
     model = _build(variant, lam=0.5, lam_z=0.0, n_disc=2)

@@ -157,6 +157,16 @@ def test_cifar_flagfile_as_written_plus_a_training_aid(tmp_path):
     assert config.ema_decay == 0.9 and len(model.ema_weights) == len(model.generator_variables)
     for variable, average in zip(model.generator_variables, model.ema_weights):  # loaded: averages in place
         np.testing.assert_array_equal(variable.numpy(), average.numpy())
+    # --batch_norm_batches (default 100; here the one batch of --take=64): the checkpoint's
+    # moving statistics are the population statistics of the averaged weights, so
+    # recomputing them for the loaded model changes nothing.
+    from svae_tf import data, networks
+
+    saved = [v.numpy() for v in networks.moving_statistics(model.encoder, model.decoder)]
+    model.recompute_batch_norm_statistics(
+        data.load_images("cifar10", "train", batch_size=64, drop_remainder=True, take=64), seed=0)
+    for before, v in zip(saved, networks.moving_statistics(model.encoder, model.decoder)):
+        np.testing.assert_allclose(v.numpy(), before, rtol=1e-4, atol=1e-6, err_msg=v.path)
     flags_json = json.loads((model_dir / "flags.json").read_text())
     assert flags_json["batch_size"] == 64 and flags_json["g_learning_rate"] == 1e-4
     assert model.sample(1).shape == (1, 32, 32, 3)

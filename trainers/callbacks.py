@@ -4,6 +4,8 @@ the summaries or a save see a non-finite value):
 
 * `NonFiniteGuard`: stops at the first non-finite loss or metric (NaN policy);
 * `StepCounter`: advances the `RunState` (epoch, step in epoch, data position);
+* `BatchNormPopulation`: at epoch ends, batch norm's moving statistics := population
+  statistics for the weights sampling uses (so the grids and the checkpoint have them);
 * `Summaries`: TensorBoard scalars and images, PNG grids of samples and reconstructions;
 * `Checkpointer`: saves every N steps and at epoch ends, never non-finite weights.
 
@@ -174,6 +176,23 @@ class Summaries(keras.callbacks.Callback):
     def close(self):
         self.train_writer.close()
         self.val_writer.close()
+
+
+class BatchNormPopulation(keras.callbacks.Callback):
+    """At every epoch end: batch norm's moving statistics := the mean of the batch
+    statistics the train step's forward passes normalise with over `batches` (a
+    tf.data.Dataset of training images), for the weights sampling, evaluation and export
+    use: the moving average under EMA (`SymmetricVAE.recompute_batch_norm_statistics`
+    in `ema_scope()`). Training itself normalises by each batch and is unchanged; the
+    epoch's validation, which Keras runs before this, still sees the moving averages."""
+
+    def __init__(self, batches, seed):
+        super().__init__()
+        self.batches, self.seed = batches, seed
+
+    def on_epoch_end(self, epoch, logs=None):
+        with self.model.ema_scope():
+            self.model.recompute_batch_norm_statistics(self.batches, seed=self.seed)
 
 
 class Checkpointer(keras.callbacks.Callback):

@@ -59,6 +59,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import math
 import json
 import os
 import shutil
@@ -139,6 +140,7 @@ flags.DEFINE_boolean("cache", None, "Cache decoded images in memory; default: ye
 # Outputs.
 flags.DEFINE_string("model_dir", None, "Run directory (config, flags, logs, PNG grids, checkpoints). Its parent must exist, except ./runs, which is created. Default: runs/<trainer>_<variant>.")
 flags.DEFINE_integer("checkpoint_every_steps", 500, "Also save a checkpoint every N steps (0: only at epoch ends).", lower_bound=0)
+flags.DEFINE_integer("batch_norm_batches", 100, "At every epoch end, before the checkpoint, replace batch norm's moving statistics by population statistics over the first N training batches, for the weights sampling uses (EMA's under --ema_decay), so that inference mode equals the trained networks; 0: keep Keras' moving averages.", lower_bound=0)
 flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept in model_dir/checkpoints.", lower_bound=1)
 flags.DEFINE_integer("log_every_steps", 50, "Write training scalars to TensorBoard every N steps.", lower_bound=1)
 flags.DEFINE_integer("num_grid_images", 64, "Images in the sample and reconstruction grids.", lower_bound=1)
@@ -599,9 +601,16 @@ def _make_callbacks(*, state, manager, inputs, z_dim, write_dir, model_dir, is_c
         state, manager, every=FLAGS.checkpoint_every_steps, model_dir=model_dir,
         summaries=summaries, is_chief=is_chief,
         say=lambda message: _say(message, after_progress_bar=True))
-    # Order matters: the guard raises before the counter, summaries or a save see a NaN.
-    return [callbacks.NonFiniteGuard(state, model_dir), callbacks.StepCounter(state), summaries,
-            checkpointer], summaries
+    population = []
+    if FLAGS.batch_norm_batches:  # the first batches of the images training reads (--take)
+        take = min(FLAGS.batch_norm_batches * inputs.batch_size, FLAGS.take or math.inf)
+        population = [callbacks.BatchNormPopulation(data.load_images(
+            inputs.dataset, "train", batch_size=inputs.batch_size, data_dir=FLAGS.data_dir,
+            drop_remainder=True, take=take, image_size=inputs.image_size, cache=False), seed=FLAGS.seed)]
+    # Order matters: the guard raises before the counter, summaries or a save see a NaN;
+    # the grids and the checkpoint see the recomputed statistics.
+    return [callbacks.NonFiniteGuard(state, model_dir), callbacks.StepCounter(state), *population,
+            summaries, checkpointer], summaries
 
 
 def _fit(model, state, inputs, model_dir, **fit_kwargs):

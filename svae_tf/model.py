@@ -188,11 +188,6 @@ class SymmetricVAE(keras.Model):
 
     # ---------------------------------------------------------------- metrics
     @property
-    def latent_weight(self):
-        """The weight of eq. (29)'s latent term E_p log q(z|x) in the loss: `lam_z`, else `lam`."""
-        return self.lam if self.lam_z is None else self.lam_z
-
-    @property
     def _joint(self):
         return self.spec.discriminator == "joint"
 
@@ -532,10 +527,8 @@ class SymmetricVAE(keras.Model):
             terms["log_px_given_z"] = self.log_likelihood(s.params_q, images)
             # log q(z_p|x_p): the encoder in inference mode, so that its batch norm only
             # ever normalises real images with batch statistics (enc(x) above), and x_p
-            # with the moving averages it is used with. At weight 0 it is a metric only:
-            # no gradient path back through the encoder and the decoder.
-            log_qz = self.posterior(s.x_p, training=False).log_prob(s.z_p)
-            terms["log_qz_given_x"] = log_qz if self.latent_weight else tf.stop_gradient(log_qz)
+            # with the moving averages it is used with.
+            terms["log_qz_given_x"] = self.posterior(s.x_p, training=False).log_prob(s.z_p)
         if self.spec.elbo_terms:  # q's flow cached z_q's pre-image: no inversion
             terms["log_pz"] = distributions.prior(self.preset.z_dim).log_prob(s.z_q)
             terms["log_qz"] = s.q.log_prob(s.z_q)

@@ -506,7 +506,7 @@ def _one_recorded_step(**kwargs):
 
 def test_latent_term_trains_encoder_and_decoder_only_when_weighted():
     """log q(z_p|x_p) (eq. 29's latent term) is tracked at every weight; its gradient
-    reaches the encoder and, through x_p, the decoder only when lam_z > 0."""
+    reaches the encoder and, through x_p, the decoder: lam_z changes both networks' updates."""
     logs_0, grads_0 = _one_recorded_step(lam_z=0.0)
     logs_1, grads_1 = _one_recorded_step(lam_z=1.0)
     np.testing.assert_allclose(logs_0["log_qz_given_x"], logs_1["log_qz_given_x"], rtol=1e-6)

@@ -109,7 +109,8 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_integer("batch_norm_batches", 0, "Before scoring, replace batch norm's moving statistics by the "
                          "mean batch statistics of the train step's forward passes over the first N "
                          "training batches of --batch_size (SymmetricVAE.recompute_batch_norm_statistics); "
-                         "0 keeps the checkpoint's moving averages.", lower_bound=0, **f)
+                         "0 keeps the checkpoint's statistics (a trainer run with its default "
+                         "--batch_norm_batches=100 already holds population statistics).", lower_bound=0, **f)
     flags.DEFINE_integer("seed", 0, "Seed of the samples and of the likelihood noise.", **f)
     flags.DEFINE_string("name", None, "Row label in the Markdown table (default: model_dir).", **f)
     flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP, **f)

@@ -68,9 +68,8 @@ def measure(model_dir):
     test = data.load_images(FLAGS.dataset, "test", batch_size=FLAGS.batch_size, data_dir=FLAGS.data_dir,
                             take=FLAGS.num_images)
     before = rmse_pair(model, test)
-    train = data.load_images(FLAGS.dataset, "train", batch_size=FLAGS.batch_size, data_dir=FLAGS.data_dir,
-                             drop_remainder=True,
-                             take=FLAGS.batches * FLAGS.batch_size)
+    train = data.batch_norm_batches(FLAGS.dataset, FLAGS.batches, batch_size=FLAGS.batch_size,
+                                    data_dir=FLAGS.data_dir)
     count = model.recompute_batch_norm_statistics(train, seed=FLAGS.seed)
     result = dict(model_dir=model_dir, variant=config.variant, checkpoint=runs.checkpoint_info(model_dir).path,
                   batches=count, moving_averages=before, recomputed=rmse_pair(model, test))

@@ -512,6 +512,15 @@ def load_images(
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
+def batch_norm_batches(name, num_batches, *, batch_size, data_dir=None, limit=None, image_size=None):
+    """The first `num_batches` full batches of the training split, in order (at most the
+    first `limit` examples, as a run's --take): what batch norm's population statistics
+    are recomputed over (`SymmetricVAE.recompute_batch_norm_statistics`)."""
+    take = num_batches * batch_size if limit is None else min(num_batches * batch_size, limit)
+    return load_images(name, "train", batch_size=batch_size, data_dir=data_dir, drop_remainder=True,
+                       take=take, image_size=image_size, cache=False)
+
+
 def training_stream(
     name: str,
     *,

@@ -163,3 +163,13 @@ def test_folder_errors(tmp_path):
         with pytest.raises(data.DatasetNotFoundError) as info:
             data.load_images(f"folder:{folder}", "train", batch_size=2, image_size=8)
         assert os.fspath(folder) in str(info.value)
+
+
+def test_batch_norm_batches_are_the_first_full_training_batches(data_dir):
+    first = np.concatenate(list(data.load_images("mnist", "train", batch_size=300, data_dir=data_dir, take=300)))
+    batches = list(data.batch_norm_batches("mnist", 3, batch_size=100, data_dir=data_dir))
+    assert [len(b) for b in batches] == [100, 100, 100]
+    np.testing.assert_array_equal(np.concatenate(batches), first)
+    # A run's --take bounds them; a partial batch is dropped.
+    limited = list(data.batch_norm_batches("mnist", 3, batch_size=100, data_dir=data_dir, limit=250))
+    assert [len(b) for b in limited] == [100, 100]

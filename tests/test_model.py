@@ -504,7 +504,7 @@ def _one_recorded_step(**kwargs):
                   for name in ("encoder", "decoder")}
 
 
-def test_latent_term_trains_encoder_and_decoder_only_when_weighted():
+def test_latent_term_weight_changes_the_encoder_and_decoder_updates():
     """log q(z_p|x_p) (eq. 29's latent term) is tracked at every weight; its gradient
     reaches the encoder and, through x_p, the decoder: lam_z changes both networks' updates."""
     logs_0, grads_0 = _one_recorded_step(lam_z=0.0)

@@ -164,7 +164,7 @@ def test_cifar_flagfile_as_written_plus_a_training_aid(tmp_path):
 
     saved = [v.numpy() for v in networks.moving_statistics(model.encoder, model.decoder)]
     model.recompute_batch_norm_statistics(
-        data.load_images("cifar10", "train", batch_size=64, drop_remainder=True, take=64), seed=0)
+        data.load_images("cifar10", "train", batch_size=64, drop_remainder=True, take=64), seed=0)  # by hand
     for before, v in zip(saved, networks.moving_statistics(model.encoder, model.decoder)):
         np.testing.assert_allclose(v.numpy(), before, rtol=1e-4, atol=1e-6, err_msg=v.path)
     flags_json = json.loads((model_dir / "flags.json").read_text())

@@ -138,9 +138,8 @@ def load_run(model_dir):
 def recompute_batch_norm(model, dataset, args):
     """Population batch-norm statistics from the first `--batch_norm_batches` training
     batches (the weights as loaded: the moving average under EMA); returns the count."""
-    batches = data.load_images(dataset, "train", batch_size=args.batch_size, data_dir=args.data_dir,
-                               drop_remainder=True,
-                               take=args.batch_norm_batches * args.batch_size)
+    batches = data.batch_norm_batches(dataset, args.batch_norm_batches, batch_size=args.batch_size,
+                                      data_dir=args.data_dir)
     return model.recompute_batch_norm_statistics(batches, seed=args.seed)
 
 

@@ -59,7 +59,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import math
 import json
 import os
 import shutil
@@ -603,10 +602,9 @@ def _make_callbacks(*, state, manager, inputs, z_dim, write_dir, model_dir, is_c
         say=lambda message: _say(message, after_progress_bar=True))
     population = []
     if FLAGS.batch_norm_batches:  # the first batches of the images training reads (--take)
-        take = min(FLAGS.batch_norm_batches * inputs.batch_size, FLAGS.take or math.inf)
-        population = [callbacks.BatchNormPopulation(data.load_images(
-            inputs.dataset, "train", batch_size=inputs.batch_size, data_dir=FLAGS.data_dir,
-            drop_remainder=True, take=take, image_size=inputs.image_size, cache=False), seed=FLAGS.seed)]
+        population = [callbacks.BatchNormPopulation(data.batch_norm_batches(
+            inputs.dataset, FLAGS.batch_norm_batches, batch_size=inputs.batch_size, data_dir=FLAGS.data_dir,
+            limit=FLAGS.take, image_size=inputs.image_size), seed=FLAGS.seed)]
     # Order matters: the guard raises before the counter, summaries or a save see a NaN;
     # the grids and the checkpoint see the recomputed statistics.
     return [callbacks.NonFiniteGuard(state, model_dir), callbacks.StepCounter(state), *population,

@@ -91,6 +91,30 @@ def svae_r_elbo_generator_loss(f_p, log_px_given_z, log_pz, log_qz, log_qz_given
             + (f_p - lam_z * log_qz_given_x))
 
 
+def svae_r_lx_generator_loss(f_q, f_p, log_px_given_z, log_pz, log_qz, log_qz_given_x, lam=0.3,
+                             lam_z=None):
+    """Encoder/decoder loss of sVAE-r with lambda on the whole bound L_x: the negative of
+
+        E_q f - E_p f + lam L_x + lam_z E_p log q(z|x),   L_x = E_q[log p(x|z) + log p(z) - log q(z|x)],
+
+    eq. (29) with lam E_q log p(x|z) replaced by lam L_x (the bound (1); eq. 26 at lam = 0),
+    i.e. eq. (29) plus -lam E_q(x) KL(q(z|x) || p(z)). E_q f estimates L_x + H(q(x)) only
+    at the optimal f (eq. 11); this adds the KL's known form, so that its gradient reaches
+    the encoder exactly and not only through f.
+
+    Args:
+      f_q, f_p: [B] discriminator logits on encoder- and decoder-joint pairs.
+      log_px_given_z, log_pz, log_qz: [B] the ELBO's terms at encoder pairs
+        (x ~ q(x), z ~ q(z|x)): log p(x|z), log p(z), log q(z|x).
+      log_qz_given_x: [B] log q(z|x) at decoder pairs.
+      lam: lambda >= 0 of eqs. (26)-(29).
+      lam_z: the weight of E_p log q(z|x) alone; None: `lam`.
+    """
+    lam_z = lam if lam_z is None else lam_z
+    return (svae_generator_loss(f_q, f_p) + lam * negative_elbo(log_px_given_z, log_pz, log_qz)
+            - lam_z * log_qz_given_x)
+
+
 def ali_generator_loss(f_q, f_p):
     """Encoder/decoder loss of ALI: the negative of eq. (19).
 

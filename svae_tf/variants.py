@@ -10,6 +10,7 @@ functions; the equations themselves stay in `objectives.py` (pure functions of t
 | `svae`    | yes     | f(x, z)       | logistic, eq. (10)    | -(E_q f - E_p f), eq. (14)   |
 | `svae_r`  | yes     | f(x, z)       | logistic, eq. (10)    | eq. (14) + lambda terms (29) |
 | `svae_r_elbo` | yes | f(x, z)       | logistic, eq. (10)    | eq. (28), E_q side exact     |
+| `svae_r_lx` | yes   | f(x, z)       | logistic, eq. (10)    | eq. (29), lambda on all of L_x |
 | `ali`     | yes     | f(x, z)       | logistic, eq. (18)    | non-saturating ALI, eq. (19) |
 | `gan`     | no      | f(x)          | logistic, eq. (22)    | non-saturating GAN, eq. (24) |
 | `wgan_gp` | no      | f(x), critic  | IPM (25) + grad. pen. | IPM, eq. (25)                |
@@ -112,6 +113,17 @@ def svae_r_elbo_loss(t, lam, lam_z=None, **_):
                          "log_qz_given_x": t["log_qz_given_x"]}
 
 
+def svae_r_lx_loss(t, lam, lam_z=None, **_):
+    """sVAE-r with lambda on the whole bound L_x (`objectives.svae_r_lx_generator_loss`);
+    tracks the ELBO at the encoder pairs and the sVAE-r terms."""
+    per_example = objectives.svae_r_lx_generator_loss(
+        t["f_q"], t["f_p"], t["log_px_given_z"], t["log_pz"], t["log_qz"], t["log_qz_given_x"], lam, lam_z)
+    elbo = objectives.log_weight(t["log_px_given_z"], t["log_pz"], t["log_qz"])
+    return per_example, {"symmetric_kl_bound": objectives.symmetric_kl_bound(t["f_q"], t["f_p"]),
+                         "elbo": elbo, "log_px_given_z": t["log_px_given_z"],
+                         "log_qz_given_x": t["log_qz_given_x"]}
+
+
 def ali_loss(t, **_):
     """Non-saturating ALI, eq. (19)."""
     return objectives.ali_generator_loss(t["f_q"], t["f_p"]), {}
@@ -170,6 +182,9 @@ for _row in (
     Variant("svae_r_elbo", encoder=True, discriminator="joint", discriminator_loss=_LOGISTIC,
             generator_loss=svae_r_elbo_loss, reconstruction=True, elbo_terms=True, uses_lam=True,
             metrics=("elbo", "log_px_given_z", "log_qz_given_x")),
+    Variant("svae_r_lx", encoder=True, discriminator="joint", discriminator_loss=_LOGISTIC,
+            generator_loss=svae_r_lx_loss, reconstruction=True, elbo_terms=True, uses_lam=True,
+            metrics=("symmetric_kl_bound", "elbo", "log_px_given_z", "log_qz_given_x")),
     Variant("ali", encoder=True, discriminator="joint", discriminator_loss=_LOGISTIC,
             generator_loss=ali_loss),
     Variant("gan", encoder=False, discriminator="x", discriminator_loss=_LOGISTIC,

@@ -241,6 +241,29 @@ def test_svae_r_elbo_generator_loss_at_hand_computed_values():
     np.testing.assert_allclose(loss, [156.5 + 0.2 * 5, 57.4 + 0.2 * 2], rtol=0, atol=1e-12)
 
 
+def test_svae_r_lx_generator_loss_at_hand_computed_values():
+    """Eq. (29) with lam L_x in place of lam log p(x|z), negated: eq. (29)'s loss + lam KL."""
+    f_q, f_p = tf.constant([1.0, 0.0], tf.float64), tf.constant([-2.0, 0.0], tf.float64)
+    log_px, log_pz = tf.constant([-100.0, -10.0], tf.float64), tf.constant([-90.0, -95.0], tf.float64)
+    log_qz, log_qz_p = tf.constant([-60.0, -50.0], tf.float64), tf.constant([5.0, 2.0], tf.float64)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([f_q, f_p, log_px, log_pz, log_qz, log_qz_p])
+        loss = objectives.svae_r_lx_generator_loss(f_q, f_p, log_px, log_pz, log_qz, log_qz_p, lam=0.3)
+    # -(1 - (-2)) + 0.3 * (100 + 90 - 60) - 0.3 * 5 = -3 + 39 - 1.5 = 34.5
+    # -(0 - 0) + 0.3 * (10 + 95 - 50) - 0.3 * 2 = 16.5 - 0.6 = 15.9
+    np.testing.assert_allclose(loss, [34.5, 15.9], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(tape.gradient(loss, f_q), [-1.0, -1.0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(tape.gradient(loss, f_p), [1.0, 1.0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(tape.gradient(loss, log_px), [-0.3, -0.3], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(tape.gradient(loss, log_pz), [-0.3, -0.3], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(tape.gradient(loss, log_qz), [0.3, 0.3], rtol=0, atol=1e-12)  # the KL
+    np.testing.assert_allclose(tape.gradient(loss, log_qz_p), [-0.3, -0.3], rtol=0, atol=1e-12)
+    # It is eq. (29)'s loss plus lam KL(q(z|x) || p(z)), one-sample: lam (log q(z|x) - log p(z)).
+    eq29 = objectives.svae_r_generator_loss(f_q, f_p, log_px, log_qz_p, lam=0.3, lam_z=0.0)
+    loss = objectives.svae_r_lx_generator_loss(f_q, f_p, log_px, log_pz, log_qz, log_qz_p, lam=0.3, lam_z=0.0)
+    np.testing.assert_allclose(loss, eq29 + 0.3 * (log_qz - log_pz), rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("shape", [(3, 5), (4, 8, 8, 1), (2, 4, 4, 3)])
 def test_gradient_penalty_values(shape):
     rng = np.random.default_rng(0)

@@ -107,3 +107,18 @@ def test_names_are_unique_and_unknown_names_are_named():
         model_lib.SymmetricVAE(presets.tiny(), "svea")
     with pytest.raises(ValueError, match="built in"):
         variants.unregister("vae")
+
+
+def test_svae_r_lx_step_loss_adds_lambda_times_the_bound():
+    """svae_r_lx's g_loss is -(E_q f - E_p f) - lam ELBO - lam_z log q(z_p|x_p) of the same
+    forward pass (its tracked metrics): lambda weighs all of L_x, its KL too, not log p(x|z) alone."""
+    lam, lam_z = 0.3, 0.1
+    model = _model("svae_r_lx", lam=lam, lam_z=lam_z, discriminator_dropout=0.0, seed=5)
+    model.compile(g_optimizer=keras.optimizers.Adam(1e-3), d_optimizer=keras.optimizers.Adam(1e-3))
+    logs = model.train_on_batch(_images(), return_dict=True)
+    assert set(variants.get("svae_r_lx").metrics) <= set(logs)
+    expected = -logs["symmetric_kl_bound"] - lam * logs["elbo"] - lam_z * logs["log_qz_given_x"]
+    np.testing.assert_allclose(logs["g_loss"], expected, rtol=1e-5)
+    # eq. (29)'s combination (lambda on log p(x|z) alone) is not it: the KL term is in the loss.
+    eq29 = -logs["symmetric_kl_bound"] - lam * logs["log_px_given_z"] - lam_z * logs["log_qz_given_x"]
+    assert abs(logs["g_loss"] - eq29) > 1e-3 * abs(eq29)

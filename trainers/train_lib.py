@@ -74,15 +74,15 @@ from trainers.run_state import COUNTERS, NonFiniteError, RunError, RunState  # n
 
 # Kept equal to svae_tf.model.VARIANTS / svae_tf.flows.FLOW_KINDS (tests check it). They are
 # repeated here so that flags are validated before TensorFlow is imported.
-VARIANTS = ("vae", "svae", "svae_r", "svae_r_elbo", "ali", "gan", "wgan_gp")
+VARIANTS = ("vae", "svae", "svae_r", "svae_r_elbo", "svae_r_lx", "ali", "gan", "wgan_gp")
 FLOW_KINDS = ("none", "coupling", "maf", "iaf")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRESET_NAMES = tuple(presets.PRESETS)
 PRECISIONS = ("none", "mixed_bfloat16", "mixed_float16")
 # Variants with a discriminator (all but vae) and with an encoder (all but the decoder-only
 # gan, wgan_gp); tests check them against svae_tf.model.
-DISCRIMINATOR_VARIANTS = ("svae", "svae_r", "svae_r_elbo", "ali", "gan", "wgan_gp")
-ENCODER_VARIANTS = ("vae", "svae", "svae_r", "svae_r_elbo", "ali")
+DISCRIMINATOR_VARIANTS = ("svae", "svae_r", "svae_r_elbo", "svae_r_lx", "ali", "gan", "wgan_gp")
+ENCODER_VARIANTS = ("vae", "svae", "svae_r", "svae_r_elbo", "svae_r_lx", "ali")
 
 # Defaults of each thin trainer. The paper gives Adam 1e-4 and lambda 0.3 but no batch
 # sizes or epoch counts; those below are ours.
@@ -104,7 +104,7 @@ FLAGS = flags.FLAGS
 # ----------------------------------------------------------------------------- flags
 # Model.
 flags.DEFINE_enum("variant", "svae_r", VARIANTS, "Model/objective: vae, svae, svae_r, svae_r_elbo (sVAE-r with the encoder side "
-                  "exact, eq. 28), ali, gan, wgan_gp.")
+                  "exact, eq. 28), svae_r_lx (sVAE-r with lambda on the whole bound L_x), ali, gan, wgan_gp.")
 flags.DEFINE_enum("preset", None, PRESET_NAMES, "Network architecture (svae_tf.presets); default: the trainer's "
                   "(mnist, cifar10, imagenet64: the paper's Appendix A networks with the fixes that keep the "
                   "adversarial variants from collapsing; mnist_a1, cifar10_a2, imagenet64_a3: Appendix A exactly).")
@@ -214,8 +214,8 @@ def set_trainer_defaults(trainer):
 
 # Flags that only some variants use: name -> (the variants that use it, what it sets).
 _VARIANT_FLAGS = {
-    "lam": (("svae_r", "svae_r_elbo"), "sVAE-r's lambda, eq. (29)"),
-    "lam_z": (("svae_r", "svae_r_elbo"), "the weight of sVAE-r's latent term, eq. (29)"),
+    "lam": (("svae_r", "svae_r_elbo", "svae_r_lx"), "sVAE-r's lambda, eq. (29)"),
+    "lam_z": (("svae_r", "svae_r_elbo", "svae_r_lx"), "the weight of sVAE-r's latent term, eq. (29)"),
     "gradient_penalty_weight": (("wgan_gp",), "the WGAN-GP gradient penalty"),
     "n_disc": (DISCRIMINATOR_VARIANTS, "the discriminator updates per step"),
     "d_learning_rate": (DISCRIMINATOR_VARIANTS, "the discriminator's learning rate"),

@@ -102,13 +102,7 @@ def svae_r_lx_generator_loss(f_q, f_p, log_px_given_z, log_pz, log_qz, log_qz_gi
     at the optimal f (eq. 11); this adds the KL's known form, so that its gradient reaches
     the encoder exactly and not only through f.
 
-    Args:
-      f_q, f_p: [B] discriminator logits on encoder- and decoder-joint pairs.
-      log_px_given_z, log_pz, log_qz: [B] the ELBO's terms at encoder pairs
-        (x ~ q(x), z ~ q(z|x)): log p(x|z), log p(z), log q(z|x).
-      log_qz_given_x: [B] log q(z|x) at decoder pairs.
-      lam: lambda >= 0 of eqs. (26)-(29).
-      lam_z: the weight of E_p log q(z|x) alone; None: `lam`.
+    Args: f_q, [B] logits on encoder-joint pairs, then those of `svae_r_elbo_generator_loss`.
     """
     lam_z = lam if lam_z is None else lam_z
     return (svae_generator_loss(f_q, f_p) + lam * negative_elbo(log_px_given_z, log_pz, log_qz)

@@ -75,11 +75,12 @@ def test_flags_the_variant_does_not_use_are_reported_and_recorded_as_unused(vae_
     import json
 
     from svae_tf import model as model_lib
-    from svae_tf import runs
+    from svae_tf import runs, variants
     from trainers import train_lib
 
     assert set(train_lib.DISCRIMINATOR_VARIANTS) == set(model_lib.VARIANTS) - {"vae"}
     assert set(train_lib.ENCODER_VARIANTS) == set(model_lib.VARIANTS) - set(model_lib.DECODER_ONLY_VARIANTS)
+    assert set(train_lib.LAM_VARIANTS) == {v for v in model_lib.VARIANTS if variants.get(v).uses_lam}
 
     model_dir, output = vae_run
     unused = {**UNUSED, **UNUSED_FROM_FLAGFILE}

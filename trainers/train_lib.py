@@ -79,10 +79,11 @@ FLOW_KINDS = ("none", "coupling", "maf", "iaf")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRESET_NAMES = tuple(presets.PRESETS)
 PRECISIONS = ("none", "mixed_bfloat16", "mixed_float16")
-# Variants with a discriminator (all but vae) and with an encoder (all but the decoder-only
-# gan, wgan_gp); tests check them against svae_tf.model.
+# Variants with a discriminator (all but vae), with an encoder (all but the decoder-only
+# gan, wgan_gp) and with lambda; tests check them against svae_tf.model and svae_tf.variants.
 DISCRIMINATOR_VARIANTS = ("svae", "svae_r", "svae_r_elbo", "svae_r_lx", "ali", "gan", "wgan_gp")
 ENCODER_VARIANTS = ("vae", "svae", "svae_r", "svae_r_elbo", "svae_r_lx", "ali")
+LAM_VARIANTS = ("svae_r", "svae_r_elbo", "svae_r_lx")  # whose loss uses lambda (uses_lam)
 
 # Defaults of each thin trainer. The paper gives Adam 1e-4 and lambda 0.3 but no batch
 # sizes or epoch counts; those below are ours.
@@ -214,8 +215,8 @@ def set_trainer_defaults(trainer):
 
 # Flags that only some variants use: name -> (the variants that use it, what it sets).
 _VARIANT_FLAGS = {
-    "lam": (("svae_r", "svae_r_elbo", "svae_r_lx"), "sVAE-r's lambda, eq. (29)"),
-    "lam_z": (("svae_r", "svae_r_elbo", "svae_r_lx"), "the weight of sVAE-r's latent term, eq. (29)"),
+    "lam": (LAM_VARIANTS, "sVAE-r's lambda, eq. (29)"),
+    "lam_z": (LAM_VARIANTS, "the weight of sVAE-r's latent term, eq. (29)"),
     "gradient_penalty_weight": (("wgan_gp",), "the WGAN-GP gradient penalty"),
     "n_disc": (DISCRIMINATOR_VARIANTS, "the discriminator updates per step"),
     "d_learning_rate": (DISCRIMINATOR_VARIANTS, "the discriminator's learning rate"),

@@ -7,31 +7,25 @@ One `train_step` runs `n_disc` discriminator updates, then one encoder/decoder
 update, with two optimizers. Gradients of each are taken over its own variables
 only. Every hand-written loss is a per-example vector reduced with
 `tf.nn.compute_average_loss` (sum / global batch size), because the optimizer
-sums gradients over replicas. All noise comes from one checkpointable
+sums gradients over replicas. The training noise comes from one checkpointable
 `keras.random.SeedGenerator`, drawn for the *global* batch and sliced per replica,
-so a run gives the same numbers on one device or several.
+so a run gives the same numbers on one device or several (`svae_tf/noise.py`).
 
 The discriminator sees grey-level real images x ~ q(x) and decoder means
 x ~ p(x|z) on the other side (same kind of pixels on both joints); the
 binarized/quantized target is used for the likelihood only.
 """
 
-import contextlib
 from typing import NamedTuple, Optional
 
 import keras
 import tensorflow as tf
 
-from svae_tf import distributions, ema, flows, networks, objectives, presets, variants
+from svae_tf import distributions, ema, flows, networks, noise, objectives, presets, variants
 
 VARIANTS = variants.BUILT_IN
 JOINT_VARIANTS = tuple(v for v in VARIANTS if variants.get(v).discriminator == "joint")
 DECODER_ONLY_VARIANTS = tuple(v for v in VARIANTS if not variants.get(v).encoder)
-
-# Stateless counterparts of the samplers, for noise drawn from a user's int seed.
-_STATELESS = {keras.random.normal: tf.random.stateless_normal,
-              keras.random.uniform: tf.random.stateless_uniform}
-
 
 class JointSamples(NamedTuple):
     """Samples of both joints in one step: (x, z_q) ~ q(x, z), (x_p, z_p) ~ p(x, z)."""
@@ -124,14 +118,13 @@ class SymmetricVAE(keras.Model):
         self.instance_noise = float(instance_noise)
         self.instance_noise_steps = int(instance_noise_steps)
         self.ema_decay = float(ema_decay)
+        # Training, evaluation (test_step) and the public inference methods each have a
+        # stream (`noise.Streams`); attributes of the model, so checkpoints hold them.
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise")
-        # Evaluation (test_step) and the public inference methods (sample, encode,
-        # __call__/predict, elbo) have streams of their own, so that neither ever
-        # shifts the training noise.
         self.eval_seed_generator = keras.random.SeedGenerator(seed + 1, name="eval_noise")
         self.inference_seed_generator = keras.random.SeedGenerator(seed + 2, name="inference_noise")
-        self._active_seed_generator = self.seed_generator
-        self._stateless_draws = 0  # draws so far from an int seed (see `_noise`)
+        self.streams = noise.Streams(self.seed_generator, self.eval_seed_generator,
+                                     self.inference_seed_generator)
 
         self.decoder = networks.build_decoder(preset)
         self.encoder = self.flow = None
@@ -271,54 +264,6 @@ class SymmetricVAE(keras.Model):
         return [v for layer in layers if layer is not None for v in layer.trainable_variables]
 
     # ------------------------------------------------------------ the model
-    def _normal(self, batch_size, event_shape):
-        return self._noise(keras.random.normal, batch_size, event_shape)
-
-    def _uniform(self, batch_size, event_shape):
-        return self._noise(keras.random.uniform, batch_size, event_shape)
-
-    def _noise(self, sampler, batch_size, event_shape):
-        """Noise [batch_size, *event_shape] for this replica: a slice of the global draw.
-
-        Drawing for the global batch and slicing makes the noise of example i the same
-        whatever the number of replicas (MirroredStrategy == one device, tested).
-        """
-        seed = self._active_seed_generator
-        if isinstance(seed, int):  # a user's seed: the i-th draw of the call uses (seed, i)
-            seed, self._stateless_draws = (seed, self._stateless_draws), self._stateless_draws + 1
-            sampler = _STATELESS[sampler]
-
-        def draw(shape):
-            return sampler(shape, seed=seed)
-
-        context = tf.distribute.get_replica_context()
-        replicas = context.num_replicas_in_sync if context is not None else 1
-        if replicas == 1:
-            return draw((batch_size, *event_shape))
-        replica = context.replica_id_in_sync_group
-        noise = draw((batch_size * replicas, *event_shape))
-        return noise[replica * batch_size : (replica + 1) * batch_size]
-
-    @contextlib.contextmanager
-    def _noise_from(self, source):
-        """Draw the model's noise from `source` (a SeedGenerator or an int seed) inside."""
-        saved = self._active_seed_generator, self._stateless_draws
-        self._active_seed_generator, self._stateless_draws = source, 0
-        try:
-            yield
-        finally:
-            self._active_seed_generator, self._stateless_draws = saved
-
-    def _inference_noise(self, seed):
-        """Noise of a public method: `seed` (int, reproducible), else the stream chosen by
-        an enclosing `_noise_from` (evaluation, a seeded `predict`), else the inference
-        stream; never the training stream."""
-        if seed is not None and not isinstance(seed, int):
-            raise TypeError(f"seed must be an int or None, got {type(seed).__name__}.")
-        if seed is None and self._active_seed_generator is not self.seed_generator:
-            return contextlib.nullcontext()
-        return self._noise_from(self.inference_seed_generator if seed is None else seed)
-
     def posterior(self, images, training=False):
         """q(z|x) for images [B, H, W, C] in [0, 1]: batch [B], event [z_dim]."""
         out = tf.cast(self.encoder(images, training=training), tf.float32)
@@ -329,13 +274,13 @@ class SymmetricVAE(keras.Model):
         from the active stream when not given."""
         q = self.posterior(images, training)
         if noise is None:
-            noise = self._normal(tf.shape(images)[0], (self.preset.z_dim,))
+            noise = self.streams.normal(tf.shape(images)[0], (self.preset.z_dim,))
         return q, distributions.reparameterized_sample(q, noise)
 
     def encode(self, images, noise=None, training=False, seed=None):
         """(q(z|x), z ~ q(z|x) [B, z_dim]); noise ~ N(0, I) given, or drawn from `seed`
         (int: reproducible) or the inference stream (never the training stream)."""
-        with self._inference_noise(seed):
+        with self.streams.for_call(seed):
             return self._encode(images, noise, training)
 
     def decode(self, z, training=False):
@@ -358,14 +303,14 @@ class SymmetricVAE(keras.Model):
     def log_likelihood(self, params, images):
         """log p(x|z) [B] of images in [0, 1] (binarized / quantized as the head needs)."""
         likelihood = self.preset.likelihood
-        noise = self._uniform(tf.shape(images)[0], self.preset.image_shape)
+        noise = self.streams.uniform(tf.shape(images)[0], self.preset.image_shape)
         target = distributions.likelihood_target(likelihood, images, noise)
         return distributions.log_likelihood(likelihood, params, target)
 
     def _elbo_terms(self, images, training=False):
         """{log_px_given_z, log_pz, log_qz} [B] at one z ~ q(z|x) (`distributions.log_weight_terms`)."""
         q = self.posterior(images, training)
-        noise = self._normal(tf.shape(images)[0], (self.preset.z_dim,))
+        noise = self.streams.normal(tf.shape(images)[0], (self.preset.z_dim,))
         return distributions.log_weight_terms(
             q, noise, lambda z: self.log_likelihood(self.decode(z, training), images))
 
@@ -375,13 +320,13 @@ class SymmetricVAE(keras.Model):
 
     def elbo(self, images, training=False, seed=None):
         """One-sample estimate of the ELBO (1) per image [B], in nats (noise as `encode`)."""
-        with self._inference_noise(seed):
+        with self.streams.for_call(seed):
             return self._elbo(images, training)
 
     def elbo_terms(self, images, training=False, seed=None):
         """{log_px_given_z, log_pz, log_qz} [B]: the ELBO's terms at one z ~ q(z|x) per image
         (their sum with log_qz negated is `elbo`; noise as `encode`)."""
-        with self._inference_noise(seed):
+        with self.streams.for_call(seed):
             return self._elbo_terms(images, training)
 
     def call(self, images, training=False, seed=None):
@@ -393,8 +338,8 @@ class SymmetricVAE(keras.Model):
         """Images [N, H, W, C] in [0, 1]: decoder means at z ~ p(z) (`noise` [N, z_dim],
         else drawn from `seed` or the inference stream)."""
         if noise is None:
-            with self._inference_noise(seed):
-                noise = self._normal(num_samples, (self.preset.z_dim,))
+            with self.streams.for_call(seed):
+                noise = self.streams.normal(num_samples, (self.preset.z_dim,))
         return self.decode_mean(noise)
 
     def recompute_batch_norm_statistics(self, batches, seed=0):
@@ -411,7 +356,7 @@ class SymmetricVAE(keras.Model):
             else:
                 self._elbo_terms(images, training=True)
 
-        with self._noise_from(seed):
+        with self.streams.drawing_from(seed):
             return networks.recompute_moving_statistics([self.encoder, self.decoder], forward, batches)
 
     def predict(self, x, *args, seed=None, **kwargs):
@@ -420,7 +365,7 @@ class SymmetricVAE(keras.Model):
             return super().predict(x, *args, **kwargs)
         self.predict_function = None  # traced anew with the seeded stream, then dropped
         try:
-            with self._noise_from(keras.random.SeedGenerator(seed, name="predict_noise")):
+            with self.streams.drawing_from(keras.random.SeedGenerator(seed, name="predict_noise")):
                 return super().predict(x, *args, **kwargs)
         finally:
             self.predict_function = None
@@ -437,7 +382,7 @@ class SymmetricVAE(keras.Model):
         every training-mode decoder pass sees the same mixture.
         """
         batch_size = tf.shape(images)[0]
-        z_p = self._normal(batch_size, (self.preset.z_dim,))  # [B, z_dim] ~ p(z)
+        z_p = self.streams.normal(batch_size, (self.preset.z_dim,))  # [B, z_dim] ~ p(z)
         q = z_q = None
         if self.encoder is not None:
             q, z_q = self._encode(images, training=training)  # z_q ~ q(z|x)
@@ -450,8 +395,8 @@ class SymmetricVAE(keras.Model):
         (the discriminator has no batch normalisation, so this changes nothing but speed)."""
         if training and self.instance_noise:  # one draw per joint: the same on any replica count
             std, batch_size = self._instance_noise_std(), tf.shape(images)[0]
-            images = images + std * self._normal(batch_size, self.preset.image_shape)
-            x_p = x_p + std * self._normal(batch_size, self.preset.image_shape)
+            images = images + std * self.streams.normal(batch_size, self.preset.image_shape)
+            x_p = x_p + std * self.streams.normal(batch_size, self.preset.image_shape)
         x = tf.concat([images, x_p], axis=0)  # [2B, H, W, C]
         inputs = [x, tf.concat([z_q, z_p], axis=0)] if self._joint else x
         f_q, f_p = tf.split(self.discriminator(inputs, training=training), 2, axis=0)
@@ -509,7 +454,7 @@ class SymmetricVAE(keras.Model):
 
     def _gradient_penalty(self, images, x_p):
         """Per-example penalty at x_hat = u x_q + (1 - u) x_p, u ~ U[0, 1] (not normal)."""
-        u = self._uniform(tf.shape(images)[0], (1, 1, 1))
+        u = self.streams.uniform(tf.shape(images)[0], (1, 1, 1))
         x_hat = u * images + (1.0 - u) * x_p
         with tf.GradientTape() as tape:
             tape.watch(x_hat)
@@ -564,7 +509,7 @@ class SymmetricVAE(keras.Model):
         Noise comes from `eval_seed_generator` (chosen while tracing), so evaluation
         leaves the training noise stream untouched.
         """
-        with self._noise_from(self.eval_seed_generator):
+        with self.streams.drawing_from(self.eval_seed_generator):
             return self._step_outputs(self._evaluate_batch(data))
 
     def _step_outputs(self, results):

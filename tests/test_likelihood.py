@@ -265,7 +265,7 @@ def test_recomputed_statistics_make_inference_mode_the_training_pass(images):
     assert model.recompute_batch_norm_statistics([images], seed=5) == 1
 
     def joints(training):
-        with networks.moving_statistics_kept(model.encoder, model.decoder), model._noise_from(5):
+        with networks.moving_statistics_kept(model.encoder, model.decoder), model.streams.drawing_from(5):
             return model._joints(images, training=training)
 
     trained, inference = joints(True), joints(False)

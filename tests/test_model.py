@@ -216,7 +216,7 @@ def test_noise_comes_from_the_seed_generator():
     for a, b in zip(reference.variables, same.variables):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
     # Each draw advances the generator.
-    first, second = reference._normal(4, (2,)), reference._normal(4, (2,))
+    first, second = reference.streams.normal(4, (2,)), reference.streams.normal(4, (2,))
     assert np.all(first.numpy() != second.numpy())
 
 
@@ -224,14 +224,14 @@ def test_gradient_penalty_interpolates_uniformly():
     """x_hat = u x_q + (1 - u) x_p with u ~ U[0, 1] per example (not a normal: keras-io #143)."""
     model = _build("wgan_gp", discriminator_dropout=0.0)
     drawn = []
-    uniform = model._uniform
+    uniform = model.streams.uniform
 
     def spy(batch_size, event_shape):
         u = uniform(batch_size, event_shape)
         drawn.append(u)
         return u
 
-    model._uniform = spy
+    model.streams.uniform = spy
     batch_size = 512
     x_q, x_p = np.ones((batch_size, 8, 8, 1), "float32"), np.zeros((batch_size, 8, 8, 1), "float32")
     penalty = model._gradient_penalty(tf.constant(x_q), tf.constant(x_p))

@@ -79,9 +79,9 @@ def test_the_step_computes_the_loss_of_the_row(toy_rows):
     terms at the same noise, not the VAE's -(log p(x|z) + log p(z) - log q(z|x))."""
     model = _model("toy_beta_vae", seed=3)
     model.compile(g_optimizer=keras.optimizers.SGD(0.0))
-    with model._noise_from(3):
+    with model.streams.drawing_from(3):
         terms = model._generator_terms(tf.constant(_images()))
-    with model._noise_from(3):
+    with model.streams.drawing_from(3):
         model.generator_step(tf.constant(_images()))
     expected = -(terms["log_px_given_z"] + 4.0 * (terms["log_pz"] - terms["log_qz"]))
     np.testing.assert_allclose(model.get_metrics_result()["g_loss"], np.mean(expected), rtol=1e-5)

@@ -71,7 +71,7 @@ from svae_tf import logs as tf_logs
 from benchmarks import report
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The six of the paper's comparison (the default), then variations of them that can be run.
+# The six of the paper's comparison and the flagfiles' sVAE-r (svae_r_lx): the default; then other variations.
 DEFAULT_VARIANTS = ("vae", "gan", "wgan_gp", "ali", "svae", "svae_r", "svae_r_lx")
 VARIANTS = DEFAULT_VARIANTS + ("svae_r_elbo",)
 LABELS = {"vae": "VAE", "gan": "GAN", "wgan_gp": "WGAN-GP", "ali": "ALI", "svae": "sVAE", "svae_r": "sVAE-r",

@@ -49,7 +49,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import report, step_timing  # noqa: E402
-from svae_tf import data, images, likelihood, presets  # noqa: E402
+from svae_tf import data, images, likelihood, optimizers, presets  # noqa: E402
 from svae_tf import model as model_lib  # noqa: E402
 
 DEFAULT_RUNS = [
@@ -61,6 +61,10 @@ SETTINGS = {  # run-spec key -> (type, default)
     "beta1": (float, 0.9),
     "g_learning_rate": (float, 1e-4),
     "d_learning_rate": (float, 1e-4),
+    # Both learning rates fall linearly to 0 over lr_decay_steps steps after lr_decay_start
+    # (svae_tf.optimizers); 0: constant.
+    "lr_decay_steps": (int, 0),
+    "lr_decay_start": (int, 0),
     "n_disc": (int, 1),
     "discriminator_dropout": (float, None),
     "lam": (float, 0.3),
@@ -131,6 +135,17 @@ def spread(batch):
     return float(np.std(np.asarray(batch), axis=0).mean())
 
 
+def make_optimizers(settings):
+    """(encoder/decoder Adam, discriminator Adam) of a run's settings; the discriminator's
+    decay counts its n_disc updates per step."""
+    def adam(key, updates_per_step=1):
+        return optimizers.adam(settings[key], beta_1=settings["beta1"],
+                               decay_steps=settings["lr_decay_steps"] * updates_per_step,
+                               decay_start=settings["lr_decay_start"] * updates_per_step)
+
+    return adam("g_learning_rate"), adam("d_learning_rate", settings["n_disc"])
+
+
 def run(spec, train_images, test_images):
     variant, settings = parse_run(spec)
     keras.utils.set_random_seed(FLAGS.seed)
@@ -139,11 +154,9 @@ def run(spec, train_images, test_images):
     model = model_lib.SymmetricVAE(preset, variant=variant, seed=FLAGS.seed,
                                    **{key: settings[key] for key in MODEL_SETTINGS})
     fixed_z = tf.random.stateless_normal((64, preset.z_dim), seed=(FLAGS.seed, 1))
-    adam = keras.optimizers.Adam
-    model.compile(
-        g_optimizer=adam(settings["g_learning_rate"], beta_1=settings["beta1"]),
-        d_optimizer=adam(settings["d_learning_rate"], beta_1=settings["beta1"]),
-    )
+
+    g_optimizer, d_optimizer = make_optimizers(settings)
+    model.compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer)
     train_fn = step_timing.train_function(model)
     iterator = iter(train_images)
     trajectory, start, done = [], time.perf_counter(), 0

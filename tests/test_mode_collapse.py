@@ -14,11 +14,27 @@ def test_parse_run_fills_defaults_and_converts_types():
     variant, settings = mode_collapse.parse_run("ali,beta1=0.5,n_disc=2")
     assert variant == "ali"
     assert settings == dict(preset="mnist", beta1=0.5, g_learning_rate=1e-4, d_learning_rate=1e-4,
-                            n_disc=2, discriminator_dropout=None, lam=0.3, lam_z=None, r1_weight=0.0, instance_noise=0.0,
+                            lr_decay_steps=0, lr_decay_start=0, n_disc=2, discriminator_dropout=None, lam=0.3, lam_z=None, r1_weight=0.0, instance_noise=0.0,
                             instance_noise_steps=10000, ema_decay=0.0, batch_norm_batches=0, decoder_dense_batch_norm=None,
                             disc_x_pooling=None)
     _, settings = mode_collapse.parse_run("gan,preset=mnist_a1,decoder_dense_batch_norm=true")
     assert (settings["preset"], settings["decoder_dense_batch_norm"]) == ("mnist_a1", True)
+
+
+def test_learning_rates_decay_per_step_for_both_optimizers():
+    """Half-way through the decay after 9 steps: the discriminator's schedule counts its
+    n_disc = 2 updates per step. Without lr_decay_steps the rates are constant."""
+    import keras
+
+    _, settings = mode_collapse.parse_run("svae,g_learning_rate=2e-4,n_disc=2,lr_decay_steps=10,lr_decay_start=4")
+    rates = []
+    for optimizer, updates in zip(mode_collapse.make_optimizers(settings), (9, 18)):
+        optimizer.build([keras.Variable(np.zeros(1, np.float32))])
+        optimizer.iterations.assign(updates)
+        rates.append(float(keras.ops.convert_to_numpy(optimizer.learning_rate)))
+    assert rates == pytest.approx([1e-4, 5e-5], rel=1e-6)
+    g_optimizer, _ = mode_collapse.make_optimizers(mode_collapse.parse_run("svae")[1])
+    assert float(keras.ops.convert_to_numpy(g_optimizer.learning_rate)) == pytest.approx(1e-4)
 
 
 @pytest.mark.parametrize("spec, named", [("vea", "vea"), ("ali,lr=1", "lr=1"), ("svae,beta1", "beta1"),

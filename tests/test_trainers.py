@@ -40,7 +40,7 @@ def _assert_run_outputs(model_dir, epochs, grid_shape=None):
     train_tags = tl.event_tags(model_dir / "logs" / "train")
     validation_tags = tl.event_tags(model_dir / "logs" / "validation")
     expected_validation = VALIDATION_TAGS if config.variant != "vae" else {"elbo"}
-    scalars = {"svae_r": SVAE_R_SCALARS, "vae": {"g_loss", "log_px_given_z", "elbo"}}[config.variant]
+    scalars = {"svae_r": SVAE_R_SCALARS, "svae_r_lx": SVAE_R_SCALARS, "vae": {"g_loss", "log_px_given_z", "elbo"}}[config.variant]
     expected = {f"epoch/{name}" for name in scalars} | {"samples", "reconstructions"}
     if flags_json["log_every_steps"] == 1:
         expected |= scalars  # interval means, every step
@@ -151,7 +151,7 @@ def test_cifar_flagfile_as_written_plus_a_training_aid(tmp_path):
     ))
     assert tl.finished(proc.stdout)[:3] == (1, 2, 2)
     config, model = _assert_run_outputs(model_dir, epochs=1, grid_shape=(4 * 32, 4 * 32))
-    assert (config.preset, config.variant, config.lam) == ("cifar10", "svae_r", 0.3)
+    assert (config.preset, config.variant, config.lam, config.lam_z) == ("cifar10", "svae_r_lx", 0.3, 0.0)
     assert (config.instance_noise, config.instance_noise_steps) == (0.2, 5)
     assert (model.instance_noise, model.instance_noise_steps) == (0.2, 5)  # the saved run trains with it
     assert config.ema_decay == 0.9 and len(model.ema_weights) == len(model.generator_variables)
@@ -168,7 +168,7 @@ def test_cifar_flagfile_as_written_plus_a_training_aid(tmp_path):
     for before, v in zip(saved, networks.moving_statistics(model.encoder, model.decoder)):
         np.testing.assert_allclose(v.numpy(), before, rtol=1e-4, atol=1e-6, err_msg=v.path)
     flags_json = json.loads((model_dir / "flags.json").read_text())
-    assert flags_json["batch_size"] == 64 and flags_json["g_learning_rate"] == 1e-4
+    assert flags_json["batch_size"] == 64 and flags_json["g_learning_rate"] == 2e-4
     assert model.sample(1).shape == (1, 32, 32, 3)
 
 

@@ -146,7 +146,9 @@ def make_optimizers(settings):
     return adam("g_learning_rate"), adam("d_learning_rate", settings["n_disc"])
 
 
-def run(spec, train_images, test_images):
+def run(spec, train_batches, test_images):
+    """One run: train `spec` on a fresh `train_batches()` dataset (every run sees the same
+    data order), probe it; returns (PNG grid of its samples, result dict)."""
     variant, settings = parse_run(spec)
     keras.utils.set_random_seed(FLAGS.seed)
     preset = presets.get_preset(settings["preset"], **{k: settings[k] for k in PRESET_SETTINGS
@@ -158,7 +160,7 @@ def run(spec, train_images, test_images):
     g_optimizer, d_optimizer = make_optimizers(settings)
     model.compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer)
     train_fn = step_timing.train_function(model)
-    iterator = iter(train_images)
+    iterator = iter(train_batches())
     trajectory, start, done = [], time.perf_counter(), 0
     for end in sorted({*range(FLAGS.every, FLAGS.steps + 1, FLAGS.every), FLAGS.steps}):  # probes
         logs = step_timing.run_steps(train_fn, iterator, end - done)
@@ -263,12 +265,14 @@ def main(argv):
     started = report.start()
     for spec in FLAGS.run:
         parse_run(spec)  # fail before any training
-    train_images = data.load_images(FLAGS.dataset, "train", batch_size=FLAGS.batch_size, data_dir=FLAGS.data_dir,
-                                    shuffle=True, seed=FLAGS.seed, repeat=True, drop_remainder=True)
+    def train_batches():
+        return data.load_images(FLAGS.dataset, "train", batch_size=FLAGS.batch_size, data_dir=FLAGS.data_dir,
+                                shuffle=True, seed=FLAGS.seed, repeat=True, drop_remainder=True)
+
     test_images = next(iter(data.load_images(FLAGS.dataset, "test", batch_size=256, data_dir=FLAGS.data_dir)))
     reference = spread(test_images[:64])
     print(f"sample_spread of 64 real test images: {reference:.4f}")
-    outputs = [run(spec, train_images, test_images) for spec in FLAGS.run]  # (PNG grid, result) each
+    outputs = [run(spec, train_batches, test_images) for spec in FLAGS.run]  # (PNG grid, result) each
     grids, results = [grid for grid, _ in outputs], [result for _, result in outputs]
     table = markdown(results, reference)
     print(table)

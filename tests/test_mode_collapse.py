@@ -55,13 +55,18 @@ def test_spread_is_zero_for_one_repeated_image_and_positive_otherwise():
 def test_two_step_run_writes_the_table_and_json(tmp_path, data_dir):
     out = tmp_path / "probe.json"  # --output=NAME writes NAME.json and NAME.md
     subprocess.run(
-        [sys.executable, "-m", "benchmarks.mode_collapse", "--run=gan", "--run=ali,n_disc=2,batch_norm_batches=2", "--run=vae", "--steps=2",
+        [sys.executable, "-m", "benchmarks.mode_collapse", "--run=gan", "--run=ali,n_disc=2,batch_norm_batches=2", "--run=vae", "--run=gan", "--steps=2",
          "--every=1", "--probe_steps=2", "--quality_samples=0", f"--data_dir={data_dir}",
          f"--output={tmp_path / 'probe'}"],
         check=True, capture_output=True,
     )
     report = json.loads(out.read_text())
-    assert [r["run"] for r in report["runs"]] == ["gan", "ali,n_disc=2,batch_norm_batches=2", "vae"]
+    assert [r["run"] for r in report["runs"]] == ["gan", "ali,n_disc=2,batch_norm_batches=2", "vae", "gan"]
+    # Every run trains on the same data order: the repeated run repeats the first one.
+    first, again = report["runs"][0], report["runs"][3]
+    for point, repeat in zip(first["trajectory"], again["trajectory"], strict=True):
+        assert repeat == pytest.approx(point, rel=1e-5)
+    assert again["frozen_d_loss"] == pytest.approx(first["frozen_d_loss"], rel=1e-5)
     assert [p["step"] for p in report["runs"][1]["trajectory"]] == [1, 2]
     assert report["runs"][0]["zq_spread"] is None and report["runs"][1]["zq_spread"] > 0
     assert report["runs"][0]["rmse"] is None

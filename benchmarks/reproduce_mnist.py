@@ -94,8 +94,9 @@ PAPER_TABLE_1 = [
 PAPER = {"gan": (None, "8.34 ± .03"), "wgan_gp": (None, "8.45 ± .04"),
          "svae": (82.51, "9.15 ± .06"), "svae_r": (81.14, "9.29 ± .06")}
 PAPER_OPTIMIZER = "Adam, learning rate 1e-4 (Sec. 6; beta1 not stated, so Adam's default 0.9)"
-# The MNIST flagfiles' settings (trainers/configs/mnist_*.flags), which the mode-collapse
-# screen (benchmarks/mode_collapse.py) supports.
+# Adam for every variant unless the command says otherwise: the settings of the MNIST
+# flagfiles but sVAE-r's (trainers/configs/mnist_*.flags), which the mode-collapse screen
+# (benchmarks/mode_collapse.py) supports; mnist_svae_r.flags uses 4e-4.
 DEFAULT_LEARNING_RATE = 2e-4
 DEFAULT_BETA1 = 0.5
 MNIST_TEST_IMAGES = 10000
@@ -707,8 +708,9 @@ def render(rows, ledgers, classifier_report, args, curves_name="mnist_curves.png
         f"in chunks of whole epochs of at most {args.curve_minutes:g} minutes, from the measured step rate.",
         f"- Optimizer: Adam, learning rate {args.g_learning_rate:g} for the encoder/flow/decoder and "
         f"{args.d_learning_rate:g} for the discriminator, beta1 {args.beta1:g}, beta2 0.999, for every "
-        "variant: the MNIST flagfiles' settings (`trainers/configs/mnist_*.flags`), which the mode-collapse "
-        f"screen (`benchmarks/mode_collapse.py`) supports. The paper used {PAPER_OPTIMIZER}.",
+        "variant (this command's `--g_learning_rate`, `--d_learning_rate`, `--beta1`; each MNIST flagfile "
+        "states its own, `trainers/configs/mnist_*.flags`, with the screen that supports it). "
+        f"The paper used {PAPER_OPTIMIZER}.",
         f"- Variant settings: lambda {args.lam:g} for sVAE-r (paper: 0.3)"
         + ("" if args.lam_z is None else f", weight {args.lam_z:g} on its latent term E_p log q(z|x) "
            "(paper: lambda)") + "; trainer defaults otherwise "

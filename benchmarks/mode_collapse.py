@@ -56,6 +56,10 @@ DEFAULT_RUNS = [
     "gan", "ali", "svae", "svae_r",
     "ali,beta1=0.5", "ali,d_learning_rate=4e-4", "ali,n_disc=2", "ali,discriminator_dropout=0",
 ]
+def _bool(value):
+    return {"true": True, "false": False}[value.lower()]
+
+
 SETTINGS = {  # run-spec key -> (type, default)
     "preset": (str, None),  # default: --dataset's (mnist, cifar10)
     "beta1": (float, 0.9),
@@ -73,16 +77,17 @@ SETTINGS = {  # run-spec key -> (type, default)
     "instance_noise": (float, 0.0),
     "instance_noise_steps": (int, 10000),
     "ema_decay": (float, 0.0),
+    "shared_samples": (_bool, False),
     # After training, before the end measurements: batch norm's population statistics
     # over this many training batches (SymmetricVAE.recompute_batch_norm_statistics); 0: off.
     "batch_norm_batches": (int, 0),
     # Preset fields (ablations of the default recipe).
-    "decoder_dense_batch_norm": (lambda v: {"true": True, "false": False}[v.lower()], None),
+    "decoder_dense_batch_norm": (_bool, None),
     "disc_x_pooling": (str, None),
 }
 PRESET_SETTINGS = ("decoder_dense_batch_norm", "disc_x_pooling")
 MODEL_SETTINGS = ("n_disc", "discriminator_dropout", "lam", "lam_z", "r1_weight", "instance_noise",
-                  "instance_noise_steps", "ema_decay")  # SymmetricVAE arguments
+                  "instance_noise_steps", "ema_decay", "shared_samples")  # SymmetricVAE arguments
 
 
 

@@ -68,6 +68,10 @@ class SymmetricVAE(keras.Model):
         weights (`svae_tf.ema`), updated after each of their updates and checkpointed;
         `use_ema_weights()` puts it in place (`runs.load_model` does, for evaluation,
         export and sampling), `ema_scope()` for a block. 0 turns it off.
+      shared_samples: the discriminator's (last) update and the encoder/decoder update of
+        a step read one draw of both joints, encoded and decoded once, the discriminator
+        updated before the encoder/decoder loss reads f (as the PyTorch DCGAN example reuses
+        its fake batch); False: each update draws and decodes its own.
     """
 
     def __init__(
@@ -84,6 +88,7 @@ class SymmetricVAE(keras.Model):
         instance_noise=0.0,
         instance_noise_steps=10000,
         ema_decay=0.0,
+        shared_samples=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -108,16 +113,19 @@ class SymmetricVAE(keras.Model):
                                gradient_penalty_weight=gradient_penalty_weight,
                                discriminator_dropout=discriminator_dropout, seed=seed,
                                r1_weight=r1_weight, instance_noise=instance_noise,
-                               instance_noise_steps=instance_noise_steps, ema_decay=ema_decay)
+                               instance_noise_steps=instance_noise_steps, ema_decay=ema_decay,
+                               shared_samples=shared_samples)
         self.variant = variant
         self.lam = float(lam)
         self.lam_z = None if lam_z is None else float(lam_z)
+        self._lam_z_value = self.lam if self.lam_z is None else self.lam_z  # eq. (29)'s weight
         self.n_disc = int(n_disc)
         self.gradient_penalty_weight = float(gradient_penalty_weight)
         self.r1_weight = float(r1_weight)
         self.instance_noise = float(instance_noise)
         self.instance_noise_steps = int(instance_noise_steps)
         self.ema_decay = float(ema_decay)
+        self.shared_samples = bool(shared_samples)
         # Training, evaluation (test_step) and the public inference methods each have a
         # stream (`noise.Streams`); attributes of the model, so checkpoints hold them.
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise")
@@ -421,11 +429,12 @@ class SymmetricVAE(keras.Model):
             per_example += 0.5 * self.r1_weight * tracked["r1_penalty"]
         return per_example, tracked
 
-    def discriminator_step(self, images):
-        """One update of the discriminator on a batch [B, H, W, C] in [0, 1]; updates its
-        metrics (`d_loss`, accuracies, penalties). Used by `train_step`, `n_disc` times."""
+    def discriminator_step(self, images, samples=None):
+        """One update of the discriminator on a batch [B, H, W, C] in [0, 1] and the
+        `JointSamples` of both joints (drawn here if None); updates its metrics (`d_loss`,
+        accuracies, penalties). Used by `train_step`, `n_disc` times."""
         # Samples are inputs to this step: no gradient flows to encoder/decoder.
-        s = self._joints(images, training=True)
+        s = self._joints(images, training=True) if samples is None else samples
         z_q = None if s.z_q is None else tf.stop_gradient(s.z_q)
         x_p = tf.stop_gradient(s.x_p)
         with tf.GradientTape() as tape:
@@ -461,11 +470,14 @@ class SymmetricVAE(keras.Model):
             f_hat = self.discriminator(x_hat, training=True)
         return objectives.gradient_penalty(tape.gradient(f_hat, x_hat))
 
-    def _generator_terms(self, images):
-        """{name: [B]}, what the row's encoder/decoder loss reads (see `variants`)."""
+    def _generator_terms(self, images, on_samples=None):
+        """{name: [B]}, what the row's encoder/decoder loss reads (see `variants`);
+        `on_samples(JointSamples)` runs once the joints are drawn, before f is read."""
         if not self.spec.discriminator:  # the ELBO's terms at z_q ~ q(z|x)
             return self._elbo_terms(images, training=True)
         s = self._joints(images, training=True)
+        if on_samples is not None:
+            on_samples(s)
         f_q, f_p = self._discriminate(images, s.z_q, s.x_p, s.z_p)
         terms = dict(f_q=f_q, f_p=f_p)
         if self.spec.reconstruction:
@@ -473,19 +485,29 @@ class SymmetricVAE(keras.Model):
             # log q(z_p|x_p): the encoder in inference mode, so that its batch norm only
             # ever normalises real images with batch statistics (enc(x) above), and x_p
             # with the moving averages it is used with.
-            terms["log_qz_given_x"] = self.posterior(s.x_p, training=False).log_prob(s.z_p)
+            log_qz_given_x = self.posterior(s.x_p, training=False).log_prob(s.z_p)
+            # At weight 0 the term is only a metric: no backward pass through the
+            # encoder and decoder for a zero gradient.
+            terms["log_qz_given_x"] = (tf.stop_gradient(log_qz_given_x) if self._lam_z_value == 0
+                                       else log_qz_given_x)
         if self.spec.elbo_terms:  # q's flow cached z_q's pre-image: no inversion
             terms["log_pz"] = distributions.prior(self.preset.z_dim).log_prob(s.z_q)
             terms["log_qz"] = s.q.log_prob(s.z_q)
         return terms
 
-    def generator_step(self, images):
+    def generator_step(self, images, update_discriminator=False):
         """One update of the encoder, its flow and the decoder on a batch [B, H, W, C] in
-        [0, 1], with the row's loss; updates `g_loss` and the row's metrics."""
+        [0, 1], with the row's loss; updates `g_loss` and the row's metrics. With
+        `update_discriminator`, first one `discriminator_step` on this step's samples."""
         variables = self.generator_variables
         with tf.GradientTape() as tape:
-            per_example, tracked = self.spec.generator_loss(
-                self._generator_terms(images), lam=self.lam, lam_z=self.lam_z)
+            def discriminator_update(samples):  # not part of the encoder/decoder's loss
+                with tape.stop_recording():
+                    self.discriminator_step(images, samples)
+
+            terms = self._generator_terms(
+                images, discriminator_update if update_discriminator else None)
+            per_example, tracked = self.spec.generator_loss(terms, lam=self.lam, lam_z=self.lam_z)
             loss = tf.nn.compute_average_loss(per_example)
             scaled_loss = self.g_optimizer.scale_loss(loss)
         grads = tape.gradient(scaled_loss, variables)
@@ -497,10 +519,11 @@ class SymmetricVAE(keras.Model):
     def train_step(self, data):
         images = data[0] if isinstance(data, (tuple, list)) else data
         images = tf.cast(images, tf.float32)  # [B, H, W, C] in [0, 1]
+        shared = self.shared_samples and self.discriminator is not None
         if self.discriminator is not None:
-            for _ in range(self.n_disc):
+            for _ in range(self.n_disc - shared):
                 self.discriminator_step(images)
-        self.generator_step(images)
+        self.generator_step(images, update_discriminator=shared)
         return self._step_outputs(self._results(self._train_metric_names))
 
     def test_step(self, data):

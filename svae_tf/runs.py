@@ -52,6 +52,7 @@ class ModelConfig:
     ema_decay: float = 0.0
     instance_noise: float = 0.0
     instance_noise_steps: int = 10000
+    shared_samples: bool = False
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

@@ -15,10 +15,11 @@ def test_parse_run_fills_defaults_and_converts_types():
     assert variant == "ali"
     assert settings == dict(preset="mnist", beta1=0.5, g_learning_rate=1e-4, d_learning_rate=1e-4,
                             lr_decay_steps=0, lr_decay_start=0, n_disc=2, discriminator_dropout=None, lam=0.3, lam_z=None, r1_weight=0.0, instance_noise=0.0,
-                            instance_noise_steps=10000, ema_decay=0.0, batch_norm_batches=0, decoder_dense_batch_norm=None,
-                            disc_x_pooling=None)
-    _, settings = mode_collapse.parse_run("gan,preset=mnist_a1,decoder_dense_batch_norm=true")
-    assert (settings["preset"], settings["decoder_dense_batch_norm"]) == ("mnist_a1", True)
+                            instance_noise_steps=10000, ema_decay=0.0, shared_samples=False, batch_norm_batches=0,
+                            decoder_dense_batch_norm=None, disc_x_pooling=None)
+    _, settings = mode_collapse.parse_run("gan,preset=mnist_a1,decoder_dense_batch_norm=true,shared_samples=True")
+    assert (settings["preset"], settings["decoder_dense_batch_norm"], settings["shared_samples"]) == (
+        "mnist_a1", True, True)
 
 
 def test_learning_rates_decay_per_step_for_both_optimizers():

@@ -445,7 +445,8 @@ def test_discriminator_accuracy_sign(variant, f_data, f_generated):
 
 
 @pytest.mark.parametrize("variant,step", [
-    (variant, step) for variant in VARIANTS for step in ("discriminator_step", "generator_step")
+    (variant, step) for variant in VARIANTS
+    for step in ("discriminator_step", "generator_step", "train_step")
     if variant != "vae" or step == "generator_step"  # the VAE has no discriminator step
 ])
 def test_inference_mode_networks_are_the_trained_ones(variant, step):
@@ -453,8 +454,9 @@ def test_inference_mode_networks_are_the_trained_ones(variant, step):
     statistics that batch norm's moving averages then hold (momentum 0 here: they hold the
     last batch's). So the inference-mode encoder and decoder (sampling, RMSE, NLL, export)
     compute what was trained. Fails if a network is called twice in training mode on
-    different batches within a step (the moving averages then hold only the last batch's)."""
-    model = _build(variant)
+    different batches within a step (the moving averages then hold only the last batch's).
+    "train_step": a whole step with `shared_samples` (both updates on one draw)."""
+    model = _build(variant, shared_samples=step == "train_step")
     for network in (model.encoder, model.decoder):
         for layer in [] if network is None else network.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
@@ -506,17 +508,49 @@ def _one_recorded_step(**kwargs):
 
 def test_latent_term_weight_changes_the_encoder_and_decoder_updates():
     """log q(z_p|x_p) (eq. 29's latent term) is tracked at every weight; its gradient
-    reaches the encoder and, through x_p, the decoder: lam_z changes both networks' updates."""
+    reaches the encoder and, through x_p, the decoder: lam_z changes both networks' updates
+    (unset, it is lambda's: not the weight-0 step, whose term is a metric only)."""
     logs_0, grads_0 = _one_recorded_step(lam_z=0.0)
-    logs_1, grads_1 = _one_recorded_step(lam_z=1.0)
-    np.testing.assert_allclose(logs_0["log_qz_given_x"], logs_1["log_qz_given_x"], rtol=1e-6)
-    for network in ("encoder", "decoder"):
-        assert any(not np.allclose(a, b) for a, b in zip(grads_0[network], grads_1[network])), network
+    for other in (dict(lam_z=1.0), dict(lam=0.3)):
+        logs_1, grads_1 = _one_recorded_step(**other)
+        np.testing.assert_allclose(logs_0["log_qz_given_x"], logs_1["log_qz_given_x"], rtol=1e-6)
+        for network in ("encoder", "decoder"):
+            assert any(not np.allclose(a, b) for a, b in zip(grads_0[network], grads_1[network])), (
+                network, other)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_shared_samples_decode_once_and_update_the_discriminator_first(shared):
+    """With `shared_samples` the discriminator's last update and the encoder/decoder update
+    read one draw (one decoder call per step, the same x_p and z_p), and the encoder/decoder
+    loss reads f after that update; without it each update draws and decodes its own."""
+    model = _build("svae", n_disc=2, shared_samples=shared, discriminator_dropout=0.0)
+    model.compile(d_optimizer=keras.optimizers.SGD(0.5))
+    decoded, discriminated = [], []
+    decode, discriminate = model.decode, model._discriminate
+
+    def decode_spy(z, training=False):
+        decoded.append(z)
+        return decode(z, training)
+
+    def discriminate_spy(images, z_q, x_p, z_p, training=True):
+        weights = [np.array(v.numpy()) for v in model.discriminator.trainable_variables]
+        discriminated.append((np.array(x_p), np.array(z_p), weights))
+        return discriminate(images, z_q, x_p, z_p, training)
+
+    model.decode, model._discriminate = decode_spy, discriminate_spy
+    model.train_step(tf.constant(_images()))
+    assert int(model.d_optimizer.iterations) == 2 and int(model.g_optimizer.iterations) == 1
+    assert len(decoded) == (2 if shared else 3) and len(discriminated) == 3
+    (_, _, w_first), (x_last, z_last, w_last), (x_g, z_g, w_g) = discriminated
+    assert np.array_equal(z_last, z_g) == shared and np.array_equal(x_last, x_g) == shared
+    assert not any(np.allclose(a, b) for a, b in zip(w_first, w_last))  # updated in between
+    assert not any(np.allclose(a, b) for a, b in zip(w_last, w_g))  # f read after the update
 
 
 @pytest.mark.parametrize("variant", ["svae_r", "gan"])
 def test_keras_save_and_load_model_round_trip(variant, tmp_path):
-    model = _build(variant, lam=0.5, lam_z=0.0, n_disc=2)
+    model = _build(variant, lam=0.5, lam_z=0.0, n_disc=2, shared_samples=True)
     model.compile()
     images = _images()
     model.fit(images, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
@@ -524,8 +558,8 @@ def test_keras_save_and_load_model_round_trip(variant, tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert type(loaded) is model_lib.SymmetricVAE
-    assert (loaded.variant, loaded.lam, loaded.lam_z, loaded.n_disc, loaded.preset) == (
-        variant, 0.5, 0.0, 2, model.preset)
+    assert (loaded.variant, loaded.lam, loaded.lam_z, loaded.n_disc, loaded.shared_samples,
+            loaded.preset) == (variant, 0.5, 0.0, 2, True, model.preset)
     # Weights and batch-norm statistics; a .keras file does not hold SeedGenerator states
     # (checkpoints do, runs.make_checkpoint), hence the explicit seeds below.
     seeds = {id(v) for v in runs.seed_states(model) + runs.seed_states(loaded)}

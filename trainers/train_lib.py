@@ -117,6 +117,7 @@ flags.DEFINE_integer("flow_depth", None, "Flow layers; default: the preset's, or
 flags.DEFINE_integer("n_disc", 1, "Discriminator updates per encoder/decoder update.", lower_bound=1)
 flags.DEFINE_float("gradient_penalty_weight", 10.0, "WGAN-GP penalty weight.", lower_bound=0.0)
 flags.DEFINE_float("r1_weight", 0.0, "gamma of the R1 penalty (gamma/2 ||grad_{x,z} f||^2 at data pairs) on the discriminator; 0: off.", lower_bound=0.0)
+flags.DEFINE_bool("shared_samples", False, "The discriminator's (last) update and the encoder/decoder update of a step read one draw of both joints, decoded once (SymmetricVAE shared_samples); faster per step.")
 flags.DEFINE_float("ema_decay", 0.0, "Decay of a moving average of the encoder/decoder weights, which evaluation, export and sampling then use (svae_tf.ema); 0: off.", lower_bound=0.0, upper_bound=0.999999)
 flags.DEFINE_float("instance_noise", 0.0, "std of Gaussian noise on the images of both joints where the discriminator sees them, annealed linearly to 0 over --instance_noise_steps discriminator updates; 0: off.", lower_bound=0.0)
 flags.DEFINE_integer("instance_noise_steps", 10000, "Discriminator updates over which --instance_noise anneals to 0.", lower_bound=1)
@@ -224,6 +225,7 @@ _VARIANT_FLAGS = {
     "r1_weight": (DISCRIMINATOR_VARIANTS, "the discriminator's R1 penalty"),
     "instance_noise": (DISCRIMINATOR_VARIANTS, "the discriminator's instance noise"),
     "instance_noise_steps": (DISCRIMINATOR_VARIANTS, "the discriminator's instance noise"),
+    "shared_samples": (DISCRIMINATOR_VARIANTS, "how the discriminator's update draws its samples"),
     "flow": (ENCODER_VARIANTS, "the encoder's flow"),
     "flow_depth": (ENCODER_VARIANTS, "the encoder's flow"),
 }
@@ -376,6 +378,7 @@ def _model_config(preset_name):
         ema_decay=FLAGS.ema_decay,
         instance_noise=used("instance_noise"),
         instance_noise_steps=used("instance_noise_steps"),
+        shared_samples=used("shared_samples"),
     )
 
 

@@ -43,7 +43,8 @@ def define_flags():
     flags.DEFINE_integer("steps", 30, "Timed train steps per repeat.")
     flags.DEFINE_integer("warmup", 5, "Untimed steps before timing (tracing, XLA compile).")
     flags.DEFINE_integer("repeats", 3, "Timed repeats; the median is reported.")
-    flags.DEFINE_list("configs", ["graph", "xla"], "Configurations: graph (tf.function), xla.")
+    flags.DEFINE_list("configs", ["graph", "xla"], "Configurations: " + ", ".join(
+        f"{k} ({v})" for k, v in CONFIG_NAMES.items()) + ".")
     flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).")
 
 
@@ -70,7 +71,10 @@ def markdown(result):
     return "\n".join(lines) + "\n"
 
 
-CONFIG_NAMES = {"graph": "graph (tf.function)", "xla": "xla (jit_compile=True)"}
+CONFIG_NAMES = {"graph": "graph (tf.function)", "xla": "xla (jit_compile=True)",
+                "graph_shared": "graph, shared_samples=True"}
+# Each configuration's (jit_compile, more SymmetricVAE arguments).
+CONFIGS = {"graph": (False, {}), "xla": (True, {}), "graph_shared": (False, {"shared_samples": True})}
 
 
 def time_preset(name, f):
@@ -78,9 +82,10 @@ def time_preset(name, f):
     preset = presets.get_preset(name)
     by_config = {}
     for config in f.configs:
+        jit_compile, kwargs = CONFIGS[config]
         rate, finite = time_config(
-            preset, f.variant, f.batch, f.steps, f.warmup, f.repeats, config == "xla",
-            **({} if f.lam_z is None else {"lam_z": f.lam_z}))
+            preset, f.variant, f.batch, f.steps, f.warmup, f.repeats, jit_compile,
+            **kwargs, **({} if f.lam_z is None else {"lam_z": f.lam_z}))
         if not finite:
             raise RuntimeError(f"non-finite losses: preset {name}, configuration {config}")
         by_config[config] = round(rate, 1)
@@ -94,7 +99,7 @@ def main(argv):
     f = flags.FLAGS
     for config in f.configs:
         if config not in CONFIG_NAMES:
-            raise app.UsageError(f"--configs: unknown configuration {config!r} (graph, xla).")
+            raise app.UsageError(f"--configs: unknown configuration {config!r} ({', '.join(CONFIGS)}).")
     for name in f.presets:
         presets.get_preset(name)  # a bad name fails before any timing
     by_preset = {name: time_preset(name, f) for name in f.presets}

@@ -56,6 +56,8 @@ DEFAULT_RUNS = [
     "gan", "ali", "svae", "svae_r",
     "ali,beta1=0.5", "ali,d_learning_rate=4e-4", "ali,n_disc=2", "ali,discriminator_dropout=0",
 ]
+
+
 def _bool(value):
     return {"true": True, "false": False}[value.lower()]
 

@@ -44,7 +44,7 @@ def define_flags():
     flags.DEFINE_integer("warmup", 5, "Untimed steps before timing (tracing, XLA compile).")
     flags.DEFINE_integer("repeats", 3, "Timed repeats; the median is reported.")
     flags.DEFINE_list("configs", ["graph", "xla"], "Configurations: " + ", ".join(
-        f"{k} ({v})" for k, v in CONFIG_NAMES.items()) + ".")
+        f"{k} ({v[0]})" for k, v in CONFIGS.items()) + ".")
     flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).")
 
 
@@ -67,14 +67,14 @@ def markdown(result):
         for config, rate in r["img_per_s_by_config"].items():
             best = config == r["best_config"]
             ratio = f"{r['ratio_to_last']:.3f}" if best else ""
-            lines.append(f"| {name} | {CONFIG_NAMES[config]}{' (best)' if best else ''} | {rate} | {ratio} |")
+            lines.append(f"| {name} | {CONFIGS[config][0]}{' (best)' if best else ''} | {rate} | {ratio} |")
     return "\n".join(lines) + "\n"
 
 
-CONFIG_NAMES = {"graph": "graph (tf.function)", "xla": "xla (jit_compile=True)",
-                "graph_shared": "graph, shared_samples=True"}
-# Each configuration's (jit_compile, more SymmetricVAE arguments).
-CONFIGS = {"graph": (False, {}), "xla": (True, {}), "graph_shared": (False, {"shared_samples": True})}
+# Each configuration's (name in the table, jit_compile, more SymmetricVAE arguments).
+CONFIGS = {"graph": ("graph (tf.function)", False, {}),
+           "xla": ("xla (jit_compile=True)", True, {}),
+           "graph_shared": ("graph, shared_samples=True", False, {"shared_samples": True})}
 
 
 def time_preset(name, f):
@@ -82,7 +82,7 @@ def time_preset(name, f):
     preset = presets.get_preset(name)
     by_config = {}
     for config in f.configs:
-        jit_compile, kwargs = CONFIGS[config]
+        _, jit_compile, kwargs = CONFIGS[config]
         rate, finite = time_config(
             preset, f.variant, f.batch, f.steps, f.warmup, f.repeats, jit_compile,
             **kwargs, **({} if f.lam_z is None else {"lam_z": f.lam_z}))
@@ -98,7 +98,7 @@ def main(argv):
     started = report.start()
     f = flags.FLAGS
     for config in f.configs:
-        if config not in CONFIG_NAMES:
+        if config not in CONFIGS:
             raise app.UsageError(f"--configs: unknown configuration {config!r} ({', '.join(CONFIGS)}).")
     for name in f.presets:
         presets.get_preset(name)  # a bad name fails before any timing

@@ -470,14 +470,11 @@ class SymmetricVAE(keras.Model):
             f_hat = self.discriminator(x_hat, training=True)
         return objectives.gradient_penalty(tape.gradient(f_hat, x_hat))
 
-    def _generator_terms(self, images, on_samples=None):
-        """{name: [B]}, what the row's encoder/decoder loss reads (see `variants`);
-        `on_samples(JointSamples)` runs once the joints are drawn, before f is read."""
+    def _generator_terms(self, images, s=None):
+        """{name: [B]}, what the row's encoder/decoder loss reads (see `variants`), at the
+        `JointSamples` s of this step (None for rows without a discriminator)."""
         if not self.spec.discriminator:  # the ELBO's terms at z_q ~ q(z|x)
             return self._elbo_terms(images, training=True)
-        s = self._joints(images, training=True)
-        if on_samples is not None:
-            on_samples(s)
         f_q, f_p = self._discriminate(images, s.z_q, s.x_p, s.z_p)
         terms = dict(f_q=f_q, f_p=f_p)
         if self.spec.reconstruction:
@@ -501,12 +498,11 @@ class SymmetricVAE(keras.Model):
         `update_discriminator`, first one `discriminator_step` on this step's samples."""
         variables = self.generator_variables
         with tf.GradientTape() as tape:
-            def discriminator_update(samples):  # not part of the encoder/decoder's loss
+            s = self._joints(images, training=True) if self.spec.discriminator else None
+            if update_discriminator:  # on the same samples, before f is read below
                 with tape.stop_recording():
-                    self.discriminator_step(images, samples)
-
-            terms = self._generator_terms(
-                images, discriminator_update if update_discriminator else None)
+                    self.discriminator_step(images, s)
+            terms = self._generator_terms(images, s)
             per_example, tracked = self.spec.generator_loss(terms, lam=self.lam, lam_z=self.lam_z)
             loss = tf.nn.compute_average_loss(per_example)
             scaled_loss = self.g_optimizer.scale_loss(loss)

@@ -80,7 +80,6 @@ SETTINGS = {  # run-spec key -> (type, default)
     "instance_noise_steps": (int, 10000),
     "ema_decay": (float, 0.0),
     "shared_samples": (_bool, False),
-    "encoder_lam": (float, None),
     # After training, before the end measurements: batch norm's population statistics
     # over this many training batches (SymmetricVAE.recompute_batch_norm_statistics); 0: off.
     "batch_norm_batches": (int, 0),
@@ -90,7 +89,7 @@ SETTINGS = {  # run-spec key -> (type, default)
 }
 PRESET_SETTINGS = ("decoder_dense_batch_norm", "disc_x_pooling")
 MODEL_SETTINGS = ("n_disc", "discriminator_dropout", "lam", "lam_z", "r1_weight", "instance_noise",
-                  "instance_noise_steps", "ema_decay", "shared_samples", "encoder_lam")  # SymmetricVAE arguments
+                  "instance_noise_steps", "ema_decay", "shared_samples")  # SymmetricVAE arguments
 
 
 

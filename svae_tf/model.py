@@ -68,12 +68,6 @@ class SymmetricVAE(keras.Model):
         weights (`svae_tf.ema`), updated after each of their updates and checkpointed;
         `use_ema_weights()` puts it in place (`runs.load_model` does, for evaluation,
         export and sampling), `ema_scope()` for a block. 0 turns it off.
-      encoder_lam: the weight of the likelihood terms of the E_q side (lambda E_q log p(x|z),
-        with `elbo_terms` also lambda's log p(z) - log q(z|x): lambda L_x) in the encoder's
-        gradient alone; the decoder keeps `lam`. The encoder's gradient through those terms
-        is scaled by encoder_lam / lam (`objectives.scale_gradient` on z_q where the decoder
-        reads it, and on log p(z_q), log q(z_q|x)); forward values are unchanged. None:
-        `lam` (eq. 29).
       shared_samples: the discriminator's (last) update and the encoder/decoder update of
         a step read one draw of both joints, encoded and decoded once, the discriminator
         updated before the encoder/decoder loss reads f (as the PyTorch DCGAN example reuses
@@ -95,7 +89,6 @@ class SymmetricVAE(keras.Model):
         instance_noise_steps=10000,
         ema_decay=0.0,
         shared_samples=False,
-        encoder_lam=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -113,9 +106,6 @@ class SymmetricVAE(keras.Model):
                              f"{instance_noise} and {instance_noise_steps}.")
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}.")
-        if encoder_lam is not None and (encoder_lam < 0 or (encoder_lam > 0 and lam == 0)):
-            raise ValueError(f"encoder_lam must be >= 0, and lam > 0 for encoder_lam > 0 (it scales "
-                             f"lambda's gradient), got encoder_lam={encoder_lam}, lam={lam}.")
         if isinstance(preset, dict):
             preset = presets.Preset.from_config(preset)
         self.preset = preset
@@ -124,7 +114,7 @@ class SymmetricVAE(keras.Model):
                                discriminator_dropout=discriminator_dropout, seed=seed,
                                r1_weight=r1_weight, instance_noise=instance_noise,
                                instance_noise_steps=instance_noise_steps, ema_decay=ema_decay,
-                               shared_samples=shared_samples, encoder_lam=encoder_lam)
+                               shared_samples=shared_samples)
         self.variant = variant
         self.lam = float(lam)
         self.lam_z = None if lam_z is None else float(lam_z)
@@ -136,10 +126,6 @@ class SymmetricVAE(keras.Model):
         self.instance_noise_steps = int(instance_noise_steps)
         self.ema_decay = float(ema_decay)
         self.shared_samples = bool(shared_samples)
-        self.encoder_lam = None if encoder_lam is None else float(encoder_lam)
-        # encoder_lam / lam: what the encoder's gradient through the E_q likelihood terms is
-        # multiplied by (1: the paper's).
-        self._encoder_scale = 1.0 if self.encoder_lam is None else self.encoder_lam / self.lam
         # Training, evaluation (test_step) and the public inference methods each have a
         # stream (`noise.Streams`); attributes of the model, so checkpoints hold them.
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise")
@@ -408,10 +394,7 @@ class SymmetricVAE(keras.Model):
         q = z_q = None
         if self.encoder is not None:
             q, z_q = self._encode(images, training=training)  # z_q ~ q(z|x)
-        z_dec = None
-        if self.spec.reconstruction:  # the encoder's gradient through log p(x|z_q): encoder_lam
-            z_dec = objectives.scale_gradient(z_q, self._encoder_scale)
-        params_p, params_q = self.decode_joints(z_p, z_dec, training)
+        params_p, params_q = self.decode_joints(z_p, z_q if self.spec.reconstruction else None, training)
         x_p = distributions.likelihood_mean(self.preset.likelihood, params_p)
         return JointSamples(z_q=z_q, q=q, x_p=x_p, z_p=z_p, params_q=params_q)
 
@@ -505,10 +488,8 @@ class SymmetricVAE(keras.Model):
             terms["log_qz_given_x"] = (tf.stop_gradient(log_qz_given_x) if self._lam_z_value == 0
                                        else log_qz_given_x)
         if self.spec.elbo_terms:  # q's flow cached z_q's pre-image: no inversion
-            k = self._encoder_scale  # these depend on the encoder alone
-            terms["log_pz"] = objectives.scale_gradient(
-                distributions.prior(self.preset.z_dim).log_prob(s.z_q), k)
-            terms["log_qz"] = objectives.scale_gradient(s.q.log_prob(s.z_q), k)
+            terms["log_pz"] = distributions.prior(self.preset.z_dim).log_prob(s.z_q)
+            terms["log_qz"] = s.q.log_prob(s.z_q)
         return terms
 
     def generator_step(self, images, update_discriminator=False):

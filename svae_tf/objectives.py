@@ -152,19 +152,6 @@ def gradient_penalty(gradients, epsilon=1e-12):
     return tf.square(tf.sqrt(squared_norm(gradients) + epsilon) - 1.0)
 
 
-def scale_gradient(x, scale):
-    """x unchanged forward; its gradient multiplied by `scale` backward. `scale` 1 returns
-    x itself."""
-    if scale == 1:
-        return x
-
-    @tf.custom_gradient
-    def identity(t):
-        return tf.identity(t), lambda upstream: scale * upstream
-
-    return identity(x)
-
-
 def squared_norm(gradients):
     """||g||_2^2 per example [B] of `gradients` [B, ...] (R1 penalty: at data pairs)."""
     return tf.reduce_sum(tf.square(gradients), axis=tf.range(1, tf.rank(gradients)))

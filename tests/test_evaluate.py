@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from absl import app
 
-from svae_tf import classifiers, data, likelihood, metrics, runs
+from svae_tf import classifiers, data, likelihood, metrics, refit, runs
 from trainers import classifier as classifier_trainer
 from trainers import evaluate
 
@@ -175,6 +175,28 @@ def test_batch_norm_population_benchmark_reports_both_statistics(workdir, data_d
     assert model.recompute_batch_norm_statistics(batches, seed=0) == row["batches"] == 2
     assert row["recomputed"]["inference"] == pytest.approx(_rmse_of(model, data_dir, 20), rel=1e-5)
     assert row["recomputed"]["inference"] != pytest.approx(row["moving_averages"]["inference"], rel=1e-6)
+
+
+def test_encoder_refit_is_scored_after_everything_else(workdir, data_dir, tmp_path):
+    """--refit_encoder_steps refits the encoder (svae_tf.refit on the training split in
+    order, noise seed --seed) after the other numbers, which stay those of the checkpoint,
+    and scores NLL, ELBO and RMSE again under "refit"; samples, IS and FID are the decoder's."""
+    base = evaluate.run(_args(workdir, data_dir, "svae_r", f"--json={tmp_path / 'a.json'}"))
+    out = evaluate.run(_args(workdir, data_dir, "svae_r", "--refit_encoder_steps=3",
+                             "--refit_learning_rate=0.01", f"--json={tmp_path / 'b.json'}"))
+    for key in ("nll_nats", "elbo", "rmse", "inception_score", "fid"):
+        assert out[key] == pytest.approx(base[key], rel=1e-6), key
+    got = out["refit"]
+    assert (got["steps"], got["learning_rate"], got["batch_size"]) == (3, 0.01, 20)
+    assert got["nll_nats"] != pytest.approx(base["nll_nats"], rel=1e-6)
+    assert got["nll_nats"] <= -got["elbo"] + 1e-6
+    model = runs.load_model(os.fspath(workdir / "svae_r"))
+    batches = data.load_images("mnist", "train", batch_size=20, data_dir=data_dir, drop_remainder=True)
+    population = data.batch_norm_batches("mnist", refit.BATCH_NORM_BATCHES, batch_size=20, data_dir=data_dir)
+    refit.refit_encoder(model, batches, 3, 0.01, batch_norm_batches=population, seed=0)
+    assert got["rmse"] == pytest.approx(_rmse_of(model, data_dir, 30), rel=1e-5)
+    again = evaluate.run(_args(workdir, data_dir, "svae_r", "--no_quality", f"--json={tmp_path / 'c.json'}"))
+    assert again["rmse"] == pytest.approx(base["rmse"], rel=1e-6)  # the checkpoint was not changed
 
 
 def test_decoder_only_variant_reports_null_nll_and_rmse(workdir, data_dir):

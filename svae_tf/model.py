@@ -268,7 +268,12 @@ class SymmetricVAE(keras.Model):
     @property
     def generator_variables(self):
         """Trainable variables of the encoder, its flow and the decoder."""
-        layers = [self.decoder, self.encoder, self.flow]
+        return self.decoder.trainable_variables + self.encoder_variables
+
+    @property
+    def encoder_variables(self):
+        """Trainable variables of the encoder and its flow (none without an encoder)."""
+        layers = [self.encoder, self.flow]
         return [v for layer in layers if layer is not None for v in layer.trainable_variables]
 
     # ------------------------------------------------------------ the model
@@ -315,12 +320,14 @@ class SymmetricVAE(keras.Model):
         target = distributions.likelihood_target(likelihood, images, noise)
         return distributions.log_likelihood(likelihood, params, target)
 
-    def _elbo_terms(self, images, training=False):
-        """{log_px_given_z, log_pz, log_qz} [B] at one z ~ q(z|x) (`distributions.log_weight_terms`)."""
+    def _elbo_terms(self, images, training=False, decoder_training=None):
+        """{log_px_given_z, log_pz, log_qz} [B] at one z ~ q(z|x) (`distributions.log_weight_terms`);
+        the decoder in `training` mode too unless `decoder_training` says otherwise."""
         q = self.posterior(images, training)
         noise = self.streams.normal(tf.shape(images)[0], (self.preset.z_dim,))
+        decoder_training = training if decoder_training is None else decoder_training
         return distributions.log_weight_terms(
-            q, noise, lambda z: self.log_likelihood(self.decode(z, training), images))
+            q, noise, lambda z: self.log_likelihood(self.decode(z, decoder_training), images))
 
     def _elbo(self, images, training=False):
         t = self._elbo_terms(images, training)
@@ -331,11 +338,12 @@ class SymmetricVAE(keras.Model):
         with self.streams.for_call(seed):
             return self._elbo(images, training)
 
-    def elbo_terms(self, images, training=False, seed=None):
+    def elbo_terms(self, images, training=False, seed=None, decoder_training=None):
         """{log_px_given_z, log_pz, log_qz} [B]: the ELBO's terms at one z ~ q(z|x) per image
-        (their sum with log_qz negated is `elbo`; noise as `encode`)."""
+        (their sum with log_qz negated is `elbo`; noise as `encode`). `decoder_training`: the
+        decoder's mode when it differs from the encoder's (`svae_tf.refit`: False)."""
         with self.streams.for_call(seed):
-            return self._elbo_terms(images, training)
+            return self._elbo_terms(images, training, decoder_training)
 
     def call(self, images, training=False, seed=None):
         """Reconstruction x -> z -> x (decoder mean), for Keras-style use (noise as `encode`)."""

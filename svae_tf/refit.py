@@ -16,26 +16,17 @@ import time
 import keras
 import tensorflow as tf
 
-from svae_tf import distributions, networks, objectives
+from svae_tf import networks, objectives
 
 DEFAULT_STEPS = 500
 DEFAULT_LEARNING_RATE = 2e-4
 BATCH_NORM_BATCHES = 100  # training batches of the encoder's population statistics after a refit
 
 
-def encoder_variables(model):
-    """Trainable variables of the encoder and its flow."""
-    return [v for layer in (model.encoder, model.flow) if layer is not None
-            for v in layer.trainable_variables]
-
-
 def _negative_elbo(model, images):
-    """Mean negative ELBO (1) of images [B, H, W, C] in [0, 1] at one z ~ q(z|x) each: the
-    encoder in training mode, the decoder in inference mode."""
-    q = model.posterior(images, training=True)
-    noise = model.streams.normal(tf.shape(images)[0], (model.preset.z_dim,))
-    t = distributions.log_weight_terms(
-        q, noise, lambda z: model.log_likelihood(model.decode(z, training=False), images))
+    """Mean negative ELBO (1) of images [B, H, W, C] in [0, 1] at one z ~ q(z|x) each (noise
+    from the active stream): the encoder in training mode, the decoder in inference mode."""
+    t = model.elbo_terms(images, training=True, decoder_training=False)
     return tf.reduce_mean(objectives.negative_elbo(t["log_px_given_z"], t["log_pz"], t["log_qz"]))
 
 
@@ -53,7 +44,7 @@ def refit_encoder(model, batches, steps=DEFAULT_STEPS, learning_rate=DEFAULT_LEA
         raise ValueError(f"variant {model.variant!r} has no encoder to refit.")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}.")
-    variables = encoder_variables(model)
+    variables = model.encoder_variables
     optimizer = keras.optimizers.Adam(learning_rate, name="refit_adam")
     optimizer.build(variables)
 
@@ -72,7 +63,7 @@ def refit_encoder(model, batches, steps=DEFAULT_STEPS, learning_rate=DEFAULT_LEA
             if done == steps:
                 break
             images = images[0] if isinstance(images, (tuple, list)) else images
-            losses.append(float(step(tf.cast(images, tf.float32))))
+            losses.append(step(tf.cast(images, tf.float32)))  # read once, after the loop
             done += 1
         if done < steps:
             raise ValueError(f"batches ran out after {done} of {steps} refit steps.")
@@ -80,6 +71,6 @@ def refit_encoder(model, batches, steps=DEFAULT_STEPS, learning_rate=DEFAULT_LEA
             networks.recompute_moving_statistics(
                 [model.encoder], lambda x: model.posterior(tf.cast(x, tf.float32), training=True),
                 batch_norm_batches)
-    tail = losses[-50:]
+    final_loss = float(tf.reduce_mean(tf.stack(losses[-50:])))
     return {"steps": steps, "learning_rate": learning_rate, "seconds": time.time() - start,
-            "final_loss": sum(tail) / len(tail)}
+            "final_loss": final_loss}

@@ -33,13 +33,13 @@ def test_refit_tightens_the_bound_and_leaves_the_decoder_alone():
     model = _model()
     batches = [_images(i % 2) for i in range(40)]
     decoder = _values(model.decoder.variables)  # weights and batch-norm statistics
-    encoder = _values(refit.encoder_variables(model))
+    encoder = _values(model.encoder_variables)
     before = _mean_negative_elbo(model, batches[0])
     out = refit.refit_encoder(model, batches, steps=40, learning_rate=1e-2)
     assert out["steps"] == 40 and out["learning_rate"] == 1e-2 and np.isfinite(out["final_loss"])
     for a, b in zip(decoder, _values(model.decoder.variables)):
         np.testing.assert_array_equal(a, b)
-    assert all(not np.array_equal(a, b) for a, b in zip(encoder, _values(refit.encoder_variables(model))))
+    assert all(not np.array_equal(a, b) for a, b in zip(encoder, _values(model.encoder_variables)))
     assert _mean_negative_elbo(model, batches[0]) < before - 1.0
 
 
@@ -49,7 +49,7 @@ def test_refit_is_reproducible_and_recomputes_the_encoders_population_statistics
     for population in (None, batches[:2], batches[:2]):
         model = _model()
         refit.refit_encoder(model, batches, steps=5, learning_rate=1e-2, batch_norm_batches=population, seed=3)
-        runs.append(_values(refit.encoder_variables(model)) + _values(networks.moving_statistics(model.encoder)))
+        runs.append(_values(model.encoder_variables) + _values(networks.moving_statistics(model.encoder)))
     for a, b in zip(runs[1], runs[2]):
         np.testing.assert_array_equal(a, b)
     stats = len(networks.moving_statistics(_model().encoder))

@@ -6,9 +6,14 @@
 
 Each run trains one variant of an MNIST preset (default `presets.MNIST`), with settings
 changed by `--run` specs ("ali,beta1=0.5,d_learning_rate=4e-4", "gan,preset=mnist_a1",
-"gan,disc_x_pooling=average"; keys in `SETTINGS`), on real MNIST for `--steps` steps of
-batch 100, through the train function `model.fit` uses (`benchmarks.step_timing`). Every
-`--every` steps it records:
+"gan,disc_x_pooling=average"), on real MNIST for `--steps` steps of batch 100. A run is the
+trainers' own program, `trainers.train_lib.train`, on the configs of `svae_tf.config`: a
+spec's keys are the fields of `ModelConfig` and `TrainConfig` (each with its own default:
+what `python -m trainers.mnist` would do) and the fields of the preset (`presets.Preset`,
+which become `preset_overrides`), so a screen's run and a user's run of the same settings
+are the same code. Its epochs are `--every` steps long (the trainer recomputes batch
+norm's population statistics at every epoch end, `batch_norm_batches`; this changes no
+training weight). At every epoch end it records:
 
 - `sample_spread`: std over 64 fixed z ~ p(z) of the decoder mean (the sampling path:
   inference mode, and the weights' moving average under `ema_decay`), averaged over
@@ -24,17 +29,16 @@ quarter of them. A low value there means the discriminator *can* separate the jo
 a collapse is the dynamics' and not a discriminator that cannot learn. Then the IS and
 FID of `--quality_samples` samples under the project's MNIST classifier (trained once by
 `python -m trainers.classifier`), and the test-set reconstruction RMSE with the decoder in
-inference mode and with batch statistics (equal when batch norm's moving averages hold
-what the decoder was trained with; with the run key `batch_norm_batches`, measured after
-batch norm's statistics are recomputed, and `rmse_before_recompute` before, shown as
-"before -> after"), and `neg_elbo`: -ELBO (1) in nats, one z per image,
+inference mode and with batch statistics (equal when batch norm's statistics hold what
+the decoder was trained with), and `neg_elbo`: -ELBO (1) in nats, one z per image,
 of the 256 test images (grey levels binarized at random: a screen, not Table 1's NLL).
 """
 
-import itertools
+import dataclasses
 import math
 import os
 import sys
+import tempfile
 import time
 
 from absl import app, flags
@@ -48,49 +52,17 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks import report, step_timing  # noqa: E402
-from svae_tf import data, images, likelihood, optimizers, presets  # noqa: E402
-from svae_tf import model as model_lib  # noqa: E402
+from benchmarks import report  # noqa: E402
+from svae_tf import config, data, images, likelihood, presets, variants  # noqa: E402
+from trainers import train_lib  # noqa: E402
 
 DEFAULT_RUNS = [
     "gan", "ali", "svae", "svae_r",
     "ali,beta1=0.5", "ali,d_learning_rate=4e-4", "ali,n_disc=2", "ali,discriminator_dropout=0",
 ]
-
-
-def _bool(value):
-    return {"true": True, "false": False}[value.lower()]
-
-
-SETTINGS = {  # run-spec key -> (type, default)
-    "preset": (str, None),  # default: --dataset's (mnist, cifar10)
-    "beta1": (float, 0.9),
-    "g_learning_rate": (float, 1e-4),
-    "d_learning_rate": (float, 1e-4),
-    # Both learning rates fall linearly to 0 over lr_decay_steps steps after lr_decay_start
-    # (svae_tf.optimizers); 0: constant.
-    "lr_decay_steps": (int, 0),
-    "lr_decay_start": (int, 0),
-    "n_disc": (int, 1),
-    "discriminator_dropout": (float, None),
-    "lam": (float, 0.3),
-    "lam_z": (float, None),
-    "r1_weight": (float, 0.0),
-    "instance_noise": (float, 0.0),
-    "instance_noise_steps": (int, 10000),
-    "ema_decay": (float, 0.0),
-    "shared_samples": (_bool, False),
-    # After training, before the end measurements: batch norm's population statistics
-    # over this many training batches (SymmetricVAE.recompute_batch_norm_statistics); 0: off.
-    "batch_norm_batches": (int, 0),
-    # Preset fields (ablations of the default recipe).
-    "decoder_dense_batch_norm": (_bool, None),
-    "disc_x_pooling": (str, None),
-}
-PRESET_SETTINGS = ("decoder_dense_batch_norm", "disc_x_pooling")
-MODEL_SETTINGS = ("n_disc", "discriminator_dropout", "lam", "lam_z", "r1_weight", "instance_noise",
-                  "instance_noise_steps", "ema_decay", "shared_samples")  # SymmetricVAE arguments
-
+# The TrainConfig fields a run spec may set (the others are the harness's: data, steps, outputs).
+TRAIN_KEYS = ("g_learning_rate", "d_learning_rate", "beta1", "beta2", "batch_norm_batches")
+PRESET_KEYS = tuple(f.name for f in dataclasses.fields(presets.Preset) if f.name != "name")
 
 
 def define_flags():
@@ -98,9 +70,10 @@ def define_flags():
     and the trainers' --dataset, --batch_size, --seed, --data_dir would clash in tests)."""
     flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
     flags.DEFINE_multi_string("run", DEFAULT_RUNS, "A run spec, repeatable: variant[,key=value...] with keys "
-                              + ", ".join(SETTINGS) + ".")
+                              "the fields of svae_tf.config.ModelConfig, " + ", ".join(TRAIN_KEYS)
+                              + " and the fields of svae_tf.presets.Preset.")
     flags.DEFINE_integer("steps", 600, "Train steps per run (batch 100).")
-    flags.DEFINE_integer("every", 100, "Record the probe every N steps.")
+    flags.DEFINE_integer("every", 100, "Record the probe every N steps (the runs' epoch length); divides --steps.")
     flags.DEFINE_integer("probe_steps", 100, "Discriminator-only steps with a frozen encoder/decoder at the end.")
     flags.DEFINE_integer("seed", 0, "Seed of weights, noise and data order.")
     flags.DEFINE_enum("dataset", "mnist", ["mnist", "cifar10"], "Real data to train on; run specs' presets must fit it.")
@@ -115,26 +88,66 @@ def define_flags():
 FLAGS = flags.FLAGS
 
 
-def parse_run(spec):
-    """'ali,beta1=0.5' -> ('ali', {'beta1': 0.5, ...defaults}). Raises ValueError naming the entry."""
+def _value(text, kind):
+    """A run-spec value as the field's kind ("float", "int", "bool", "str", "enum"); preset
+    fields (kind None) by their default's type."""
+    if kind == "bool" or isinstance(kind, bool):
+        return {"true": True, "false": False}[text.lower()]
+    if kind == "int" or (isinstance(kind, int) and not isinstance(kind, bool)):
+        return int(text)
+    if kind == "float" or isinstance(kind, float):
+        return float(text)
+    return text
+
+
+def _fields():
+    """{spec key: (where, kind)}: where is "model", "train" or "preset"."""
+    out = {f.name: ("model", f.metadata["kind"]) for f in config.flag_fields(config.ModelConfig)
+           if f.name not in ("variant", "seed")}
+    out.update({name: ("train", next(f.metadata["kind"] for f in config.flag_fields(config.TrainConfig)
+                                     if f.name == name)) for name in TRAIN_KEYS})
+    defaults = presets.get_preset("mnist")
+    out.update({name: ("preset", getattr(defaults, name)) for name in PRESET_KEYS})
+    return out
+
+
+def parse_run(spec, dataset="mnist", seed=0):
+    """'ali,beta1=0.5' -> (ModelConfig, {TrainConfig field: value}). Raises ValueError
+    naming the entry."""
     variant, *pairs = spec.split(",")
-    if variant not in model_lib.VARIANTS:
-        raise ValueError(f"--run={spec!r}: variant must be one of {list(model_lib.VARIANTS)}.")
-    settings = {key: default for key, (_, default) in SETTINGS.items()}
+    if variant not in variants.names():
+        raise ValueError(f"--run={spec!r}: variant must be one of {list(variants.names())}.")
+    fields, where = _fields(), {"model": {}, "train": {}, "preset": {}}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or key not in SETTINGS:
-            raise ValueError(f"--run={spec!r}: {pair!r} is not key=value with key in {list(SETTINGS)}.")
+        if not sep or key not in fields:
+            raise ValueError(f"--run={spec!r}: {pair!r} is not key=value with key in {list(fields)}.")
         try:
-            settings[key] = SETTINGS[key][0](value)
+            where[fields[key][0]][key] = _value(value, fields[key][1])
         except (KeyError, ValueError) as err:
             raise ValueError(f"--run={spec!r}: bad value in {pair!r}.") from err
-    dataset = FLAGS.dataset if "dataset" in FLAGS and FLAGS.is_parsed() else "mnist"
-    settings["preset"] = settings["preset"] or dataset
+    model = where["model"]
+    model.setdefault("preset", dataset)
     fits = [n for n, p in presets.PRESETS.items() if p.image_shape == presets.PRESETS[dataset].image_shape]
-    if settings["preset"] not in fits:
+    if model["preset"] not in fits:
         raise ValueError(f"--run={spec!r}: preset must be one of {fits} (--dataset={dataset}).")
-    return variant, settings
+    try:
+        model_config = config.ModelConfig(variant=variant, seed=seed, preset_overrides=where["preset"], **model)
+        model_config.get_preset()
+        config.TrainConfig(**where["train"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"--run={spec!r}: {err}") from err
+    return model_config, where["train"]
+
+
+def train_config(settings, model_dir):
+    """The TrainConfig of a run: the spec's `settings`, --steps in epochs of --every steps."""
+    if FLAGS.steps % FLAGS.every:
+        raise app.UsageError(f"--every={FLAGS.every} must divide --steps={FLAGS.steps}.")
+    return config.TrainConfig(
+        dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, batch_size=FLAGS.batch_size, epochs=FLAGS.steps // FLAGS.every,
+        steps_per_epoch=FLAGS.every, eval_batches=1, model_dir=model_dir, checkpoint_every_steps=0,
+        keep_checkpoints=1, log_every_steps=FLAGS.every, num_grid_images=16, verbose=0, **settings)
 
 
 def spread(batch):
@@ -142,62 +155,50 @@ def spread(batch):
     return float(np.std(np.asarray(batch), axis=0).mean())
 
 
-def make_optimizers(settings):
-    """(encoder/decoder Adam, discriminator Adam) of a run's settings; the discriminator's
-    decay counts its n_disc updates per step."""
-    def adam(key, updates_per_step=1):
-        return optimizers.adam(settings[key], beta_1=settings["beta1"],
-                               decay_steps=settings["lr_decay_steps"] * updates_per_step,
-                               decay_start=settings["lr_decay_start"] * updates_per_step)
+class Probe(keras.callbacks.Callback):
+    """At every epoch end: the sample spread at the fixed z and the epoch's mean losses."""
 
-    return adam("g_learning_rate"), adam("d_learning_rate", settings["n_disc"])
+    def __init__(self, fixed_z, label):
+        super().__init__()
+        self.fixed_z, self.label, self.trajectory = fixed_z, label, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        with self.model.ema_scope():  # the weights sampling uses (the moving average, if any)
+            point = {"step": (epoch + 1) * FLAGS.every,
+                     "sample_spread": spread(self.model.sample(len(self.fixed_z), noise=self.fixed_z))}
+        point.update({k: None if (logs or {}).get(k) is None else float(logs[k]) for k in ("d_loss", "g_loss")})
+        self.trajectory.append(point)
+        print(f"  {self.label} step {point['step']}: " + ", ".join(
+            f"{k} {v:.4f}" for k, v in point.items() if k != "step" and v is not None), flush=True)
 
 
-def run(spec, train_batches, test_images):
-    """One run: train `spec` on a fresh `train_batches()` dataset (every run sees the same
-    data order), probe it; returns (PNG grid of its samples, result dict)."""
-    variant, settings = parse_run(spec)
-    keras.utils.set_random_seed(FLAGS.seed)
-    preset = presets.get_preset(settings["preset"], **{k: settings[k] for k in PRESET_SETTINGS
-                                                       if settings[k] is not None})
-    model = model_lib.SymmetricVAE(preset, variant=variant, seed=FLAGS.seed,
-                                   **{key: settings[key] for key in MODEL_SETTINGS})
-    fixed_z = tf.random.stateless_normal((64, preset.z_dim), seed=(FLAGS.seed, 1))
-
-    g_optimizer, d_optimizer = make_optimizers(settings)
-    model.compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer)
-    train_fn = step_timing.train_function(model)
-    iterator = iter(train_batches())
-    trajectory, start, done = [], time.perf_counter(), 0
-    for end in sorted({*range(FLAGS.every, FLAGS.steps + 1, FLAGS.every), FLAGS.steps}):  # probes
-        logs = step_timing.run_steps(train_fn, iterator, end - done)
-        done = end
-        with model.ema_scope():  # the weights sampling uses (the moving average, if any)
-            point = {"step": end, "sample_spread": spread(model.sample(len(fixed_z), noise=fixed_z))}
-        point.update({k: logs.get(k) for k in ("d_loss", "g_loss")})  # no d_loss: vae
-        trajectory.append(point)
-        model.reset_metrics()
-        print(f"  {spec} step {end}: " + ", ".join(f"{k} {v:.4f}" for k, v in point.items()
-                                                   if k != "step" and v is not None), flush=True)
-    seconds = time.perf_counter() - start
-    zq_spread = rmse = neg_elbo = rmse_before = None
+def run(spec, test_images):
+    """One run: train `spec` with `train_lib.train` (every run sees the same data order),
+    probe it; returns (PNG grid of its samples, result dict)."""
+    model_config, settings = parse_run(spec, FLAGS.dataset, FLAGS.seed)
+    fixed_z = tf.random.stateless_normal((64, model_config.get_preset().z_dim), seed=(FLAGS.seed, 1))
+    probe = Probe(fixed_z, spec)
+    with tempfile.TemporaryDirectory(prefix="mode_collapse_") as model_dir:
+        start = time.perf_counter()
+        tc = train_config(settings, model_dir)
+        trained = train_lib.train(model_config, tc, callbacks=[probe])
+        model = trained["model"]
+        seconds = time.perf_counter() - start
+    stream = iter(data.training_stream(FLAGS.dataset, batch_size=FLAGS.batch_size, seed=FLAGS.seed,
+                                       start=FLAGS.steps, data_dir=FLAGS.data_dir))
+    zq_spread = rmse = neg_elbo = None
     with model.ema_scope():
-        if settings["batch_norm_batches"]:
-            if model.encoder is not None:
-                rmse_before = likelihood.reconstruction_rmses(model, [test_images])
-            batches = itertools.islice(iterator, settings["batch_norm_batches"])
-            model.recompute_batch_norm_statistics(batches, seed=FLAGS.seed)
         if model.encoder is not None:
             _, z_q = model.encode(test_images)  # [256, z_dim]
             zq_spread = float(np.std(z_q.numpy(), axis=0).mean())
             rmse = likelihood.reconstruction_rmses(model, [test_images])
             neg_elbo = -float(tf.reduce_mean(model.elbo(test_images, seed=FLAGS.seed)))
         quality = sample_quality(model)
-    with model.ema_scope():
         grid = images.encode_png(images.image_grid(model.sample(len(fixed_z), noise=fixed_z).numpy(), columns=8))
-    return grid, dict(run=spec, variant=variant, settings=settings, trajectory=trajectory, seconds=seconds,
-                zq_spread=zq_spread, frozen_d_loss=frozen_discriminator_loss(model, iterator), rmse=rmse,
-                neg_elbo=neg_elbo, rmse_before_recompute=rmse_before, **quality)
+    return grid, dict(run=spec, variant=model_config.variant, model_config=dataclasses.asdict(model_config),
+                      train_settings=settings, weights_sha256=trained["weights_sha256"],
+                      trajectory=probe.trajectory, seconds=seconds, zq_spread=zq_spread,
+                      frozen_d_loss=frozen_discriminator_loss(model, stream), rmse=rmse, neg_elbo=neg_elbo, **quality)
 
 
 def frozen_discriminator_loss(model, iterator):
@@ -255,9 +256,6 @@ def markdown(results, reference):
     for r in results:
         rmse = r.get("rmse")
         rmse = "—" if rmse is None else f"{rmse['inference']:.1f} / {rmse['batch_stats']:.1f}"
-        if r.get("rmse_before_recompute"):
-            before = r["rmse_before_recompute"]
-            rmse = f"{before['inference']:.1f} / {before['batch_stats']:.1f} -> {rmse}"
         lines.append(
             f"| {r['run']} | " + " | ".join(f"{p['sample_spread']:.4f}" for p in r["trajectory"])
             + f" | {fmt(r['trajectory'][-1]['d_loss'], '.3f')} | {fmt(r['zq_spread'], '.3f')}"
@@ -271,15 +269,12 @@ def main(argv):
     del argv
     started = report.start()
     for spec in FLAGS.run:
-        parse_run(spec)  # fail before any training
-    def train_batches():
-        return data.load_images(FLAGS.dataset, "train", batch_size=FLAGS.batch_size, data_dir=FLAGS.data_dir,
-                                shuffle=True, seed=FLAGS.seed, repeat=True, drop_remainder=True)
-
+        parse_run(spec, FLAGS.dataset, FLAGS.seed)  # fail before any training
+    train_config(settings={}, model_dir=None)
     test_images = next(iter(data.load_images(FLAGS.dataset, "test", batch_size=256, data_dir=FLAGS.data_dir)))
     reference = spread(test_images[:64])
     print(f"sample_spread of 64 real test images: {reference:.4f}")
-    outputs = [run(spec, train_batches, test_images) for spec in FLAGS.run]  # (PNG grid, result) each
+    outputs = [run(spec, test_images) for spec in FLAGS.run]  # (PNG grid, result) each
     grids, results = [grid for grid, _ in outputs], [result for _, result in outputs]
     table = markdown(results, reference)
     print(table)

@@ -63,3 +63,53 @@ def run(main, define, errors=()):
             sys.exit(f"error: {err}")
 
     app.run(absl_main)
+
+
+# ------------------------------------------------------------ flags derived from configs
+def define_config_flags(cls, flag_values=flags.FLAGS, *, defaults=None, module_name=None):
+    """One flag per hyper-parameter of the dataclass `cls` (`svae_tf.config.hparam` fields):
+    the field's name, type, default (or `defaults[name]`), bounds, choices and help.
+    Choices registered at run time (the variants) are checked when the flags are parsed."""
+    from svae_tf import config
+
+    defaults = defaults or {}
+    for field in config.flag_fields(cls):
+        md, name = field.metadata, field.name
+        default = defaults.get(name, field.default)
+        common = dict(flag_values=flag_values, module_name=module_name)
+        bounds = dict(lower_bound=md["lower"], upper_bound=md["upper"])
+        if md["kind"] == "enum" and not callable(md["choices"]):
+            flags.DEFINE_enum(name, default, list(md["choices"]), md["help"], **common)
+        elif md["kind"] in ("enum", "str"):
+            flags.DEFINE_string(name, default, md["help"], **common)
+        elif md["kind"] == "bool":
+            flags.DEFINE_boolean(name, default, md["help"], **common)
+        elif md["kind"] == "int":
+            flags.DEFINE_integer(name, default, md["help"], **bounds, **common)
+        else:
+            flags.DEFINE_float(name, default, md["help"], **bounds, **common)
+        if md["positive"] or (md["kind"] == "enum" and callable(md["choices"])):
+            flags.register_validator(name, _checked(field), flag_values=flag_values)
+
+
+def _checked(field):
+    """A flag validator: `config.check_field` (what absl's bounds cannot say)."""
+    from svae_tf import config
+
+    def check(value):
+        try:
+            config.check_field(field, value)
+        except ValueError as err:
+            raise flags.ValidationError(str(err)) from None
+        return True
+
+    return check
+
+
+def config_from_flags(cls, flag_values=flags.FLAGS, **fixed):
+    """An instance of `cls` from the values of its flags in `flag_values`; `fixed` sets
+    fields that are not flags (or overrides them)."""
+    from svae_tf import config
+
+    values = {f.name: flag_values[f.name].value for f in config.flag_fields(cls)}
+    return cls(**{**values, **fixed})

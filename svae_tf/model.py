@@ -16,12 +16,13 @@ x ~ p(x|z) on the other side (same kind of pixels on both joints); the
 binarized/quantized target is used for the likelihood only.
 """
 
+import dataclasses
 from typing import NamedTuple, Optional
 
 import keras
 import tensorflow as tf
 
-from svae_tf import distributions, ema, flows, networks, noise, objectives, presets, variants
+from svae_tf import config, distributions, ema, flows, networks, noise, objectives, presets, variants
 
 VARIANTS = variants.BUILT_IN
 JOINT_VARIANTS = tuple(v for v in VARIANTS if variants.get(v).discriminator == "joint")
@@ -42,90 +43,37 @@ class SymmetricVAE(keras.Model):
     """Encoder q(z|x) (+ flow), decoder p(x|z) and discriminator f, trained as `variant`.
 
     Args:
-      preset: a `presets.Preset`.
+      preset: a `presets.Preset` (or its config dict).
       variant: a name in `variants` (VARIANTS, or a row added with `variants.register`).
-      lam: lambda of sVAE-r, eq. (29); >= 0.
-      lam_z: the weight of eq. (29)'s latent term E_p log q(z|x) alone (>= 0); None: `lam`,
-        as in the paper. The term is taken at x_p, the decoder mean: a deterministic function
-        of z_p, so it has no upper bound (the encoder can invert the decoder ever more
-        sharply); 0 leaves only lam E_q log p(x|z) (README, "Presets": the MNIST screen).
-      n_disc: discriminator updates per encoder/decoder update.
-      gradient_penalty_weight: weight of the WGAN-GP penalty.
-      discriminator_dropout: overrides the preset's dropout rates (None keeps them).
-      seed: seed of the model's noise (initial state of its SeedGenerators). Initial
-        weights and dropout come from Keras' global RNG: `keras.utils.set_random_seed`.
-      r1_weight: gamma of the R1 penalty (gamma / 2) ||grad_{x, z} f||^2 on the
-        discriminator at data pairs (x, z_q) (x alone for gan); 0 turns it off. It is
-        zero-centred at the data, so f still estimates log p(x,z) - log q(x,z) (eq. 11)
-        where the joints differ; label smoothing or a hard Lipschitz constraint would not.
-      instance_noise: std sigma_0 of Gaussian noise added to the images of both joints
-        wherever the discriminator is trained or trains the encoder/decoder (Sonderby et
-        al. 2016), annealed linearly to 0 over `instance_noise_steps` discriminator
-        updates; 0 turns it off. f then estimates the log-ratio of the noised joints,
-        which tends to eq. (11)'s as sigma -> 0: consistent once annealed.
-      instance_noise_steps: discriminator updates over which the noise reaches 0.
-      ema_decay: decay of an exponential moving average of the encoder/flow/decoder
-        weights (`svae_tf.ema`), updated after each of their updates and checkpointed;
-        `use_ema_weights()` puts it in place (`runs.load_model` does, for evaluation,
-        export and sampling), `ema_scope()` for a block. 0 turns it off.
-      shared_samples: the discriminator's (last) update and the encoder/decoder update of
-        a step read one draw of both joints, encoded and decoded once, the discriminator
-        updated before the encoder/decoder loss reads f (as the PyTorch DCGAN example reuses
-        its fake batch); False: each update draws and decodes its own.
+      **kwargs: the hyper-parameters of `svae_tf.config.ModelHparams` (lam, lam_z, n_disc,
+        gradient_penalty_weight, discriminator_dropout, seed, r1_weight, ema_decay,
+        instance_noise, instance_noise_steps, shared_samples: their meaning, defaults and
+        bounds are declared there, once), then Keras' `Model` arguments. A value out of
+        its bounds raises ValueError naming it. Initial weights and dropout come from
+        Keras' global RNG (`keras.utils.set_random_seed`); `seed` starts the noise.
     """
 
-    def __init__(
-        self,
-        preset,
-        variant="svae_r",
-        lam=0.3,
-        lam_z=None,
-        n_disc=1,
-        gradient_penalty_weight=10.0,
-        discriminator_dropout=None,
-        seed=0,
-        r1_weight=0.0,
-        instance_noise=0.0,
-        instance_noise_steps=10000,
-        ema_decay=0.0,
-        shared_samples=False,
-        **kwargs,
-    ):
+    def __init__(self, preset, variant="svae_r", **kwargs):
+        names = config.ModelHparams.names()
+        hp = config.ModelHparams(variant=variant, **{k: kwargs.pop(k) for k in names if k in kwargs})
         super().__init__(**kwargs)
-        self.spec = variants.get(variant)  # ValueError on an unknown name
-        if lam < 0:
-            raise ValueError(f"lam (lambda of eq. 29) must be >= 0, got {lam}.")
-        if lam_z is not None and lam_z < 0:
-            raise ValueError(f"lam_z (eq. 29's weight of E_p log q(z|x)) must be >= 0, got {lam_z}.")
-        if n_disc < 1:
-            raise ValueError(f"n_disc must be >= 1, got {n_disc}.")
-        if r1_weight < 0:
-            raise ValueError(f"r1_weight must be >= 0, got {r1_weight}.")
-        if instance_noise < 0 or instance_noise_steps < 1:
-            raise ValueError(f"instance_noise must be >= 0 and instance_noise_steps >= 1, got "
-                             f"{instance_noise} and {instance_noise_steps}.")
-        if not 0.0 <= ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}.")
+        self.hparams = hp
+        self.spec = variants.get(variant)
         if isinstance(preset, dict):
             preset = presets.Preset.from_config(preset)
         self.preset = preset
-        self._init_args = dict(variant=variant, lam=lam, lam_z=lam_z, n_disc=n_disc,
-                               gradient_penalty_weight=gradient_penalty_weight,
-                               discriminator_dropout=discriminator_dropout, seed=seed,
-                               r1_weight=r1_weight, instance_noise=instance_noise,
-                               instance_noise_steps=instance_noise_steps, ema_decay=ema_decay,
-                               shared_samples=shared_samples)
         self.variant = variant
-        self.lam = float(lam)
-        self.lam_z = None if lam_z is None else float(lam_z)
+        self.lam = float(hp.lam)
+        self.lam_z = None if hp.lam_z is None else float(hp.lam_z)
         self._lam_z_value = self.lam if self.lam_z is None else self.lam_z  # eq. (29)'s weight
-        self.n_disc = int(n_disc)
-        self.gradient_penalty_weight = float(gradient_penalty_weight)
-        self.r1_weight = float(r1_weight)
-        self.instance_noise = float(instance_noise)
-        self.instance_noise_steps = int(instance_noise_steps)
-        self.ema_decay = float(ema_decay)
-        self.shared_samples = bool(shared_samples)
+        self.n_disc = int(hp.n_disc)
+        self.gradient_penalty_weight = float(hp.gradient_penalty_weight)
+        self.r1_weight = float(hp.r1_weight)
+        self.instance_noise = float(hp.instance_noise)
+        self.instance_noise_steps = int(hp.instance_noise_steps)
+        self.ema_decay = float(hp.ema_decay)
+        self.shared_samples = bool(hp.shared_samples)
+        seed = hp.seed
         # Training, evaluation (test_step) and the public inference methods each have a
         # stream (`noise.Streams`); attributes of the model, so checkpoints hold them.
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise")
@@ -144,12 +92,12 @@ class SymmetricVAE(keras.Model):
         self.discriminator = None
         if self.spec.discriminator:
             self.discriminator = networks.build_discriminator(
-                preset, joint=self._joint, dropout=discriminator_dropout
+                preset, joint=self._joint, dropout=hp.discriminator_dropout
             )
         self._trackers = {
             name: keras.metrics.Mean(name=name) for name in self._metric_names()
         }
-        self.ema_weights = [self._average_of(v) for v in self.generator_variables] if ema_decay else []
+        self.ema_weights = [self._average_of(v) for v in self.generator_variables] if hp.ema_decay else []
         self.built = True  # every sub-network is built above
 
     def _average_of(self, variable):
@@ -174,9 +122,9 @@ class SymmetricVAE(keras.Model):
     # ----------------------------------------------------------------- saving
     def get_config(self):
         """What `__init__` needs: `model.save("m.keras")` / `keras.saving.load_model` work."""
-        config = super().get_config()
-        config.update(preset=self.preset.to_config(), **self._init_args)
-        return config
+        out = super().get_config()
+        out.update(preset=self.preset.to_config(), **dataclasses.asdict(self.hparams))
+        return out
 
     @classmethod
     def from_config(cls, config):

@@ -19,8 +19,6 @@ A checkpoint whose files are damaged (truncated, overwritten, missing) raises
 and reports the ones it skipped.
 """
 
-import dataclasses
-import json
 import os
 import re
 from typing import NamedTuple, Optional
@@ -28,46 +26,16 @@ from typing import NamedTuple, Optional
 import tensorflow as tf
 
 from svae_tf import model as model_lib
-from svae_tf import presets
+from svae_tf.config import ModelConfig  # noqa: F401 -- runs.ModelConfig: a run's config.json
 from svae_tf.files import atomic_write  # noqa: F401 -- runs.atomic_write: the one atomic writer
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_SUBDIR = "checkpoints"
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """Everything that defines the model's variables and its training objective."""
-
-    preset: str = "mnist"
-    preset_overrides: dict = dataclasses.field(default_factory=dict)  # e.g. {"z_dim": 32}
-    variant: str = "svae_r"
-    lam: float = 0.3
-    lam_z: float | None = None  # None: lam (eq. 29)
-    n_disc: int = 1
-    gradient_penalty_weight: float = 10.0
-    discriminator_dropout: float | None = None
-    seed: int = 0
-    r1_weight: float = 0.0
-    ema_decay: float = 0.0
-    instance_noise: float = 0.0
-    instance_noise_steps: int = 10000
-    shared_samples: bool = False
-
-    def to_json(self):
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text):
-        return cls(**json.loads(text))  # fields added later take their defaults
-
-
 def build_model(config):
     """A `SymmetricVAE` for `config` (a ModelConfig), not compiled."""
-    preset = presets.get_preset(config.preset, **config.preset_overrides)
-    kwargs = dataclasses.asdict(config)
-    del kwargs["preset"], kwargs["preset_overrides"]
-    return model_lib.SymmetricVAE(preset, **kwargs)
+    return model_lib.SymmetricVAE(config.get_preset(), **config.model_kwargs())
 
 
 def save_config(model_dir, config):

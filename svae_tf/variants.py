@@ -29,9 +29,19 @@ The metrics it returns are the row's `metrics`, tracked during training.
 """
 
 import dataclasses
+import importlib
 from typing import Callable, Optional
 
-from svae_tf import objectives
+
+class _Objectives:
+    """`svae_tf.objectives`, imported on first use: it imports TensorFlow, and the table
+    (with the command line built on it, `svae_tf.config`) loads without TensorFlow."""
+
+    def __getattr__(self, name):
+        return getattr(importlib.import_module("svae_tf.objectives"), name)
+
+
+objectives = _Objectives()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +144,16 @@ def gan_loss(t, **_):
     return objectives.gan_generator_loss(t["f_p"]), {}
 
 
+def logistic_discriminator_loss(f_q, f_p):
+    """The logistic discriminator loss, eq. (10) (`objectives.discriminator_loss`)."""
+    return objectives.discriminator_loss(f_q, f_p)
+
+
+def ipm_critic_loss(f_q, f_p):
+    """The IPM critic loss, eq. (25) (`objectives.ipm_critic_loss`)."""
+    return objectives.ipm_critic_loss(f_q, f_p)
+
+
 def ipm_loss(t, **_):
     """IPM decoder loss, eq. (25)."""
     return objectives.ipm_generator_loss(t["f_p"]), {}
@@ -170,7 +190,7 @@ def names():
     return tuple(_TABLE)
 
 
-_LOGISTIC = objectives.discriminator_loss
+_LOGISTIC = logistic_discriminator_loss
 for _row in (
     Variant("vae", encoder=True, discriminator=None, generator_loss=vae_loss,
             metrics=("log_px_given_z", "elbo")),
@@ -189,7 +209,7 @@ for _row in (
             generator_loss=ali_loss),
     Variant("gan", encoder=False, discriminator="x", discriminator_loss=_LOGISTIC,
             generator_loss=gan_loss),
-    Variant("wgan_gp", encoder=False, discriminator="x", discriminator_loss=objectives.ipm_critic_loss,
+    Variant("wgan_gp", encoder=False, discriminator="x", discriminator_loss=ipm_critic_loss,
             generator_loss=ipm_loss, critic=True),
 ):
     register(_row)

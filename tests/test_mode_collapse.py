@@ -11,35 +11,20 @@ from benchmarks import mode_collapse
 
 
 def test_parse_run_fills_defaults_and_converts_types():
-    variant, settings = mode_collapse.parse_run("ali,beta1=0.5,n_disc=2")
-    assert variant == "ali"
-    assert settings == dict(preset="mnist", beta1=0.5, g_learning_rate=1e-4, d_learning_rate=1e-4,
-                            lr_decay_steps=0, lr_decay_start=0, n_disc=2, discriminator_dropout=None, lam=0.3, lam_z=None, r1_weight=0.0, instance_noise=0.0,
-                            instance_noise_steps=10000, ema_decay=0.0, shared_samples=False, batch_norm_batches=0,
-                            decoder_dense_batch_norm=None, disc_x_pooling=None)
-    _, settings = mode_collapse.parse_run("gan,preset=mnist_a1,decoder_dense_batch_norm=true,shared_samples=True")
-    assert (settings["preset"], settings["decoder_dense_batch_norm"], settings["shared_samples"]) == (
-        "mnist_a1", True, True)
+    from svae_tf import config
 
-
-def test_learning_rates_decay_per_step_for_both_optimizers():
-    """Half-way through the decay after 9 steps: the discriminator's schedule counts its
-    n_disc = 2 updates per step. Without lr_decay_steps the rates are constant."""
-    import keras
-
-    _, settings = mode_collapse.parse_run("svae,g_learning_rate=2e-4,n_disc=2,lr_decay_steps=10,lr_decay_start=4")
-    rates = []
-    for optimizer, updates in zip(mode_collapse.make_optimizers(settings), (9, 18)):
-        optimizer.build([keras.Variable(np.zeros(1, np.float32))])
-        optimizer.iterations.assign(updates)
-        rates.append(float(keras.ops.convert_to_numpy(optimizer.learning_rate)))
-    assert rates == pytest.approx([1e-4, 5e-5], rel=1e-6)
-    g_optimizer, _ = mode_collapse.make_optimizers(mode_collapse.parse_run("svae")[1])
-    assert float(keras.ops.convert_to_numpy(g_optimizer.learning_rate)) == pytest.approx(1e-4)
+    model, train = mode_collapse.parse_run("ali,beta1=0.5,n_disc=2")
+    assert model == config.ModelConfig(variant="ali", preset="mnist", n_disc=2)
+    assert train == {"beta1": 0.5}
+    model, _ = mode_collapse.parse_run("gan,preset=mnist_a1,decoder_dense_batch_norm=true,shared_samples=True")
+    assert (model.preset, model.preset_overrides, model.shared_samples) == (
+        "mnist_a1", {"decoder_dense_batch_norm": True}, True)
+    model, train = mode_collapse.parse_run("svae_r_lx,lam_z=0,z_dim=8,batch_norm_batches=0", seed=3)
+    assert (model.lam_z, model.preset_overrides, model.seed, train) == (0.0, {"z_dim": 8}, 3, {"batch_norm_batches": 0})
 
 
 @pytest.mark.parametrize("spec, named", [("vea", "vea"), ("ali,lr=1", "lr=1"), ("svae,beta1", "beta1"),
-                                         ("gan,preset=cifar10", "preset"),
+                                         ("gan,preset=cifar10", "preset"), ("svae,lam=-1", "lam"),
                                          ("gan,decoder_dense_batch_norm=maybe", "maybe")])
 def test_parse_run_names_the_bad_entry(spec, named):
     with pytest.raises(ValueError, match=named):
@@ -73,19 +58,13 @@ def test_two_step_run_writes_the_table_and_json(tmp_path, data_dir):
     assert report["runs"][0]["rmse"] is None
     rmse = report["runs"][1]["rmse"]  # decoder in inference mode and with batch statistics
     assert set(rmse) == {"inference", "batch_stats"} and all(0 < v < 255 for v in rmse.values())
-    # Recomputed statistics (batch_norm_batches=2) move the inference-mode RMSE, not the
-    # batch-statistics one; "before -> after" in the table.
-    before = report["runs"][1]["rmse_before_recompute"]
-    assert before["batch_stats"] == pytest.approx(rmse["batch_stats"], rel=1e-5)
-    assert before["inference"] != pytest.approx(rmse["inference"], rel=1e-4)
-    assert report["runs"][2]["rmse_before_recompute"] is None
     vae = report["runs"][2]  # no discriminator: no d_loss, no frozen-G probe; an ELBO
     assert vae["frozen_d_loss"] is None and vae["trajectory"][-1]["d_loss"] is None
     assert report["runs"][0]["neg_elbo"] is None and 0 < vae["neg_elbo"] < 784 * 5
     assert 0 < report["real_sample_spread"] < 0.5
     text = (tmp_path / "probe.md").read_text()
     assert "| ali,n_disc=2,batch_norm_batches=2 |" in text
-    assert f"{before['inference']:.1f} / {before['batch_stats']:.1f} -> {rmse['inference']:.1f} /" in text
+    assert f"{rmse['inference']:.1f} / {rmse['batch_stats']:.1f}" in text
     from PIL import Image
 
     grid = Image.open(tmp_path / report["runs"][1]["samples_png"])  # 64 samples, 8 x 8 of 28 x 28
@@ -94,3 +73,23 @@ def test_two_step_run_writes_the_table_and_json(tmp_path, data_dir):
     from benchmarks import report as report_lib
 
     assert report_lib.check_report(tmp_path / "probe.json") == []  # provenance of benchmarks.report
+
+
+def test_a_screen_run_is_the_trainer_run_of_the_same_settings(tmp_path, data_dir):
+    """The screen trains through `train_lib.train`: its first run and the trainer command
+    with the same settings end with bit-identical weights."""
+    import trainer_testlib as tl
+
+    spec = "svae_r_lx,lam_z=0,shared_samples=true,z_dim=8,beta1=0.5,g_learning_rate=4e-4,d_learning_rate=4e-4"
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.mode_collapse", f"--run={spec}", "--steps=2", "--every=1",
+         "--probe_steps=1", "--quality_samples=0", "--batch_size=16", f"--data_dir={data_dir}",
+         f"--output={tmp_path / 'probe'}"],
+        check=True, capture_output=True, cwd=tl.REPO, env=tl.env(),
+    )
+    screen = json.loads((tmp_path / "probe.json").read_text())["runs"][0]
+    proc = tl.check_ok(tl.run(
+        "mnist", "--variant=svae_r_lx", "--lam_z=0", "--shared_samples", "--z_dim=8", "--beta1=0.5",
+        "--g_learning_rate=4e-4", "--d_learning_rate=4e-4", "--batch_size=16", "--steps_per_epoch=1",
+        "--epochs=2", "--eval_batches=1", "--verbose=0", f"--model_dir={tmp_path / 'run'}"))
+    assert screen["weights_sha256"] == tl.finished(proc.stdout)[3]

@@ -150,7 +150,7 @@ def test_modules_do_not_set_the_log_level_when_imported():
     # And at run time, all in one process: importing them defines no clashing flags either.
     modules = ["svae_tf.data", "svae_tf.runs", "svae_tf.logs", "svae_tf.cli", "svae_tf.files",
                "export.saved_model", "export.tflite", "export.tflite_sample", "export.serving_client",
-               "trainers.evaluate", "trainers.classifier", "trainers.train_lib",
+               "trainers.evaluate", "trainers.classifier", "trainers.train_lib", "trainers.command",
                "benchmarks.input_pipeline", "benchmarks.reproduce_mnist", "benchmarks.train_throughput",
                "benchmarks.sampling_latency", "benchmarks.mode_collapse", "benchmarks.step_fingerprint",
                "benchmarks.batch_norm_population"]

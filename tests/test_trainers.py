@@ -64,19 +64,27 @@ def _assert_run_outputs(model_dir, epochs, grid_shape=None):
 
 
 def test_validation_runs_before_tensorflow_is_imported():
-    """Flags are checked at parse time by train_lib, which does not import TensorFlow,
-    and train_lib's lists of variants/flows are the library's."""
-    from svae_tf import flows, model
+    """Flags are defined from svae_tf.config and checked at parse time, without importing
+    TensorFlow; the --variant choices are the library's registered rows."""
+    from svae_tf import model
 
     code = (
-        "import json, sys; from trainers import train_lib; "
-        "print(json.dumps([train_lib.VARIANTS, train_lib.FLOW_KINDS, 'tensorflow' in sys.modules]))"
+        "import json, sys; from absl import flags; from trainers import command; "
+        "fv = flags.FlagValues(); command.define_flags(fv); fv(['p', '--variant=ali']); "
+        "bad = []\n"
+        "for arg in ['--variant=svea', '--flow=nope', '--lam=-1', '--g_learning_rate=0']:\n"
+        "    fv2 = flags.FlagValues(); command.define_flags(fv2)\n"
+        "    try: fv2(['p', arg])\n"
+        "    except flags.Error as e: bad.append(str(e))\n"
+        "print(json.dumps([fv['variant'].value, bad, 'tensorflow' in sys.modules]))"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=tl.REPO, env=tl.env(),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    variants, flow_kinds, tensorflow_imported = json.loads(proc.stdout)
-    assert tuple(variants) == model.VARIANTS and tuple(flow_kinds) == flows.FLOW_KINDS
+    variant, errors, tensorflow_imported = json.loads(proc.stdout)
+    assert variant == "ali" and len(errors) == 4, errors
+    assert "Unknown variant 'svea'" in errors[0] and all(name in errors[0] for name in model.VARIANTS)
+    assert "--lam=-1" in errors[2] and "g_learning_rate must be > 0" in errors[3]
     assert not tensorflow_imported
 
 
@@ -112,9 +120,10 @@ _REPORT_TF_AT_EXIT = (
         (["--flow=glow"], "--flow"),
         (["--strategy=gpus"], "--strategy"),
         (["--g_learning_rate=0"], "--g_learning_rate"),
-        (["--model_dir={tmp}/no/such/parent/run"], "--model_dir"),
+        (["--model_dir={read_only}/no/such/parent/run"], "--model_dir"),
         (["--model_dir={read_only}"], "--model_dir"),
         (["--model_dir={tmp}/a_file"], "--model_dir"),
+        (["--model_dir={tmp}/a_file/run"], "--model_dir"),
     ],
 )
 def test_bad_flags_stop_with_a_message_naming_the_flag(tmp_path, args, flag):

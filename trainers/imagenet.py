@@ -5,14 +5,10 @@ hand, see BUILD.md), or any folder of images with --dataset=folder:/dir --image_
 
     python -m trainers.imagenet --flagfile=trainers/configs/imagenet_svae_r.flags [--model_dir=DIR ...]
 
-All the work is in `trainers.train_lib`; this module only picks the imagenet defaults.
+The flags are `trainers.command`'s, the training `trainers.train_lib.train`; this module only picks the imagenet defaults.
 """
 
-from absl import flags
-
-from trainers import train_lib
-
-flags.adopt_module_key_flags(train_lib)  # --helpshort lists the training flags
+from trainers import command
 
 if __name__ == "__main__":
-    train_lib.run_trainer("imagenet")
+    command.run_trainer("imagenet")

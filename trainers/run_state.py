@@ -16,9 +16,14 @@ class NonFiniteError(RuntimeError):
     """Training produced a non-finite loss or weights."""
 
 
+class ConfigError(ValueError):
+    """Settings that do not fit the data, the devices or the run already in model_dir; the
+    message names the setting by its flag. The command line reports it as a flags error."""
+
+
 class RunError(RuntimeError):
     """The run cannot go on (no readable checkpoint, bad data, model_dir not writable);
-    the message names the file, tensor or flag. `train_lib.main` prints it on one line."""
+    the message names the file, tensor or flag. `trainers.command` prints it on one line."""
 
 
 @dataclasses.dataclass

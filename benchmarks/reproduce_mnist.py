@@ -2,7 +2,7 @@
 
     TFDS_DATA_DIR=../shared/tfds python -m benchmarks.reproduce_mnist --minutes_per_variant=30 \\
         --iw_samples=1000 --num_nll_images=1000 --work_dir=runs/reproduce_mnist \\
-        --results=benchmarks/results/mnist
+        --results=benchmarks/results/mnist_table1/mnist
 
 Trains VAE, GAN, WGAN-GP, ALI, sVAE, sVAE-r (eq. 29) and sVAE-r with lambda on the whole
 bound L_x (`svae_r_lx`, the recipe of `trainers/configs/mnist_svae_r.flags`; both sVAE-r rows
@@ -120,7 +120,7 @@ def define_flags(flag_values=flags.FLAGS):
     f = dict(flag_values=flag_values)
     flags.DEFINE_string("work_dir", os.path.join("runs", "reproduce_mnist"), "One model_dir and ledger per "
                         "variant live here (reused: re-running continues).", **f)
-    flags.DEFINE_string("results", os.path.join(REPO, "benchmarks", "results", "mnist"),
+    flags.DEFINE_string("results", os.path.join(REPO, "benchmarks", "results", "mnist_table1", "mnist"),
                         "RESULTS.md, RESULTS.json, RESULTS_curves.png and RESULTS_samples/ are written "
                         "(benchmarks.report; RESULTS may end in .md or .json).", **f)
     flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).", **f)

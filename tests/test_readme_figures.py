@@ -1,4 +1,5 @@
-"""Every figure in README.md and BUILD.md names its source, and results figures match their JSON.
+"""Every figure in README.md, BUILD.md and docs/*.md names its source, and results figures match
+their JSON; README's "What is where" lists every module.
 
 The convention (also in README.md, "Results and the numbers in this README"):
 
@@ -8,15 +9,32 @@ The convention (also in README.md, "Results and the numbers in this README"):
   whose header names such a metric or unit. Text in code spans and code blocks is not
   prose (commands, flag values, example output) and is not checked.
 * Each figure is followed, right after it (after a closing `**` if bold), by its source:
-  - `[results/FILE.json: key.path]`: a file in benchmarks/results/ and a dot path into it
+  - `[results/DIR/FILE.json: key.path]`: a file under benchmarks/results/ and a dot path into it
     (list items by index), optionally scaled (`key * 100`, `key / 60`); for `A ± B` give
     both keys, `[results/FILE.json: mean.key ± std.key]`. The figure must equal the JSON
     value rounded to the figure's decimals.
   - `[paper]`: a number quoted from the paper (Pu et al.), `[ext: owner/repo]`: from another
     project, `[setting]`: not a measurement (a budget, target, tolerance, test threshold).
+* A table can name its sources once instead of in every cell: an HTML comment right above
+  it (invisible when rendered) maps its rows and columns to keys,
+
+      <!-- figures: results/mnist_table1/mnist.json
+      row VAE: rows.vae
+      row sVAE-r: results/mnist_table1/mnist_refit.json rows.svae_r_lx
+      column IS: inception_score ± inception_score_std
+      column paper IS: [paper]
+      column trained at: -
+      -->
+
+  and cell (row, column) is then checked against FILE's `ROW_KEY.COLUMN_KEY` (the row's own
+  file if it names one); a column mapped to `[paper]` / `[setting]` takes that source, one
+  mapped to `-` holds no figures. Rows are matched by their first cell, columns by their
+  header (Markdown emphasis and code quotes ignored). Every number in such a table but in
+  its first column needs a source, and every row and column the comment names must exist.
 * A figure without a source fails this test: remove it, or make a benchmark write it.
 """
 
+import glob
 import json
 import os
 import re
@@ -25,7 +43,8 @@ import pytest
 
 from benchmarks import report
 
-DOCS = ("README.md", "BUILD.md")
+DOCS = ("README.md", "BUILD.md") + tuple(
+    sorted(os.path.relpath(p, report.REPO) for p in glob.glob(os.path.join(report.REPO, "docs", "*.md"))))
 NUMBER = r"[-+−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:e[-+]?\d+)?"
 UNIT = r"(?:img/s|images/s|batches/s|steps/s|ms|s|seconds?|min|minutes?|h|hours?|nats|bits/dim|%|GB|MB|GiB|MiB)"
 RATIO = r"(?:x|×|times)"
@@ -45,25 +64,97 @@ def _strip_code(text):
     """Code blocks and code spans blanked out (same length, so offsets stay right)."""
     blank = lambda m: re.sub(r"[^\n]", " ", m.group(0))  # noqa: E731
     text = re.sub(r"(?ms)^```.*?^```", blank, text)
+    text = re.sub(r"(?s)<!--.*?-->", blank, text)
     return re.sub(r"`[^`\n]*`", blank, text)
+
+
+TABLE_MAP = re.compile(r"(?s)<!--\s*figures:\s*(?P<file>\S+)\s*\n(?P<body>.*?)-->")
+
+
+def _cells(prose_line, line):
+    """[(start, end)] of the cells of a table line, split where the prose line has a `|`
+    (pipes inside code spans are blanked there), without the outer pipes."""
+    bars = [i for i, c in enumerate(prose_line) if c == "|"]
+    return [(a + 1, b) for a, b in zip(bars, bars[1:])]
+
+
+def _label(text):
+    return re.sub(r"[*`]", "", text).strip()
+
+
+def table_maps(text):
+    """{line number of the table's header: map} for each `<!-- figures: ... -->` comment:
+    map = {"file", "rows": {label: (file or None, key)}, "columns": {header: key}, "line"}."""
+    maps = {}
+    for match in TABLE_MAP.finditer(text):
+        end_line = text.count("\n", 0, match.end()) + 1
+        rows, columns = {}, {}
+        for entry in match["body"].strip().splitlines():
+            kind, _, rest = entry.strip().partition(" ")
+            name, _, key = rest.rpartition(":")
+            if kind == "row":
+                parts = key.split()
+                rows[_label(name)] = (parts[0], parts[1]) if len(parts) == 2 else (None, key.strip())
+            elif kind == "column":
+                columns[_label(name)] = key.strip()
+            else:
+                raise ValueError(f"line {end_line}: {entry!r} is neither 'row NAME: KEY' nor 'column NAME: KEY'")
+        maps[end_line + 1] = {"file": match["file"], "rows": rows, "columns": columns, "line": end_line}
+    return maps
+
+
+def _mapped_cell(table_map, row, column, number):
+    """The tag of a cell of a mapped table, or None."""
+    if row not in table_map["rows"] or column not in table_map["columns"]:
+        return None
+    key = table_map["columns"][column]
+    if key in ("[paper]", "[setting]"):
+        return key[1:-1]
+    if key == "-":
+        return None
+    file, prefix = table_map["rows"][row]
+    keys = " ± ".join(f"{prefix}.{part.strip()}" if prefix else part.strip() for part in key.split("±"))
+    return f"{file or table_map['file']}: {keys}"
 
 
 def figures(text):
     """[(line number, figure text, tag or None)] of every figure in Markdown `text`."""
     prose = _strip_code(text)
+    maps = table_maps(text)
     found = []
     lines = prose.split("\n")
+    raw_lines = text.split("\n")
     offsets = [0]
     for line in lines:
         offsets.append(offsets[-1] + len(line) + 1)
     table_header = None
+    table_map, seen_rows, seen_columns, headers = None, set(), set(), []
     for number, line in enumerate(lines, 1):
         start = offsets[number - 1]
         if line.lstrip().startswith("|"):
+            cells = _cells(line, raw_lines[number - 1])
             if table_header is None:
                 table_header = line
+                table_map = maps.pop(number, None)
+                headers = [_label(raw_lines[number - 1][a:b]) for a, b in cells]
+                seen_rows, seen_columns = set(), set(headers)
             if re.fullmatch(r"\s*\|[\s|:\-]*\|\s*", line) or line is table_header:
                 pass
+            elif table_map is not None:
+                row = _label(raw_lines[number - 1][cells[0][0]:cells[0][1]]) if cells else ""
+                seen_rows.add(row)
+                for i, (a, b) in enumerate(cells[1:], 1):
+                    cell = line[a:b]
+                    value = CELL_NUMBER.search(cell)
+                    if not value:
+                        continue
+                    tag = TAG.match(cell, value.end())
+                    value_text = cell[value.start():]
+                    figure = re.match(rf"{NUMBER}{PM}", value_text).group(0)
+                    column = headers[i] if i < len(headers) else ""
+                    found.append((number, figure.strip(), tag.group("tag") if tag else
+                                  _mapped_cell(table_map, row, column, figure)))
+                continue
             elif TABLE_METRIC.search(table_header):
                 for cell in re.finditer(r"[^|]+", line):
                     value = CELL_NUMBER.search(cell.group(0))
@@ -72,11 +163,26 @@ def figures(text):
                         found.append((number, value.group(0).strip(), tag and tag.group("tag")))
                 continue
         else:
-            table_header = None
+            if table_map is not None:
+                found += _unmatched(table_map, seen_rows, seen_columns)
+            table_header, table_map = None, None
         for match in FIGURE.finditer(line):
             tag = TAG.match(prose, start + match.end())
             found.append((number, match.group(0).strip(), tag and tag.group("tag")))
+    if table_map is not None:
+        found += _unmatched(table_map, seen_rows, seen_columns)
+    for header_line, table_map in maps.items():  # a comment with no table under it
+        found.append((table_map["line"], "<!-- figures -->", "unmatched: no table right below the comment"))
     return found
+
+
+def _unmatched(table_map, rows, columns):
+    """Entries of a table map that name a row or column the table does not have."""
+    out = [(table_map["line"], f"row {r}", f"unmatched: row {r!r} is not in the table")
+           for r in table_map["rows"] if r not in rows]
+    out += [(table_map["line"], f"column {c}", f"unmatched: column {c!r} is not in the table")
+            for c in table_map["columns"] if c not in columns]
+    return out
 
 
 def _value(data, path):
@@ -99,12 +205,14 @@ def check_figure(figure, tag, results_dir):
     """None if `figure` agrees with its `tag`, else what is wrong."""
     if tag is None:
         return "no source: follow it with [results/FILE.json: key], [paper], [ext: ...] or [setting]"
+    if tag.startswith("unmatched:"):
+        return tag[len("unmatched: "):]
     if not tag.startswith("results/"):
         return None
-    match = re.fullmatch(r"results/(?P<file>[\w.\-]+\.json):\s*(?P<keys>.+)", tag)
+    match = re.fullmatch(r"results/(?P<file>[\w.\-]+(?:/[\w.\-]+)*\.json):\s*(?P<keys>.+)", tag)
     if not match:
         return f"malformed source [{tag}]"
-    path = os.path.join(results_dir, match["file"])
+    path = os.path.join(results_dir, *match["file"].split("/"))
     if not os.path.exists(path):
         return f"{match['file']} is not in benchmarks/results/"
     with open(path) as f:
@@ -193,3 +301,56 @@ def test_checker_fails_on_each_kind_of_bad_figure(results_dir, old, new, expecte
     assert old in SAMPLE
     problems = _problems(SAMPLE.replace(old, new), results_dir)
     assert len(problems) == 1 and expected in problems[0][1], problems
+
+
+MAPPED = """\
+Source: `tt.json`.
+
+<!-- figures: results/sub/tt.json
+row **VAE**: runs.0
+row `sVAE-r`: results/ip.json pipeline
+column IS: is ± is_std
+column ms: ms
+column paper IS: [paper]
+column commit: -
+-->
+| model | IS | ms | paper IS | commit |
+|---|---:|---:|---:|---|
+| **VAE** | 7.80 ± 0.09 | 11.7 | 9.29 | 1a2b3c4 |
+| `sVAE-r` | — | 3101.0 | — | 5d6e7f8 |
+
+After the table, IS 7.80 [results/sub/tt.json: runs.0.is].
+"""
+
+
+@pytest.fixture
+def mapped_results(results_dir):
+    (results_dir / "sub").mkdir()
+    (results_dir / "sub" / "tt.json").write_text((results_dir / "tt.json").read_text())
+    (results_dir / "ip.json").write_text(json.dumps({"pipeline": {"ms": 3101.0048}}))
+    return results_dir
+
+
+def test_mapped_table_is_checked_cell_by_cell(mapped_results):
+    found = figures(MAPPED)
+    assert [(f, t) for _, f, t in found] == [
+        ("7.80 ± 0.09", "results/sub/tt.json: runs.0.is ± runs.0.is_std"),
+        ("11.7", "results/sub/tt.json: runs.0.ms"), ("9.29", "paper"),
+        ("3101.0", "results/ip.json: pipeline.ms"), ("IS 7.80", "results/sub/tt.json: runs.0.is")]
+    assert _problems(MAPPED, mapped_results) == []
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("| 11.7 |", "| 11.9 |", "11.9 but sub/tt.json"),                       # a cell off
+    ("column ms: ms", "column ms: millis", "no key 'runs.0.millis'"),     # key renamed
+    ("row **VAE**: runs.0", "row VAE: runs.1", "no key 'runs.1.is'"),     # wrong row index
+    ("| **VAE** |", "| **AE** |", "row 'VAE' is not in the table"),      # row renamed, map stale
+    ("column paper IS: [paper]\n", "", "no source"),                     # paper column unmapped
+    ("| IS | ms |", "| IS | time |", "column 'ms' is not in the table"),  # header renamed
+    ("results/sub/tt.json\n", "results/tt2.json\n", "not in benchmarks/results"),
+    ("-->\n| model", "-->\n\n| model", "no table right below"),          # comment detached
+])
+def test_mapped_table_fails_on_each_kind_of_bad_figure(mapped_results, old, new, expected):
+    assert old in MAPPED
+    problems = _problems(MAPPED.replace(old, new), mapped_results)
+    assert problems and any(expected in p[1] for p in problems), problems

@@ -354,3 +354,52 @@ def test_mapped_table_fails_on_each_kind_of_bad_figure(mapped_results, old, new,
     assert old in MAPPED
     problems = _problems(MAPPED.replace(old, new), mapped_results)
     assert problems and any(expected in p[1] for p in problems), problems
+
+
+# ------------------------------------------------------------ README's module list
+PACKAGES = ("svae_tf", "trainers", "export", "benchmarks")
+MODULE = re.compile(r"\b(?P<path>(?:svae_tf|trainers|export|benchmarks|tests)/[\w/]+\.py)\b")
+
+
+def modules(repo):
+    """Every module of PACKAGES (path relative to `repo`), __init__.py excepted."""
+    return sorted(os.path.relpath(p, repo).replace(os.sep, "/")
+                  for package in PACKAGES for p in glob.glob(os.path.join(repo, package, "*.py"))
+                  if not p.endswith("__init__.py"))
+
+
+def what_is_where(text):
+    """The module paths named in README's "What is where" section."""
+    match = re.search(r"(?ms)^## What is where\n(.*?)(?=^## )", text + "\n## ")
+    assert match, 'README has no "## What is where" section'
+    return sorted(set(m["path"] for m in MODULE.finditer(match.group(1))))
+
+
+def module_problems(text, repo):
+    """Modules README names that do not exist, and modules "What is where" misses."""
+    named = sorted(set(m["path"] for m in MODULE.finditer(text)))
+    out = [f"README names {p}, which does not exist" for p in named
+           if not os.path.exists(os.path.join(repo, p))]
+    listed = what_is_where(text)
+    out += [f'"What is where" misses {p}' for p in modules(repo) if p not in listed]
+    return out
+
+
+def test_readme_names_every_module_and_no_other():
+    with open(os.path.join(report.REPO, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    assert module_problems(text, report.REPO) == []
+
+
+def test_module_check_fails_on_a_missing_or_a_stale_module(tmp_path):
+    for path in ("svae_tf/a.py", "svae_tf/b.py", "trainers/t.py", "svae_tf/__init__.py"):
+        (tmp_path / path).parent.mkdir(exist_ok=True)
+        (tmp_path / path).write_text("")
+    good = "## What is where\n\n`svae_tf/a.py`, `svae_tf/b.py`, `trainers/t.py`\n\n## Next\n"
+    assert module_problems(good, tmp_path) == []
+    assert module_problems(good.replace("`svae_tf/b.py`, ", ""), tmp_path) == ['"What is where" misses svae_tf/b.py']
+    stale = good + "See `svae_tf/old.py`.\n"
+    assert module_problems(stale, tmp_path) == ["README names svae_tf/old.py, which does not exist"]
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "new.py").write_text("")   # a module added without a README line
+    assert module_problems(good, tmp_path) == ['"What is where" misses export/new.py']

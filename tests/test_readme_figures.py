@@ -192,9 +192,11 @@ def _value(data, path):
 
 
 def _decimals(text):
+    """Decimal places of the figure's last digit (negative for tens...; 1.4e-05: 6)."""
     text = text.replace(",", "")
-    mantissa = text.lower().split("e")[0]
-    return len(mantissa.split(".")[1]) if "." in mantissa else 0
+    mantissa, _, exponent = text.lower().partition("e")
+    places = len(mantissa.split(".")[1]) if "." in mantissa else 0
+    return places - int(exponent or 0)
 
 
 def _numbers(figure):
@@ -260,6 +262,7 @@ The step runs at **985 img/s** [results/tt.json: img_per_s], the pipeline at 3,1
 The paper's sVAE-r reaches 81.14 nats [paper]; a reference classifier IS 9.88 ± 0.06 [ext: ChunyuanLI/MNIST_Inception_Score].
 The budget is 30 minutes [setting]. Here IS 7.80 ± 0.09 [results/tt.json: runs.0.is ± runs.0.is_std].
 A 28x28 image; accuracy 99.4 % [results/tt.json: accuracy * 100]; 2 h [results/tt.json: seconds / 3600].
+A tiny RMSE 1.4e-05 [results/tt.json: small].
 
 | backend | ms / image |
 |---|---:|
@@ -270,7 +273,7 @@ A 28x28 image; accuracy 99.4 % [results/tt.json: accuracy * 100]; 2 h [results/t
 @pytest.fixture
 def results_dir(tmp_path):
     (tmp_path / "tt.json").write_text(json.dumps({
-        "img_per_s": 985.3, "accuracy": 0.99394, "seconds": 7300.0,
+        "img_per_s": 985.3, "accuracy": 0.99394, "seconds": 7300.0, "small": 1.4e-05,
         "runs": [{"is": 7.8049, "is_std": 0.0871, "ms": 11.74}]}))
     (tmp_path / "ip.json").write_text(json.dumps({"pipeline": {"batches_per_s": 3101.0048}}))
     return tmp_path
@@ -284,7 +287,7 @@ def _problems(text, results_dir):
 def test_checker_accepts_sourced_figures(results_dir):
     found = [figure for _, figure, _ in figures(SAMPLE)]
     assert found == ["985 img/s", "3,101 batches/s", "81.14 nats", "IS 9.88 ± 0.06", "30 minutes",
-                     "IS 7.80 ± 0.09", "accuracy 99.4 %", "2 h", "11.7"]
+                     "IS 7.80 ± 0.09", "accuracy 99.4 %", "2 h", "RMSE 1.4e-05", "11.7"]
     assert _problems(SAMPLE, results_dir) == []
 
 
@@ -295,6 +298,7 @@ def test_checker_accepts_sourced_figures(results_dir):
     ("| 11.7 [", "| 11.9 [", "11.9 but tt.json: runs.0.ms = 11.74"),                 # off by more than rounding
     ("IS 7.80 ± 0.09", "IS 7.80 ± 0.07", "0.07 but"),                                 # the ± part off
     ("accuracy * 100", "accuracy", "99.4 but"),                                       # scale forgotten
+    ("RMSE 1.4e-05", "RMSE 3.3e-04", "3.3e-04 but"),                                 # exponent ignored
     ("81.14 nats [paper]", "81.14 nats", "no source"),                                # paper tag dropped
 ])
 def test_checker_fails_on_each_kind_of_bad_figure(results_dir, old, new, expected):

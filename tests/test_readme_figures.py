@@ -57,6 +57,7 @@ FIGURE = re.compile(
 )
 TABLE_METRIC = re.compile(rf"\b{METRIC}\b|img/s|\bms\b|nats|[Ll]atency")
 CELL_NUMBER = re.compile(rf"{_START}{NUMBER}{PM}(?![\w])")
+TAGGED = re.compile(rf"{_START}{NUMBER}{PM}(?:\s?(?:{UNIT}|{RATIO})(?![\w/]))?(?=\s*(?:\*\*)?\s*\[results/)")
 TAG = re.compile(r"\s*(?:\*\*)?\s*\[(?P<tag>results/[^\]]+|paper|ext: [^\]]+|setting)\]")
 
 
@@ -144,16 +145,13 @@ def figures(text):
                 row = _label(raw_lines[number - 1][cells[0][0]:cells[0][1]]) if cells else ""
                 seen_rows.add(row)
                 for i, (a, b) in enumerate(cells[1:], 1):
-                    cell = line[a:b]
-                    value = CELL_NUMBER.search(cell)
-                    if not value:
-                        continue
-                    tag = TAG.match(cell, value.end())
-                    value_text = cell[value.start():]
-                    figure = re.match(rf"{NUMBER}{PM}", value_text).group(0)
                     column = headers[i] if i < len(headers) else ""
-                    found.append((number, figure.strip(), tag.group("tag") if tag else
-                                  _mapped_cell(table_map, row, column, figure)))
+                    if table_map["columns"].get(column) == "-":  # declared to hold no figures
+                        continue
+                    for k, value in enumerate(CELL_NUMBER.finditer(line[a:b])):
+                        tag = TAG.match(line[a:b], value.end())
+                        found.append((number, value.group(0).strip(), tag.group("tag") if tag else
+                                      _mapped_cell(table_map, row, column, value.group(0)) if k == 0 else None))
                 continue
             elif TABLE_METRIC.search(table_header):
                 for cell in re.finditer(r"[^|]+", line):
@@ -166,9 +164,15 @@ def figures(text):
             if table_map is not None:
                 found += _unmatched(table_map, seen_rows, seen_columns)
             table_header, table_map = None, None
+        spans = []
         for match in FIGURE.finditer(line):
             tag = TAG.match(prose, start + match.end())
             found.append((number, match.group(0).strip(), tag and tag.group("tag")))
+            spans.append(match.span())
+        for match in TAGGED.finditer(line):  # a sourced number is checked even when it is no figure
+            if not any(a <= match.start() < b for a, b in spans):
+                tag = TAG.match(prose, start + match.end())
+                found.append((number, match.group(0).strip(), tag.group("tag")))
     if table_map is not None:
         found += _unmatched(table_map, seen_rows, seen_columns)
     for header_line, table_map in maps.items():  # a comment with no table under it
@@ -262,7 +266,7 @@ The step runs at **985 img/s** [results/tt.json: img_per_s], the pipeline at 3,1
 The paper's sVAE-r reaches 81.14 nats [paper]; a reference classifier IS 9.88 ± 0.06 [ext: ChunyuanLI/MNIST_Inception_Score].
 The budget is 30 minutes [setting]. Here IS 7.80 ± 0.09 [results/tt.json: runs.0.is ± runs.0.is_std].
 A 28x28 image; accuracy 99.4 % [results/tt.json: accuracy * 100]; 2 h [results/tt.json: seconds / 3600].
-A tiny RMSE 1.4e-05 [results/tt.json: small].
+A tiny RMSE 1.4e-05 [results/tt.json: small]; by 7300 [results/tt.json: seconds] over.
 
 | backend | ms / image |
 |---|---:|
@@ -287,7 +291,7 @@ def _problems(text, results_dir):
 def test_checker_accepts_sourced_figures(results_dir):
     found = [figure for _, figure, _ in figures(SAMPLE)]
     assert found == ["985 img/s", "3,101 batches/s", "81.14 nats", "IS 9.88 ± 0.06", "30 minutes",
-                     "IS 7.80 ± 0.09", "accuracy 99.4 %", "2 h", "RMSE 1.4e-05", "11.7"]
+                     "IS 7.80 ± 0.09", "accuracy 99.4 %", "2 h", "RMSE 1.4e-05", "7300", "11.7"]
     assert _problems(SAMPLE, results_dir) == []
 
 
@@ -299,6 +303,7 @@ def test_checker_accepts_sourced_figures(results_dir):
     ("IS 7.80 ± 0.09", "IS 7.80 ± 0.07", "0.07 but"),                                 # the ± part off
     ("accuracy * 100", "accuracy", "99.4 but"),                                       # scale forgotten
     ("RMSE 1.4e-05", "RMSE 3.3e-04", "3.3e-04 but"),                                 # exponent ignored
+    ("by 7300 [", "by 7400 [", "7400 but"),                     # a sourced number that is no figure
     ("81.14 nats [paper]", "81.14 nats", "no source"),                                # paper tag dropped
 ])
 def test_checker_fails_on_each_kind_of_bad_figure(results_dir, old, new, expected):
@@ -318,10 +323,10 @@ column ms: ms
 column paper IS: [paper]
 column commit: -
 -->
-| model | IS | ms | paper IS | commit |
-|---|---:|---:|---:|---|
-| **VAE** | 7.80 ± 0.09 | 11.7 | 9.29 | 1a2b3c4 |
-| `sVAE-r` | — | 3101.0 | — | 5d6e7f8 |
+| model | IS | ms | paper IS | commit | note |
+|---|---:|---:|---:|---|---|
+| **VAE** | 7.80 ± 0.09 | 11.7 | 9.29 | 1a2b3c4 | |
+| `sVAE-r` | — | 3101.0 | — | 5d6e7f8 | ms 11.7 [results/sub/tt.json: runs.0.ms] |
 
 After the table, IS 7.80 [results/sub/tt.json: runs.0.is].
 """
@@ -340,7 +345,8 @@ def test_mapped_table_is_checked_cell_by_cell(mapped_results):
     assert [(f, t) for _, f, t in found] == [
         ("7.80 ± 0.09", "results/sub/tt.json: runs.0.is ± runs.0.is_std"),
         ("11.7", "results/sub/tt.json: runs.0.ms"), ("9.29", "paper"),
-        ("3101.0", "results/ip.json: pipeline.ms"), ("IS 7.80", "results/sub/tt.json: runs.0.is")]
+        ("3101.0", "results/ip.json: pipeline.ms"), ("11.7", "results/sub/tt.json: runs.0.ms"),
+        ("IS 7.80", "results/sub/tt.json: runs.0.is")]
     assert _problems(MAPPED, mapped_results) == []
 
 
@@ -353,6 +359,7 @@ def test_mapped_table_is_checked_cell_by_cell(mapped_results):
     ("| IS | ms |", "| IS | time |", "column 'ms' is not in the table"),  # header renamed
     ("results/sub/tt.json\n", "results/tt2.json\n", "not in benchmarks/results"),
     ("-->\n| model", "-->\n\n| model", "no table right below"),          # comment detached
+    ("| ms 11.7 [", "| ms 11.7, 12 [", "no source"),                        # a second number untagged
 ])
 def test_mapped_table_fails_on_each_kind_of_bad_figure(mapped_results, old, new, expected):
     assert old in MAPPED

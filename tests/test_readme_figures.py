@@ -414,3 +414,39 @@ def test_module_check_fails_on_a_missing_or_a_stale_module(tmp_path):
     (tmp_path / "export").mkdir()
     (tmp_path / "export" / "new.py").write_text("")   # a module added without a README line
     assert module_problems(good, tmp_path) == ['"What is where" misses export/new.py']
+
+
+# ------------------------------------------------------------ links between the docs and results
+LINK = re.compile(r"\]\((?P<target>[^)\s#]+)(?:#[^)\s]*)?\)")
+# Pages other work is writing; a link to them may point nowhere yet.
+PENDING = {"docs/architecture.md"}
+
+
+def link_problems(doc, text, repo):
+    """Relative links in `doc` (a path relative to `repo`) whose target does not exist."""
+    out = []
+    for match in LINK.finditer(_strip_code(text)):
+        target = match["target"]
+        if re.match(r"[a-z]+:", target):  # http:, mailto:
+            continue
+        path = os.path.normpath(os.path.join(os.path.dirname(doc), target)).replace(os.sep, "/")
+        if not os.path.exists(os.path.join(repo, path)) and path not in PENDING:
+            out.append(f"{doc}: link to {target} ({path}) points nowhere")
+    return out
+
+
+@pytest.mark.parametrize("doc", DOCS + ("benchmarks/results/README.md",))
+def test_every_link_points_at_a_file(doc):
+    with open(os.path.join(report.REPO, doc), encoding="utf-8") as f:
+        assert link_problems(doc, f.read(), report.REPO) == []
+
+
+def test_link_check_fails_on_a_moved_file(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "benchmarks" / "results" / "speed").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "speed" / "a.md").write_text("")
+    text = "[a](../benchmarks/results/speed/a.md) [b](https://x.org/y) [c](architecture.md)"
+    assert link_problems("docs/p.md", text, tmp_path) == []
+    moved = text.replace("speed/a.md", "a.md")  # a results file moved, the link not updated
+    assert link_problems("docs/p.md", moved, tmp_path) == [
+        "docs/p.md: link to ../benchmarks/results/a.md (benchmarks/results/a.md) points nowhere"]

@@ -1,7 +1,7 @@
 """Every figure in README.md, BUILD.md and docs/*.md names its source, and results figures match
 their JSON; README's "What is where" lists every module.
 
-The convention (also in README.md, "Results and the numbers in this README"):
+The convention (README.md points here in its last paragraph):
 
 * A *figure* is a number with a unit of measurement (img/s, batches/s, steps/s, ms, s, min,
   h, nats, bits/dim, %, GB/MB, or a ratio such as 2.5x / 30 times), a number right after a

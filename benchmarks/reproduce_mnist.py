@@ -71,7 +71,8 @@ from svae_tf import logs as tf_logs
 from benchmarks import report
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The six of the paper's comparison and the flagfiles' sVAE-r (svae_r_lx): the default; then other variations.
+# Seven by default: GAN, WGAN-GP, sVAE and sVAE-r (eq. 29) of Table 1, the VAE and ALI baselines, and
+# the flagfiles' sVAE-r (svae_r_lx); then other variations.
 DEFAULT_VARIANTS = ("vae", "gan", "wgan_gp", "ali", "svae", "svae_r", "svae_r_lx")
 VARIANTS = DEFAULT_VARIANTS + ("svae_r_elbo",)
 LABELS = {"vae": "VAE", "gan": "GAN", "wgan_gp": "WGAN-GP", "ali": "ALI", "svae": "sVAE", "svae_r": "sVAE-r",
@@ -94,9 +95,9 @@ PAPER_TABLE_1 = [
 PAPER = {"gan": (None, "8.34 ± .03"), "wgan_gp": (None, "8.45 ± .04"),
          "svae": (82.51, "9.15 ± .06"), "svae_r": (81.14, "9.29 ± .06")}
 PAPER_OPTIMIZER = "Adam, learning rate 1e-4 (Sec. 6; beta1 not stated, so Adam's default 0.9)"
-# Adam for every variant unless the command says otherwise: the settings of the MNIST
-# flagfiles but sVAE-r's (trainers/configs/mnist_*.flags), which the mode-collapse screen
-# (benchmarks/mode_collapse.py) supports; mnist_svae_r.flags uses 4e-4.
+# Adam for every variant unless the command says otherwise: the setting of mnist_svae.flags and
+# mnist_ali.flags, which the mode-collapse screen (benchmarks/mode_collapse.py) supports. The other
+# MNIST flagfiles differ: mnist_vae.flags keeps the paper's 1e-4 / 0.9, mnist_svae_r.flags uses 4e-4.
 DEFAULT_LEARNING_RATE = 2e-4
 DEFAULT_BETA1 = 0.5
 MNIST_TEST_IMAGES = 10000

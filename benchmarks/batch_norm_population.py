@@ -3,7 +3,7 @@ recomputing its population statistics (issue #12, item 2).
 
     TFDS_DATA_DIR=../shared/tfds python -m benchmarks.batch_norm_population \
         --model_dir=runs/reproduce_mnist/svae_r --model_dir=runs/reproduce_mnist/ali \
-        --output=benchmarks/results/batch_norm_population
+        --output=benchmarks/results/speed/batch_norm_population
 
 For each training run (`runs.load_model`: its newest checkpoint, the weights' moving
 average under EMA) it measures the test-set reconstruction RMSE (0-255 scale, x ->

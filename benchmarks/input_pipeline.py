@@ -1,7 +1,7 @@
 """Does the MNIST input pipeline keep up with the train step? (target: >= 5x)
 
     TFDS_DATA_DIR=../shared/tfds python -m benchmarks.input_pipeline \
-        --output=benchmarks/results/input_pipeline
+        --output=benchmarks/results/speed/input_pipeline
 
 Measures, on the real MNIST training split at batch 100 (the trainer's configuration;
 `--batch_size`; the data from `--data_dir`, default $TFDS_DATA_DIR):

@@ -2,7 +2,7 @@
 (or the CIFAR-10 subset, `--dataset=cifar10`).
 
     TFDS_DATA_DIR=../shared/tfds python -m benchmarks.mode_collapse --steps=600 \
-        --output=benchmarks/results/mode_collapse
+        --output=benchmarks/results/screens/collapse/mode_collapse
 
 Each run trains one variant of an MNIST preset (default `presets.MNIST`), with settings
 changed by `--run` specs ("ali,beta1=0.5,d_learning_rate=4e-4", "gan,preset=mnist_a1",
@@ -82,7 +82,7 @@ def define_flags():
                          "MNIST classifier of `python -m trainers.classifier`).")
     flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).")
     flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report), e.g. "
-                        "benchmarks/results/mode_collapse.")
+                        "benchmarks/results/screens/collapse/mode_collapse (see benchmarks/results/README.md).")
 
 
 FLAGS = flags.FLAGS

@@ -386,26 +386,42 @@ def report_files(json_path):
     return list((sums.get("files") or {}) if isinstance(sums, dict) else [])
 
 
+INDEX_NAME = "README.md"  # the generated index at the top of benchmarks/results (benchmarks/results_index.py)
+
+
+def find_reports(directory=RESULTS_DIR):
+    """NAME (path relative to `directory`, POSIX, without extension) of every results pair
+    at any depth, and the set of files the reports list (relative paths), as
+    (sorted names, claimed). A .json/.md file listed by a report is one of its files, not a pair;
+    the index (README.md at the top) is not a pair either."""
+    all_files = []
+    for root, dirs, filenames in os.walk(directory):
+        dirs.sort()
+        rel = os.path.relpath(root, directory).replace(os.sep, "/")
+        all_files += [f if rel == "." else f"{rel}/{f}" for f in sorted(filenames)]
+    claimed = set()
+    for path in all_files:
+        if path.endswith(".json"):
+            base = os.path.dirname(path)
+            claimed.update(f"{base}/{f}" if base else f
+                           for f in report_files(os.path.join(directory, *path.split("/"))))
+    names = sorted({os.path.splitext(f)[0] for f in all_files
+                    if f.endswith((".md", ".json")) and f not in claimed and f != INDEX_NAME})
+    return names, claimed, all_files
+
+
 def check_results_dir(directory=RESULTS_DIR):
-    """Problems of every results pair in `directory` (each .md and each .json)."""
+    """Problems of every results pair in `directory` and its subdirectories (each .md and each
+    .json), and of every other file there that no report lists. The top-level README.md is
+    the index written by benchmarks/results_index.py."""
     if not os.path.isdir(directory):
         return []
-    names = sorted({os.path.splitext(f)[0] for f in os.listdir(directory)
-                    if f.endswith((".md", ".json"))})
+    names, claimed, all_files = find_reports(directory)
     problems = []
     for name in names:
-        problems += check_report(os.path.join(directory, name + ".json"))
-    claimed = set()
-    for name in names:
-        claimed.update(report_files(os.path.join(directory, name + ".json")))
-    others = []
-    for entry in sorted(f for f in os.listdir(directory) if not f.endswith((".md", ".json"))):
-        if os.path.isdir(os.path.join(directory, entry)):
-            for root, _, filenames in os.walk(os.path.join(directory, entry)):
-                rel = os.path.relpath(root, directory).replace(os.sep, "/")
-                others += [f"{rel}/{f}" for f in sorted(filenames) if f"{rel}/{f}" not in claimed]
-        elif entry not in claimed:
-            others.append(entry)
+        problems += [f"{os.path.dirname(name) + '/' if '/' in name else ''}{p}"
+                     for p in check_report(os.path.join(directory, *name.split("/")) + ".json")]
+    others = [f for f in all_files if f not in claimed and f != INDEX_NAME and not f.endswith((".md", ".json"))]
     problems += [f"{f}: only .json/.md results pairs, and the files a report lists, belong in {directory}"
                  for f in others]
     return problems

@@ -1,7 +1,7 @@
 """Per-image latency of sampling from the MNIST decoder: Keras, SavedModel, LiteRT.
 
     python -m benchmarks.sampling_latency [--model_dir=RUN] \
-        --output=benchmarks/results/sampling_latency
+        --output=benchmarks/results/speed/sampling_latency
 
 Without --model_dir a fresh MNIST-preset sVAE-r with random weights is built (latency
 does not depend on the weights). For batch sizes 1 and 64 it times one sampling call

@@ -1,7 +1,7 @@
 """Fingerprints of the weights after N seeded train steps, to show a refactor changes nothing.
 
-    python -m benchmarks.step_fingerprint --output=benchmarks/results/step_fingerprint
-    python -m benchmarks.step_fingerprint --compare=benchmarks/results/step_fingerprint.json
+    python -m benchmarks.step_fingerprint --output=benchmarks/results/speed/step_fingerprint
+    python -m benchmarks.step_fingerprint --compare=benchmarks/results/speed/step_fingerprint.json
 
 For every case (each variant on the default MNIST preset at batch 100, and the tiny
 preset with the R1 penalty and two discriminator updates per step), builds the model

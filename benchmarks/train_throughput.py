@@ -1,7 +1,7 @@
 """Train-step throughput of a preset/variant, with and without XLA.
 
     python -m benchmarks.train_throughput --presets=mnist,mnist_a1 --variant=svae_r --batch=100 \
-        --steps=30 --output=benchmarks/results/train_throughput_mnist_svae_r
+        --steps=30 --output=benchmarks/results/speed/train_throughput_mnist_svae_r
 
 Times `steps` train steps after `warmup` steps (tracing/compilation excluded), as the
 median of `repeats` timed runs, through the same compiled `train_function` that

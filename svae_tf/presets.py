@@ -71,7 +71,7 @@ class Preset:
 
 # Appendix A.1 exactly: the paper's MNIST networks (speed comparisons with other
 # implementations use it). GAN, ALI and sVAE collapse with it within 600 steps
-# (benchmarks/results/mode_collapse.md).
+# (benchmarks/results/screens/collapse/mode_collapse.md).
 MNIST_A1 = Preset(
     name="mnist_a1",
     image_shape=(28, 28, 1),
@@ -92,7 +92,7 @@ MNIST_A1 = Preset(
 )
 
 # The default MNIST recipe: A.1 with two deviations. Together they keep GAN, ALI, sVAE,
-# sVAE-r and WGAN-GP from collapsing; neither alone does (benchmarks/results/mode_collapse.md,
+# sVAE-r and WGAN-GP from collapsing; neither alone does (benchmarks/results/screens/collapse/mode_collapse.md,
 # 600 steps: the runs "gan,...,decoder_dense_batch_norm=false" and "gan,...,disc_x_pooling=
 # average" against "gan,..." and "gan,...,preset=mnist_a1"):
 # - batch norm on the decoder's two dense layers (`decoder_dense_batch_norm`);

@@ -44,7 +44,7 @@ from PIL import Image
 import trainer_testlib as tl
 
 README = tl.REPO / "README.md"
-MNIST_Z_DIM = 64  # the MNIST preset's latent size (README, signatures table)
+MNIST_Z_DIM = 64  # the MNIST preset's latent size (docs/deployment.md, signatures table)
 SIGNATURES = ["decode", "encode", "encode_float", "reconstruct", "reconstruct_float", "sample",
               "serving_default"]
 

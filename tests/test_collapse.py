@@ -3,7 +3,7 @@
 With `presets.MNIST_A1` (the paper's A.1 networks exactly) GAN, ALI and sVAE lose the
 decoder's dependence on z within 200 steps: the pixel standard deviation over 64 samples
 from p(z) falls to about 0.01, against about 0.19 for 64 real test images
-(benchmarks/results/mode_collapse.md; at this test's batch of 50 too: 0.004-0.007). With
+(benchmarks/results/screens/collapse/mode_collapse.md; at this test's batch of 50 too: 0.004-0.007). With
 the default preset `presets.MNIST` and the flagfiles' Adam 2e-4 / beta1 0.5 it is near 0.145
 after 200 steps of batch 50. The test fails if it is below half of the real images' value,
 or if a weight is not finite (these runs also stand for the full-size 200-step runs of

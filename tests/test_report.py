@@ -103,6 +103,21 @@ def test_results_directory_check_names_each_problem(tmp_path):
     assert not any(p.startswith("good") for p in problems)
 
 
+def test_results_directory_check_walks_study_folders(tmp_path):
+    _write(tmp_path / "screens" / "q", "good", files={"good_samples/0.png": b"png"})
+    (tmp_path / "README.md").write_text("# Results index\n")  # the generated index: not a pair
+    assert report.check_results_dir(os.fspath(tmp_path)) == []
+    assert report.find_reports(os.fspath(tmp_path))[0] == ["screens/q/good"]
+    (tmp_path / "screens" / "q" / "good_samples" / "stray.png").write_bytes(b"x")
+    (tmp_path / "screens" / "README.md").write_text("# not the index\n")
+    md = tmp_path / "screens" / "q" / "good.md"
+    md.write_text(md.read_text() + "edited\n")
+    problems = report.check_results_dir(os.fspath(tmp_path))
+    assert any("screens/q/good_samples/stray.png" in p for p in problems)
+    assert any(p.startswith("screens/README.json is missing") for p in problems)
+    assert any("screens/q/good.md differs" in p for p in problems), problems
+
+
 def test_arguments_are_checked(tmp_path):
     with pytest.raises(ValueError, match="provenance"):
         _write(tmp_path, results={"provenance": 1})

@@ -82,6 +82,24 @@ def test_claims_are_met_or_missed_by_the_numbers_margin():
     assert verdicts["ALI does not collapse"]["margin"] == pytest.approx(0.08)
 
 
+def test_paper_claims_are_orderings_kept_apart_from_the_targets():
+    paper = {c["claim"]: c["verdict"] for c in reproduce_mnist.paper_claims(_table())}
+    assert paper["sVAE-r reconstructs better than ALI (RMSE below ALI's)"] == "holds"
+    assert paper["sVAE-r's NLL is below sVAE's"] == "holds"                         # 93 < 95
+    assert paper["sVAE-r's NLL (bound (1)) is below the normalizing flow's 85.1 nats"] == "does not hold"
+    assert paper["sVAE-r's IS is above sVAE's"] == "holds"                          # 8.5 > 7.6
+    assert paper["sVAE's IS is above GAN's"] == "holds"                             # 7.6 > 7.2
+    table = _table()
+    table["gan"]["inception_score"] = 9.0                                           # GAN ahead, as measured
+    paper = {c["claim"]: c["verdict"] for c in reproduce_mnist.paper_claims(table)}
+    assert paper["sVAE's IS is above GAN's"] == paper["sVAE-r's IS is above GAN's"] == "does not hold"
+    del table["svae"]
+    paper = {c["claim"]: c["verdict"] for c in reproduce_mnist.paper_claims(table)}
+    assert paper["sVAE-r's IS is above sVAE's"] == "not measured"
+    # No paper claim is a project target: the targets' thresholds are not in the paper's list.
+    assert not {c["claim"] for c in reproduce_mnist.paper_claims(_table())} & set(_verdicts(_table()))
+
+
 @pytest.mark.parametrize("variant, key, value, claim, verdict", [
     ("vae", "inception_score", 8.6, "sVAE-r's IS is above the VAE's", "missed by 0.10"),
     ("vae", "inception_score", 8.47, "sVAE-r's IS is above the VAE's", "met by 0.03 (within the noise, 0.05)"),
@@ -234,6 +252,8 @@ def test_tiny_reproduction_writes_its_report_and_resumes(tmp_path, data_dir):
     # Verdicts are the claims of the saved numbers.
     assert saved["claims"] == json.loads(json.dumps(reproduce_mnist.claims(saved["rows"])))
     assert {c["verdict"] for c in saved["claims"] if "sVAE" in c["claim"]} == {"not measured"}
+    assert saved["paper_claims"] == json.loads(json.dumps(reproduce_mnist.paper_claims(saved["rows"])))
+    assert markdown.index("## The paper's claims") < markdown.index("## The project's targets")
     # Learning curve: one point per variant (one chunk each), in the ledger and the JSON.
     for variant in ("vae", "gan"):
         (point,) = saved["curves"][variant]

@@ -88,6 +88,23 @@ class _Checked:
         return dataclasses.replace(self, **changes)
 
 
+# Hyper-parameters that were removed (no flagfile used them and their screens found no
+# benefit; docs/experiments.md), with the value that means "off": a config written before
+# their removal loads when it holds that value, and stops with a clear error otherwise.
+REMOVED = {"instance_noise": 0.0, "instance_noise_steps": None}
+
+
+def without_removed(values):
+    """`values` (a config dict) without the REMOVED keys; ValueError if one was in use."""
+    out = dict(values)
+    for name, off in REMOVED.items():
+        value = out.pop(name, off)
+        if off is not None and value != off:
+            raise ValueError(f"{name}={value!r}: this setting was removed from svae-tf; the run needs "
+                             "an older version (git history) to be rebuilt.")
+    return out
+
+
 def flag_fields(cls):
     """The fields of `cls` that are hyper-parameters (carry help)."""
     return [f for f in dataclasses.fields(cls) if "help" in f.metadata]
@@ -133,12 +150,6 @@ class ModelHparams(_Checked):
     ema_decay: float = hparam(
         0.0, "Decay of a moving average of the encoder/flow/decoder weights (svae_tf.ema), which "
         "evaluation, export and sampling then use; 0: off.", lower=0.0, upper=0.999999)
-    instance_noise: float = hparam(
-        0.0, "std of Gaussian noise on the images of both joints where the discriminator sees them "
-        "(Sonderby et al. 2016), annealed linearly to 0 over --instance_noise_steps discriminator "
-        "updates; 0: off.", lower=0.0, applies="discriminator")
-    instance_noise_steps: int = hparam(10000, "Discriminator updates over which --instance_noise "
-                                       "anneals to 0.", lower=1, applies="discriminator")
     shared_samples: bool = hparam(
         False, "The discriminator's (last) update and the encoder/decoder update of a step read one "
         "draw of both joints, decoded once, the discriminator updated before f is read; faster per "
@@ -171,7 +182,7 @@ class ModelConfig(ModelHparams):
 
     @classmethod
     def from_json(cls, text):
-        return cls(**json.loads(text))  # fields added later take their defaults
+        return cls(**without_removed(json.loads(text)))  # fields added later take their defaults
 
     def without_unused(self):
         """This config with the fields its variant does not read at their defaults, so that

@@ -22,7 +22,8 @@ from typing import NamedTuple, Optional
 import keras
 import tensorflow as tf
 
-from svae_tf import config, distributions, ema, flows, networks, noise, objectives, presets, variants
+from svae_tf import config as config_lib
+from svae_tf import distributions, ema, flows, networks, noise, objectives, presets, variants
 
 VARIANTS = variants.BUILT_IN
 JOINT_VARIANTS = tuple(v for v in VARIANTS if variants.get(v).discriminator == "joint")
@@ -47,15 +48,15 @@ class SymmetricVAE(keras.Model):
       variant: a name in `variants` (VARIANTS, or a row added with `variants.register`).
       **kwargs: the hyper-parameters of `svae_tf.config.ModelHparams` (lam, lam_z, n_disc,
         gradient_penalty_weight, discriminator_dropout, seed, r1_weight, ema_decay,
-        instance_noise, instance_noise_steps, shared_samples: their meaning, defaults and
+        shared_samples: their meaning, defaults and
         bounds are declared there, once), then Keras' `Model` arguments. A value out of
         its bounds raises ValueError naming it. Initial weights and dropout come from
         Keras' global RNG (`keras.utils.set_random_seed`); `seed` starts the noise.
     """
 
     def __init__(self, preset, variant="svae_r", **kwargs):
-        names = config.ModelHparams.names()
-        hp = config.ModelHparams(variant=variant, **{k: kwargs.pop(k) for k in names if k in kwargs})
+        names = config_lib.ModelHparams.names()
+        hp = config_lib.ModelHparams(variant=variant, **{k: kwargs.pop(k) for k in names if k in kwargs})
         super().__init__(**kwargs)
         self.hparams = hp
         self.spec = variants.get(variant)
@@ -69,8 +70,6 @@ class SymmetricVAE(keras.Model):
         self.n_disc = int(hp.n_disc)
         self.gradient_penalty_weight = float(hp.gradient_penalty_weight)
         self.r1_weight = float(hp.r1_weight)
-        self.instance_noise = float(hp.instance_noise)
-        self.instance_noise_steps = int(hp.instance_noise_steps)
         self.ema_decay = float(hp.ema_decay)
         self.shared_samples = bool(hp.shared_samples)
         seed = hp.seed
@@ -128,7 +127,7 @@ class SymmetricVAE(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        return cls(**config_lib.without_removed(config))
 
     def get_compile_config(self):
         # The two optimizers are not a Keras compile config: a loaded model is not
@@ -357,19 +356,10 @@ class SymmetricVAE(keras.Model):
     def _discriminate(self, images, z_q, x_p, z_p, training=True):
         """Logits (f_q [B], f_p [B]) on both joints, in one call on the 2B pairs
         (the discriminator has no batch normalisation, so this changes nothing but speed)."""
-        if training and self.instance_noise:  # one draw per joint: the same on any replica count
-            std, batch_size = self._instance_noise_std(), tf.shape(images)[0]
-            images = images + std * self.streams.normal(batch_size, self.preset.image_shape)
-            x_p = x_p + std * self.streams.normal(batch_size, self.preset.image_shape)
         x = tf.concat([images, x_p], axis=0)  # [2B, H, W, C]
         inputs = [x, tf.concat([z_q, z_p], axis=0)] if self._joint else x
         f_q, f_p = tf.split(self.discriminator(inputs, training=training), 2, axis=0)
         return f_q, f_p
-
-    def _instance_noise_std(self):
-        """sigma_0 (1 - t / instance_noise_steps), floored at 0; t = discriminator updates."""
-        t = tf.cast(self.d_optimizer.iterations, tf.float32)
-        return self.instance_noise * tf.maximum(0.0, 1.0 - t / self.instance_noise_steps)
 
     def _discriminator_loss(self, images, z_q, x_p, z_p):
         """(per-example loss [B], {metric: [B]}): the row's loss plus its penalties."""

@@ -5,6 +5,13 @@ from pathlib import Path
 
 import pytest
 
+# Skips that are deliberate (a reason containing one of these); under CI=true any other
+# skip fails the run, so that no test silently stops running where CI runs.
+DELIBERATE_SKIPS = (
+    "the file system has no immutable attribute",  # test_bad_input: root without chattr +i
+)
+_UNEXPECTED_SKIPS = []
+
 # The datasets the data tests read (TFDS names, as directories of the data dir).
 REQUIRED_DATASETS = ("mnist", "cifar10")
 
@@ -32,3 +39,16 @@ def data_dir():
             pytest.fail(f"{message} (CI=true: data tests fail instead of skipping)", pytrace=False)
         pytest.skip(message)
     return os.fspath(path)
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and not any(reason in str(report.longrepr) for reason in DELIBERATE_SKIPS):
+        _UNEXPECTED_SKIPS.append(f"{report.nodeid}: {report.longrepr}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Under CI=true, a skip that is not in DELIBERATE_SKIPS fails the run."""
+    if in_ci() and _UNEXPECTED_SKIPS and not hasattr(session.config, "workerinput"):
+        print("\nFAILED: skipped tests that are not deliberate (conftest.DELIBERATE_SKIPS):\n  "
+              + "\n  ".join(_UNEXPECTED_SKIPS))
+        session.exitstatus = 1

@@ -11,9 +11,10 @@
   The real datasets are uint8 and cannot hold NaN, so the tests feed float images
   through `data._tfds_examples` (in process, and patched into a trainer subprocess);
 * checkpoints that can no longer be written mid-run: a clear error, earlier checkpoints
-  intact and resumable. Tests run as root, for whom chmod does not stop writes, so the
-  checkpoint TensorFlow writes second is blocked for real by a file where its temporary
-  directory (`ckpt-4_temp/`) goes; the chmod variant runs only as a non-root user;
+  intact and resumable: the checkpoint TensorFlow writes second is blocked for real by a
+  file where its temporary directory (`ckpt-4_temp/`) goes, and a write-protected
+  checkpoints directory (chmod 555, or chattr +i as root, who ignores permission bits)
+  stops the run the same way;
 """
 
 import os
@@ -39,6 +40,8 @@ DATA_FILE = "ckpt-4.data-00000-of-00001"
 # Flags a VAE does not use, given to the first run only (one of them from a flagfile).
 UNUSED = {"lam": 0.5, "lam_z": 0.0, "n_disc": 2, "gradient_penalty_weight": 5.0}
 UNUSED_FROM_FLAGFILE = {"discriminator_dropout": 0.2}
+# The one deliberate skip (conftest.DELIBERATE_SKIPS): root on a file system without chattr +i.
+NO_IMMUTABLE_ATTRIBUTE = "the file system has no immutable attribute (chattr +i)"
 
 
 def _python_m(*args, timeout=420):
@@ -296,13 +299,24 @@ def test_unwritable_checkpoint_stops_and_keeps_earlier_checkpoints(vae_run, tmp_
     assert tl.finished(proc.stdout) == tl.finished(vae_run[1])
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def _write_protect(directory):
+    """Make `directory` refuse new files, for root too: the immutable attribute (chattr +i)
+    as root, who ignores permission bits; chmod 555 otherwise. Returns the undo."""
+    if os.geteuid() != 0:
+        directory.chmod(0o555)
+        return lambda: directory.chmod(0o755)
+    proc = subprocess.run(["chattr", "+i", str(directory)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"{NO_IMMUTABLE_ATTRIBUTE}: {proc.stderr.strip()}")
+    return lambda: subprocess.run(["chattr", "-i", str(directory)], check=True)
+
+
 def test_read_only_checkpoints_directory_stops_and_keeps_earlier_checkpoints(vae_run, tmp_path):
     model_dir = tmp_path / "vae"
     tl.check_ok(tl.run("mnist", *VAE_RUN, "--epochs=1", f"--model_dir={model_dir}"))
-    (model_dir / "checkpoints").chmod(0o555)
+    undo = _write_protect(model_dir / "checkpoints")
     try:
         proc = tl.run("mnist", *VAE_RUN, f"--model_dir={model_dir}")
     finally:
-        (model_dir / "checkpoints").chmod(0o755)
+        undo()
     _check_write_failure(proc, model_dir, vae_run)

@@ -5,6 +5,7 @@ trains the full default `presets.MNIST` on real MNIST from ../shared/tfds.
 """
 
 import dataclasses
+import json
 import math
 import os
 
@@ -623,26 +624,15 @@ def test_r1_penalty_is_the_squared_input_gradient_norm_at_data_pairs(variant):
     assert penalty.min() > 0
 
 
-def test_instance_noise_is_added_to_both_joints_and_annealed_to_zero():
-    model = _build("svae", discriminator_dropout=0.0, instance_noise=0.5, instance_noise_steps=10)
-    model.compile()
-    images = tf.constant(_images())
-    _, z_q = model.encode(images, seed=1)
-    z_p = tf.random.stateless_normal(z_q.shape, seed=(2, 0))
-    x_p = model.decode_mean(z_p)
-
-    def logits(training):
-        return np.concatenate(model._discriminate(images, z_q, x_p, z_p, training=training))
-
-    clean = logits(training=False)  # no dropout, no batch norm: `training` only adds the noise
-    noisy = logits(training=True)
-    assert not np.allclose(noisy[:BATCH], clean[:BATCH]) and not np.allclose(noisy[BATCH:], clean[BATCH:])
-    model.d_optimizer.iterations.assign(5)
-    assert float(model._instance_noise_std()) == pytest.approx(0.25)
-    model.d_optimizer.iterations.assign(10)
-    np.testing.assert_allclose(logits(training=True), clean, rtol=1e-6)
-    with pytest.raises(ValueError, match="instance_noise"):
-        _build("svae", instance_noise=-0.1)
+def test_a_config_of_a_removed_setting_loads_when_it_was_off_and_names_it_otherwise():
+    config = json.loads(runs.ModelConfig(variant="svae").to_json())
+    assert runs.ModelConfig.from_json(json.dumps({**config, "instance_noise": 0.0,
+                                                   "instance_noise_steps": 10000})).variant == "svae"
+    with pytest.raises(ValueError, match="instance_noise=0.1: this setting was removed"):
+        runs.ModelConfig.from_json(json.dumps({**config, "instance_noise": 0.1}))
+    restored = model_lib.SymmetricVAE.from_config(
+        {**_build("svae").get_config(), "instance_noise": 0.0, "instance_noise_steps": 10000})
+    assert restored.variant == "svae"
 
 
 # ------------------------------------------------------------------ weight averaging

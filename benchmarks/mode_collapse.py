@@ -29,6 +29,12 @@ what the decoder was trained with; with the run key `batch_norm_batches`, measur
 batch norm's statistics are recomputed, and `rmse_before_recompute` before, shown as
 "before -> after"), and `neg_elbo`: -ELBO (1) in nats, one z per image,
 of the 256 test images (grey levels binarized at random: a screen, not Table 1's NLL).
+
+With `--eval_split=validation` the runs train on the training set without its validation
+part (`data.VALIDATION_SPLITS`: MNIST train[:50000], the CIFAR-10 subset all but its last 200)
+and every held-out number above (the reference spread, z_q spread, RMSE, -ELBO, and FID's
+reference statistics) comes from the validation split instead of the test set; the report
+names both splits.
 """
 
 import itertools
@@ -51,6 +57,7 @@ import tensorflow as tf  # noqa: E402
 from benchmarks import report, step_timing  # noqa: E402
 from svae_tf import data, images, likelihood, optimizers, presets  # noqa: E402
 from svae_tf import model as model_lib  # noqa: E402
+from svae_tf.distributions import LATENT_X  # noqa: E402
 
 DEFAULT_RUNS = [
     "gan", "ali", "svae", "svae_r",
@@ -75,6 +82,7 @@ SETTINGS = {  # run-spec key -> (type, default)
     "discriminator_dropout": (float, None),
     "lam": (float, 0.3),
     "lam_z": (float, None),
+    "latent_x": (lambda v: {x: x for x in LATENT_X}[v], "mean"),  # SymmetricVAE latent_x (LATENT_X)
     "r1_weight": (float, 0.0),
     "instance_noise": (float, 0.0),
     "instance_noise_steps": (int, 10000),
@@ -88,7 +96,7 @@ SETTINGS = {  # run-spec key -> (type, default)
     "disc_x_pooling": (str, None),
 }
 PRESET_SETTINGS = ("decoder_dense_batch_norm", "disc_x_pooling")
-MODEL_SETTINGS = ("n_disc", "discriminator_dropout", "lam", "lam_z", "r1_weight", "instance_noise",
+MODEL_SETTINGS = ("n_disc", "discriminator_dropout", "lam", "lam_z", "latent_x", "r1_weight", "instance_noise",
                   "instance_noise_steps", "ema_decay", "shared_samples")  # SymmetricVAE arguments
 
 
@@ -105,6 +113,8 @@ def define_flags():
     flags.DEFINE_integer("seed", 0, "Seed of weights, noise and data order.")
     flags.DEFINE_enum("dataset", "mnist", ["mnist", "cifar10"], "Real data to train on; run specs' presets must fit it.")
     flags.DEFINE_integer("batch_size", 100, "Batch size.")
+    flags.DEFINE_enum("eval_split", "test", ["test", "validation"], "Split of the held-out numbers: test (training "
+                      "on all of train), or validation (training on train without it; data.VALIDATION_SPLITS).")
     flags.DEFINE_integer("quality_samples", 1000, "Samples scored for IS/FID at the end (0: none; needs the "
                          "MNIST classifier of `python -m trainers.classifier`).")
     flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).")
@@ -227,7 +237,7 @@ def sample_quality(model):
     except FileNotFoundError as err:
         print(f"  no IS/FID: {err}")
         return {}
-    test = data.load_images("mnist", "test", batch_size=500, data_dir=FLAGS.data_dir)
+    test = data.load_images("mnist", FLAGS.eval_split, batch_size=500, data_dir=FLAGS.data_dir)
     _, reference = classifiers.activations(extractor, test)
     z = tf.random.stateless_normal((FLAGS.quality_samples, model.preset.z_dim), seed=(FLAGS.seed, 7))
     batches = (model.sample(500, noise=z[i:i + 500]) for i in range(0, FLAGS.quality_samples, 500))
@@ -240,7 +250,9 @@ def markdown(results, reference):
         f"# Mode-collapse probe: {FLAGS.dataset}, adversarial variants",
         "",
         f"Real {FLAGS.dataset} (TFDS), batch {FLAGS.batch_size}, "
-        f"seed {FLAGS.seed}, {FLAGS.steps} steps per run. `sample_spread` of 64 real test images: "
+        f"seed {FLAGS.seed}, {FLAGS.steps} steps per run. Trained on split `{train_split()}`; z_q spread, RMSE, "
+        f"-ELBO and FID's reference from split `{FLAGS.eval_split}` ({eval_split_rows()}). "
+        f"`sample_spread` of 64 real {FLAGS.eval_split} images: "
         f"**{reference:.4f}**. Chance discriminator loss: 2 ln 2 = {2 * math.log(2):.3f}.",
         "",
         "| run | " + " | ".join(f"spread @{p['step']}" for p in results[0]["trajectory"])
@@ -267,25 +279,40 @@ def markdown(results, reference):
     return "\n".join(lines) + "\n"
 
 
+def train_split():
+    """The training split of the runs: all of train, or train without validation."""
+    return "train" if FLAGS.eval_split == "test" else data.TRAIN_WITHOUT_VALIDATION
+
+
+def eval_split_rows():
+    """The TFDS split strings of the training and held-out splits, e.g. 'train[:50000] / train[50000:]'."""
+    if FLAGS.eval_split == "test":
+        return "train / test"
+    return " / ".join(data.validation_splits(FLAGS.dataset))
+
+
 def main(argv):
     del argv
     started = report.start()
     for spec in FLAGS.run:
         parse_run(spec)  # fail before any training
     def train_batches():
-        return data.load_images(FLAGS.dataset, "train", batch_size=FLAGS.batch_size, data_dir=FLAGS.data_dir,
+        return data.load_images(FLAGS.dataset, train_split(), batch_size=FLAGS.batch_size, data_dir=FLAGS.data_dir,
                                 shuffle=True, seed=FLAGS.seed, repeat=True, drop_remainder=True)
 
-    test_images = next(iter(data.load_images(FLAGS.dataset, "test", batch_size=256, data_dir=FLAGS.data_dir)))
+    test_images = next(iter(data.load_images(FLAGS.dataset, FLAGS.eval_split, batch_size=256,
+                                             data_dir=FLAGS.data_dir)))
     reference = spread(test_images[:64])
-    print(f"sample_spread of 64 real test images: {reference:.4f}")
+    print(f"trained on {train_split()}, held-out numbers from {FLAGS.eval_split} ({eval_split_rows()}); "
+          f"sample_spread of 64 real {FLAGS.eval_split} images: {reference:.4f}")
     outputs = [run(spec, train_batches, test_images) for spec in FLAGS.run]  # (PNG grid, result) each
     grids, results = [grid for grid, _ in outputs], [result for _, result in outputs]
     table = markdown(results, reference)
     print(table)
     if FLAGS.output:
         settings = {name: FLAGS[name].value for name in ("dataset", "batch_size", "steps", "every", "probe_steps",
-                                                         "seed", "quality_samples")}
+                                                         "seed", "quality_samples", "eval_split")}
+        settings.update(train_split=train_split(), splits=eval_split_rows())
         samples = f"{os.path.basename(report.paths(FLAGS.output)[0])[:-len('.json')]}_samples"
         files = {}
         for index, (result, grid) in enumerate(zip(results, grids)):  # the 64 probe samples of each run

@@ -35,6 +35,7 @@ class JointSamples(NamedTuple):
     x_p: tf.Tensor  # [B, H, W, C], decoder means at z_p
     z_p: tf.Tensor  # [B, z_dim] ~ p(z)
     params_q: Optional[tf.Tensor]  # [B, H, W, P], decoder at z_q (rows with `reconstruction`)
+    params_p: Optional[tf.Tensor] = None  # [B, H, W, P], decoder at z_p (x_p's parameters)
 
 
 @keras.saving.register_keras_serializable(package="svae_tf")
@@ -49,6 +50,13 @@ class SymmetricVAE(keras.Model):
         as in the paper. The term is taken at x_p, the decoder mean: a deterministic function
         of z_p, so it has no upper bound (the encoder can invert the decoder ever more
         sharply); 0 leaves only lam E_q log p(x|z) (README, "Presets": the MNIST screen).
+      latent_x: the x at which eq. (29)'s latent term log q(z_p|x) is taken, and the decoder's
+        gradient through it (`distributions.latent_term`): "mean" (the decoder mean x_p, as
+        above), or x ~ p(x|z_p) as eq. (29) writes it: "draw" (no gradient to the decoder
+        through the term: the encoder alone learns from it, as in wake-sleep's sleep phase),
+        "straight_through" or "score_function" (REINFORCE with the term at the mean as
+        baseline, unbiased). Draws from the training noise stream; "mean" draws nothing. The
+        discriminator sees the decoder mean x_p whichever is chosen.
       n_disc: discriminator updates per encoder/decoder update.
       gradient_penalty_weight: weight of the WGAN-GP penalty.
       discriminator_dropout: overrides the preset's dropout rates (None keeps them).
@@ -80,6 +88,7 @@ class SymmetricVAE(keras.Model):
         variant="svae_r",
         lam=0.3,
         lam_z=None,
+        latent_x="mean",
         n_disc=1,
         gradient_penalty_weight=10.0,
         discriminator_dropout=None,
@@ -97,6 +106,8 @@ class SymmetricVAE(keras.Model):
             raise ValueError(f"lam (lambda of eq. 29) must be >= 0, got {lam}.")
         if lam_z is not None and lam_z < 0:
             raise ValueError(f"lam_z (eq. 29's weight of E_p log q(z|x)) must be >= 0, got {lam_z}.")
+        if latent_x not in distributions.LATENT_X:
+            raise ValueError(f"latent_x must be one of {distributions.LATENT_X}, got {latent_x!r}.")
         if n_disc < 1:
             raise ValueError(f"n_disc must be >= 1, got {n_disc}.")
         if r1_weight < 0:
@@ -109,7 +120,7 @@ class SymmetricVAE(keras.Model):
         if isinstance(preset, dict):
             preset = presets.Preset.from_config(preset)
         self.preset = preset
-        self._init_args = dict(variant=variant, lam=lam, lam_z=lam_z, n_disc=n_disc,
+        self._init_args = dict(variant=variant, lam=lam, lam_z=lam_z, latent_x=latent_x, n_disc=n_disc,
                                gradient_penalty_weight=gradient_penalty_weight,
                                discriminator_dropout=discriminator_dropout, seed=seed,
                                r1_weight=r1_weight, instance_noise=instance_noise,
@@ -119,6 +130,7 @@ class SymmetricVAE(keras.Model):
         self.lam = float(lam)
         self.lam_z = None if lam_z is None else float(lam_z)
         self._lam_z_value = self.lam if self.lam_z is None else self.lam_z  # eq. (29)'s weight
+        self.latent_x = latent_x
         self.n_disc = int(n_disc)
         self.gradient_penalty_weight = float(gradient_penalty_weight)
         self.r1_weight = float(r1_weight)
@@ -404,7 +416,7 @@ class SymmetricVAE(keras.Model):
             q, z_q = self._encode(images, training=training)  # z_q ~ q(z|x)
         params_p, params_q = self.decode_joints(z_p, z_q if self.spec.reconstruction else None, training)
         x_p = distributions.likelihood_mean(self.preset.likelihood, params_p)
-        return JointSamples(z_q=z_q, q=q, x_p=x_p, z_p=z_p, params_q=params_q)
+        return JointSamples(z_q=z_q, q=q, x_p=x_p, z_p=z_p, params_q=params_q, params_p=params_p)
 
     def _discriminate(self, images, z_q, x_p, z_p, training=True):
         """Logits (f_q [B], f_p [B]) on both joints, in one call on the 2B pairs
@@ -490,7 +502,7 @@ class SymmetricVAE(keras.Model):
             # log q(z_p|x_p): the encoder in inference mode, so that its batch norm only
             # ever normalises real images with batch statistics (enc(x) above), and x_p
             # with the moving averages it is used with.
-            log_qz_given_x = self.posterior(s.x_p, training=False).log_prob(s.z_p)
+            log_qz_given_x = self._latent_term(s)
             # At weight 0 the term is only a metric: no backward pass through the
             # encoder and decoder for a zero gradient.
             terms["log_qz_given_x"] = (tf.stop_gradient(log_qz_given_x) if self._lam_z_value == 0
@@ -499,6 +511,17 @@ class SymmetricVAE(keras.Model):
             terms["log_pz"] = distributions.prior(self.preset.z_dim).log_prob(s.z_q)
             terms["log_qz"] = s.q.log_prob(s.z_q)
         return terms
+
+    def _latent_term(self, s):
+        """log q(z_p|x) [B] at the x `latent_x` names (its noise from the active stream)."""
+        if self.latent_x == "mean":  # x_p itself: no draw, today's graph
+            return self.posterior(s.x_p, training=False).log_prob(s.z_p)
+        likelihood = self.preset.likelihood
+        sampler = getattr(self.streams, distributions.draw_noise(likelihood))
+        noise = sampler(tf.shape(s.z_p)[0], self.preset.image_shape)
+        return distributions.latent_term(
+            self.latent_x, likelihood, s.params_p, noise, s.z_p,
+            lambda x, z: self.posterior(x, training=False).log_prob(z))
 
     def generator_step(self, images, update_discriminator=False):
         """One update of the encoder, its flow and the decoder on a batch [B, H, W, C] in

@@ -44,6 +44,7 @@ class ModelConfig:
     variant: str = "svae_r"
     lam: float = 0.3
     lam_z: float | None = None  # None: lam (eq. 29)
+    latent_x: str = "mean"  # x of eq. (29)'s latent term (distributions.LATENT_X)
     n_disc: int = 1
     gradient_penalty_weight: float = 10.0
     discriminator_dropout: float | None = None

@@ -14,7 +14,7 @@ def test_parse_run_fills_defaults_and_converts_types():
     variant, settings = mode_collapse.parse_run("ali,beta1=0.5,n_disc=2")
     assert variant == "ali"
     assert settings == dict(preset="mnist", beta1=0.5, g_learning_rate=1e-4, d_learning_rate=1e-4,
-                            lr_decay_steps=0, lr_decay_start=0, n_disc=2, discriminator_dropout=None, lam=0.3, lam_z=None, r1_weight=0.0, instance_noise=0.0,
+                            lr_decay_steps=0, lr_decay_start=0, n_disc=2, discriminator_dropout=None, lam=0.3, lam_z=None, latent_x="mean", r1_weight=0.0, instance_noise=0.0,
                             instance_noise_steps=10000, ema_decay=0.0, shared_samples=False, batch_norm_batches=0,
                             decoder_dense_batch_norm=None, disc_x_pooling=None)
     _, settings = mode_collapse.parse_run("gan,preset=mnist_a1,decoder_dense_batch_norm=true,shared_samples=True")
@@ -94,3 +94,23 @@ def test_two_step_run_writes_the_table_and_json(tmp_path, data_dir):
     from benchmarks import report as report_lib
 
     assert report_lib.check_report(tmp_path / "probe.json") == []  # provenance of benchmarks.report
+
+
+def test_validation_split_run_names_its_splits(tmp_path, data_dir):
+    """--eval_split=validation: trained on train_without_validation, held-out numbers from
+    validation; the JSON and the table say so. A latent_x run spec reaches the model."""
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.mode_collapse", "--run=svae_r,latent_x=draw", "--steps=1", "--every=1",
+         "--probe_steps=1", "--quality_samples=0", "--eval_split=validation", f"--data_dir={data_dir}",
+         f"--output={tmp_path / 'v'}"],
+        check=True, capture_output=True,
+    )
+    report = json.loads((tmp_path / "v.json").read_text())
+    assert report["settings"]["eval_split"] == "validation"
+    assert report["settings"]["train_split"] == "train_without_validation"
+    assert report["settings"]["splits"] == "train[:50000] / train[50000:]"
+    assert report["runs"][0]["settings"]["latent_x"] == "draw"
+    assert "Trained on split `train_without_validation`" in (tmp_path / "v.md").read_text()
+    assert "real validation images" in (tmp_path / "v.md").read_text()
+    with pytest.raises(ValueError, match="latent_x=sample"):
+        mode_collapse.parse_run("svae_r,latent_x=sample")

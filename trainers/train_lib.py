@@ -111,6 +111,7 @@ flags.DEFINE_enum("preset", None, PRESET_NAMES, "Network architecture (svae_tf.p
                   "adversarial variants from collapsing; mnist_a1, cifar10_a2, imagenet64_a3: Appendix A exactly).")
 flags.DEFINE_float("lam", 0.3, "lambda of sVAE-r, eq. (29) (paper: 0.3).", lower_bound=0.0)
 flags.DEFINE_float("lam_z", None, "Weight of eq. (29)'s latent term E_p log q(z|x) alone; default: --lam (the paper's).", lower_bound=0.0)
+flags.DEFINE_enum("latent_x", "mean", ["mean", "draw", "straight_through", "score_function"], "x of eq. (29)'s latent term log q(z|x) and the decoder's gradient through it: the decoder mean, or x ~ p(x|z) with no gradient to the decoder (draw), straight-through, or score-function (SymmetricVAE latent_x).")
 flags.DEFINE_integer("z_dim", None, "Latent size; default: the preset's (MNIST 64, CIFAR 100, ImageNet 2048).", lower_bound=1)
 flags.DEFINE_enum("flow", None, FLOW_KINDS, "Normalizing flow on q(z|x); default: the preset's (MNIST coupling, others none).")
 flags.DEFINE_integer("flow_depth", None, "Flow layers; default: the preset's, or 4 when --flow turns a flow on.", lower_bound=0)
@@ -218,6 +219,7 @@ def set_trainer_defaults(trainer):
 _VARIANT_FLAGS = {
     "lam": (LAM_VARIANTS, "sVAE-r's lambda, eq. (29)"),
     "lam_z": (LAM_VARIANTS, "the weight of sVAE-r's latent term, eq. (29)"),
+    "latent_x": (LAM_VARIANTS, "the x of sVAE-r's latent term, eq. (29)"),
     "gradient_penalty_weight": (("wgan_gp",), "the WGAN-GP gradient penalty"),
     "n_disc": (DISCRIMINATOR_VARIANTS, "the discriminator updates per step"),
     "d_learning_rate": (DISCRIMINATOR_VARIANTS, "the discriminator's learning rate"),
@@ -370,6 +372,7 @@ def _model_config(preset_name):
         variant=FLAGS.variant,
         lam=used("lam"),
         lam_z=used("lam_z"),
+        latent_x=used("latent_x"),
         n_disc=used("n_disc"),
         gradient_penalty_weight=used("gradient_penalty_weight"),
         discriminator_dropout=used("discriminator_dropout"),

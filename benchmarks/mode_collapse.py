@@ -32,6 +32,12 @@ FID of `--quality_samples` samples under the project's MNIST classifier (trained
 inference mode and with batch statistics (equal when batch norm's statistics hold what
 the decoder was trained with), and `neg_elbo`: -ELBO (1) in nats, one z per image,
 of the 256 test images (grey levels binarized at random: a screen, not Table 1's NLL).
+
+With `--eval_split=validation` (the runs' `TrainConfig.holdout`) the runs train on the
+training set without its validation part (`data.VALIDATION_SPLITS`: MNIST train[:50000], the
+CIFAR-10 subset all but its last 200) and every held-out number above (the reference spread,
+z_q spread, RMSE, -ELBO, and FID's reference statistics) comes from the validation split
+instead of the test set; the report names both splits. Screens choose on validation.
 """
 
 import dataclasses
@@ -78,6 +84,9 @@ def define_flags():
     flags.DEFINE_integer("seed", 0, "Seed of weights, noise and data order.")
     flags.DEFINE_enum("dataset", "mnist", ["mnist", "cifar10"], "Real data to train on; run specs' presets must fit it.")
     flags.DEFINE_integer("batch_size", 100, "Batch size.")
+    flags.DEFINE_enum("eval_split", "test", list(config.HOLDOUTS), "Split of the held-out numbers: test "
+                      "(training on all of train), or validation (training on train without it; "
+                      "data.VALIDATION_SPLITS). The runs' TrainConfig.holdout.")
     flags.DEFINE_integer("quality_samples", 1000, "Samples scored for IS/FID at the end (0: none; needs the "
                          "MNIST classifier of `python -m trainers.classifier`).")
     flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).")
@@ -146,7 +155,8 @@ def train_config(settings, model_dir):
         raise app.UsageError(f"--every={FLAGS.every} must divide --steps={FLAGS.steps}.")
     return config.TrainConfig(
         dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, batch_size=FLAGS.batch_size, epochs=FLAGS.steps // FLAGS.every,
-        steps_per_epoch=FLAGS.every, eval_batches=1, model_dir=model_dir, checkpoint_every_steps=0,
+        steps_per_epoch=FLAGS.every, eval_batches=1, holdout=FLAGS.eval_split, model_dir=model_dir,
+        checkpoint_every_steps=0,
         keep_checkpoints=1, log_every_steps=FLAGS.every, num_grid_images=16, verbose=0, **settings)
 
 
@@ -184,8 +194,8 @@ def run(spec, test_images):
         trained = train_lib.train(model_config, tc, callbacks=[probe])
         model = trained["model"]
         seconds = time.perf_counter() - start
-    stream = iter(data.training_stream(FLAGS.dataset, batch_size=FLAGS.batch_size, seed=FLAGS.seed,
-                                       start=FLAGS.steps, data_dir=FLAGS.data_dir))
+    stream = iter(data.training_stream(FLAGS.dataset, split=train_split(), batch_size=FLAGS.batch_size,
+                                       seed=FLAGS.seed, start=FLAGS.steps, data_dir=FLAGS.data_dir))
     zq_spread = rmse = neg_elbo = None
     with model.ema_scope():
         if model.encoder is not None:
@@ -196,7 +206,7 @@ def run(spec, test_images):
         quality = sample_quality(model)
         grid = images.encode_png(images.image_grid(model.sample(len(fixed_z), noise=fixed_z).numpy(), columns=8))
     return grid, dict(run=spec, variant=model_config.variant, model_config=dataclasses.asdict(model_config),
-                      train_settings=settings, weights_sha256=trained["weights_sha256"],
+                      train_settings=settings, train_split=train_split(), weights_sha256=trained["weights_sha256"],
                       trajectory=probe.trajectory, seconds=seconds, zq_spread=zq_spread,
                       frozen_d_loss=frozen_discriminator_loss(model, stream), rmse=rmse, neg_elbo=neg_elbo, **quality)
 
@@ -228,7 +238,7 @@ def sample_quality(model):
     except FileNotFoundError as err:
         print(f"  no IS/FID: {err}")
         return {}
-    test = data.load_images("mnist", "test", batch_size=500, data_dir=FLAGS.data_dir)
+    test = data.load_images("mnist", FLAGS.eval_split, batch_size=500, data_dir=FLAGS.data_dir)
     _, reference = classifiers.activations(extractor, test)
     z = tf.random.stateless_normal((FLAGS.quality_samples, model.preset.z_dim), seed=(FLAGS.seed, 7))
     batches = (model.sample(500, noise=z[i:i + 500]) for i in range(0, FLAGS.quality_samples, 500))
@@ -241,7 +251,9 @@ def markdown(results, reference):
         f"# Mode-collapse probe: {FLAGS.dataset}, adversarial variants",
         "",
         f"Real {FLAGS.dataset} (TFDS), batch {FLAGS.batch_size}, "
-        f"seed {FLAGS.seed}, {FLAGS.steps} steps per run. `sample_spread` of 64 real test images: "
+        f"seed {FLAGS.seed}, {FLAGS.steps} steps per run. Trained on split `{train_split()}`; z_q spread, RMSE, "
+        f"-ELBO and FID's reference from split `{FLAGS.eval_split}` ({eval_split_rows()}). "
+        f"`sample_spread` of 64 real {FLAGS.eval_split} images: "
         f"**{reference:.4f}**. Chance discriminator loss: 2 ln 2 = {2 * math.log(2):.3f}.",
         "",
         "| run | " + " | ".join(f"spread @{p['step']}" for p in results[0]["trajectory"])
@@ -265,22 +277,37 @@ def markdown(results, reference):
     return "\n".join(lines) + "\n"
 
 
+def train_split():
+    """The training split of the runs: all of train, or train without validation."""
+    return "train" if FLAGS.eval_split == "test" else data.TRAIN_WITHOUT_VALIDATION
+
+
+def eval_split_rows():
+    """The TFDS split strings of the training and held-out splits, e.g. 'train[:50000] / train[50000:]'."""
+    if FLAGS.eval_split == "test":
+        return "train / test"
+    return " / ".join(data.validation_splits(FLAGS.dataset))
+
+
 def main(argv):
     del argv
     started = report.start()
     for spec in FLAGS.run:
         parse_run(spec, FLAGS.dataset, FLAGS.seed)  # fail before any training
     train_config(settings={}, model_dir=None)
-    test_images = next(iter(data.load_images(FLAGS.dataset, "test", batch_size=256, data_dir=FLAGS.data_dir)))
+    test_images = next(iter(data.load_images(FLAGS.dataset, FLAGS.eval_split, batch_size=256,
+                                             data_dir=FLAGS.data_dir)))
     reference = spread(test_images[:64])
-    print(f"sample_spread of 64 real test images: {reference:.4f}")
+    print(f"trained on {train_split()}, held-out numbers from {FLAGS.eval_split} ({eval_split_rows()}); "
+          f"sample_spread of 64 real {FLAGS.eval_split} images: {reference:.4f}")
     outputs = [run(spec, test_images) for spec in FLAGS.run]  # (PNG grid, result) each
     grids, results = [grid for grid, _ in outputs], [result for _, result in outputs]
     table = markdown(results, reference)
     print(table)
     if FLAGS.output:
         settings = {name: FLAGS[name].value for name in ("dataset", "batch_size", "steps", "every", "probe_steps",
-                                                         "seed", "quality_samples")}
+                                                         "seed", "quality_samples", "eval_split")}
+        settings.update(train_split=train_split(), splits=eval_split_rows())
         samples = f"{os.path.basename(report.paths(FLAGS.output)[0])[:-len('.json')]}_samples"
         files = {}
         for index, (result, grid) in enumerate(zip(results, grids)):  # the 64 probe samples of each run

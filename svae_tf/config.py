@@ -34,6 +34,11 @@ APPLIES = {
 }
 FLOW_KINDS = ("none", "coupling", "maf", "iaf")  # svae_tf.flows
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+# The x of eq. (29)'s latent term and the decoder's gradient through it (distributions.latent_term).
+LATENT_X = ("mean", "draw", "straight_through", "score_function")
+# The held-out split of a run: "test", or "validation" (data.VALIDATION_SPLITS; training then
+# reads the training set without it).
+HOLDOUTS = ("test", "validation")
 PRECISIONS = ("none", "mixed_bfloat16", "mixed_float16")
 
 
@@ -135,6 +140,12 @@ class ModelHparams(_Checked):
         None, "Weight of eq. (29)'s latent term E_p log q(z|x) alone; default: --lam (the paper's). "
         "The term is taken at x_p, the decoder mean: a deterministic function of z_p, so it has no "
         "upper bound; 0 leaves only lam E_q log p(x|z).", kind="float", lower=0.0, applies="lambda")
+    latent_x: str = hparam(
+        "mean", "x of eq. (29)'s latent term log q(z_p|x) and the decoder's gradient through it: mean (the "
+        "decoder mean x_p), or x ~ p(x|z_p) as eq. (29) writes it: draw (no gradient to the decoder through "
+        "the term; the encoder alone learns from it, as in wake-sleep's sleep phase), straight_through, or "
+        "score_function (REINFORCE with the term at the mean as baseline, unbiased). The discriminator sees "
+        "the decoder mean whichever is chosen.", kind="enum", choices=LATENT_X, applies="lambda")
     n_disc: int = hparam(1, "Discriminator updates per encoder/decoder update.", lower=1,
                          applies="discriminator")
     gradient_penalty_weight: float = hparam(10.0, "WGAN-GP penalty weight.", lower=0.0, applies="critic")
@@ -237,6 +248,11 @@ class TrainConfig(_Checked):
                           "--image_size for folders).")
     data_dir: Optional[str] = hparam(None, "TFDS data directory; default $TFDS_DATA_DIR, else "
                                      "~/tensorflow_datasets. Nothing is downloaded.", kind="str")
+    holdout: str = hparam("test", "Held-out split of the per-epoch ELBO and the reconstruction grids: test "
+                          "(training reads all of train), or validation (training reads train without the "
+                          "validation split: MNIST train[:50000] / train[50000:]; the CIFAR-10 subset's last 200 "
+                          "training images). Choose settings on validation; report on test.", kind="enum",
+                          choices=HOLDOUTS)
     image_size: Optional[int] = hparam(None, "Resize images to this square size (folders); must match the "
                                        "preset's image size.", kind="int", lower=1)
     take: Optional[int] = hparam(None, "Use only the first N examples of each split (smoke runs, tests).",

@@ -46,6 +46,10 @@ __all__ = [
     "DATASETS",
     "DataError",
     "DatasetNotFoundError",
+    "VALIDATION",
+    "TRAIN_WITHOUT_VALIDATION",
+    "VALIDATION_SPLITS",
+    "validation_splits",
     "data_error",
     "STATIC_BINARIZATION_SEED",
     "image_shape",
@@ -71,6 +75,19 @@ _NATIVE_SHAPES: dict[str, tuple[int, int, int]] = {
 
 # ImageNet 64x64 has no "test" split; its held-out split is "validation".
 _SPLIT_ALIASES: dict[str, dict[str, str]] = {"imagenet64": {"test": "validation"}}
+
+# A validation split held out of the canonical training set, for choosing settings (the test
+# split is for final numbers only), and the rest of the training set, which a run that
+# validates trains on: name -> (training part, validation), as TFDS split strings. MNIST: the
+# last 10,000 of its 60,000 training images; the CIFAR-10 subset: the last 200 of its 2,000
+# (of the full CIFAR-10: its last 200 too). The split names below stand for them in
+# `load_images` and `num_examples`; imagenet64's "validation" stays its TFDS split (its test set).
+VALIDATION = "validation"
+TRAIN_WITHOUT_VALIDATION = "train_without_validation"
+VALIDATION_SPLITS: dict[str, tuple[str, str]] = {
+    "mnist": ("train[:50000]", "train[50000:]"),
+    "cifar10": ("train[:-200]", "train[-200:]"),
+}
 
 _FOLDER_PREFIX = "folder:"
 _FOLDER_EXTENSIONS = (".png", ".jpg", ".jpeg")  # matched case-insensitively
@@ -174,6 +191,16 @@ def image_shape(name: str, *, image_size: int | None = None) -> tuple[int, int, 
     return (height, width, channels)
 
 
+def validation_splits(name: str) -> tuple[str, str]:
+    """(training part, validation) of `name` as TFDS split strings (`VALIDATION_SPLITS`);
+    ValueError for a dataset without one."""
+    _check_name(name)
+    if name not in VALIDATION_SPLITS:
+        raise ValueError(f"Dataset {name!r} has no validation split held out of its training set; "
+                         f"those that do: {sorted(VALIDATION_SPLITS)}.")
+    return VALIDATION_SPLITS[name]
+
+
 def num_examples(name: str, split: str, data_dir: str | None = None) -> int:
     """Number of examples in `split` (TFDS split strings such as "train[:10%]" work).
 
@@ -240,6 +267,8 @@ def _find_tfds_builder(name: str, split: str, data_dir: str | None):
     `DatasetNotFoundError` and not later inside the iterator.
     """
     directory, source = _resolve_data_dir(data_dir)
+    if name in VALIDATION_SPLITS and split in (TRAIN_WITHOUT_VALIDATION, VALIDATION):
+        split = VALIDATION_SPLITS[name][split == VALIDATION]
     for alias, target in _SPLIT_ALIASES.get(name, {}).items():
         split = re.sub(rf"\b{alias}\b", target, split)
     searched = tuple(os.path.join(directory, tfds_name.split("/")[0]) for tfds_name in DATASETS[name])
@@ -445,7 +474,9 @@ def load_images(
         order; decoded to RGB, center-cropped to a square and resized to
         `image_size`, which is required; only split "train" exists).
       split: a TFDS split string ("train", "test", "train[:1000]", ...). For
-        imagenet64, "test" means its "validation" split.
+        imagenet64, "test" means its "validation" split. For mnist and cifar10,
+        "validation" is a part of the training set held out for choosing settings
+        and "train_without_validation" the rest (`VALIDATION_SPLITS`).
       batch_size: global batch size B.
       data_dir: TFDS data directory; default $TFDS_DATA_DIR, else
         ~/tensorflow_datasets. Nothing is downloaded.
@@ -525,6 +556,7 @@ def training_stream(
     name: str,
     *,
     batch_size: int,
+    split: str = "train",
     seed: int,
     start: int = 0,
     data_dir: str | None = None,
@@ -542,7 +574,7 @@ def training_stream(
     resumed run gets back to its data position. `nan_from_step` (tests) turns the
     images of steps >= it into NaN.
     """
-    ds = load_images(name, "train", batch_size=batch_size, data_dir=data_dir,
+    ds = load_images(name, split, batch_size=batch_size, data_dir=data_dir,
                      shuffle=True, seed=seed, repeat=True, drop_remainder=True,
                      take=take, image_size=image_size, cache=cache)
     if start:

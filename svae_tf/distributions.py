@@ -28,6 +28,8 @@ import math
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from svae_tf import config
+
 tfd = tfp.distributions
 
 LIKELIHOODS = ("bernoulli", "discretized_logistic", "gaussian", "gaussian_fixed")
@@ -226,6 +228,88 @@ def likelihood_mean(likelihood, params):
     if likelihood == "bernoulli":
         return tf.sigmoid(params)
     return _loc_and_log_scale(likelihood, params)[0]
+
+
+LATENT_X = config.LATENT_X  # one home: svae_tf/config.py
+
+
+def draw_noise(likelihood):
+    """The noise a draw from p(x|z) is a function of (`likelihood_draw`): "uniform" U[0, 1)
+    (Bernoulli, discretized logistic) or "normal" N(0, 1) (Gaussian heads), one per sub-pixel."""
+    _check(likelihood)
+    return "normal" if likelihood.startswith("gaussian") else "uniform"
+
+
+def likelihood_draw(likelihood, params, noise):
+    """x ~ p(x|z) [B, H, W, C] on the image scale, a function of `noise` (`draw_noise`, the
+    params' shape [B, H, W, C] of the image): its value is exactly the draw; its gradient w.r.t. the
+    params is straight-through where the draw is discrete.
+
+    - "bernoulli": b = 1[u < p], p = sigmoid(logits), in {0, 1}; the value b, the gradient
+      that of p (b + (p - stop_gradient(p)): the straight-through estimator, Bengio et al. 2013).
+    - "discretized_logistic": y = loc + s log(u / (1 - u)), a reparameterised logistic on the
+      [0, 1] scale, quantized to the 256 levels: x = clip(round(255 y), 0, 255) / 255 (the
+      edge levels absorb the tails, as `discretized_logistic_log_prob`); the gradient that of y
+      (pathwise through loc and s, straight through the rounding and clipping).
+    - "gaussian", "gaussian_fixed": y = loc + s eps, reparameterised (exact pathwise gradient),
+      on the dequantized scale of the head (not clipped to [0, 1]).
+    `stop_gradient` of it is a draw with no gradient.
+    """
+    _check(likelihood)
+    params = tf.cast(params, tf.float32)
+    if likelihood == "bernoulli":
+        p = tf.sigmoid(params)
+        return tf.cast(noise < p, tf.float32) + (p - tf.stop_gradient(p))  # exactly b in value
+    loc, log_scale = _loc_and_log_scale(likelihood, params)
+    if likelihood.startswith("gaussian"):
+        return loc + tf.exp(log_scale) * noise
+    u = tf.clip_by_value(noise, 1e-6, 1.0 - 1e-6)  # logit(0) = -inf: the edge level anyway
+    y = loc + tf.exp(log_scale) * (tf.math.log(u) - tf.math.log1p(-u))
+    x = tf.clip_by_value(tf.round(255.0 * y), 0.0, 255.0) / 255.0
+    return x + (y - tf.stop_gradient(y))  # exactly x in value
+
+
+def draw_log_likelihood(likelihood, params, draws):
+    """log p(x|z) [B] of `draws` from `likelihood_draw` (values: {0, 1}, levels / 255, or y)."""
+    _check(likelihood)
+    if likelihood == "discretized_logistic":
+        return log_likelihood(likelihood, params, tf.round(255.0 * draws))
+    return log_likelihood(likelihood, params, draws)
+
+
+def latent_term(latent_x, likelihood, params, noise, z, log_q):
+    """Eq. (29)'s latent term E_{p(x, z)} log q(z|x) per example [B], at z ~ p(z) and x given
+    by `latent_x` (one of LATENT_X), with the decoder's gradient it names.
+
+    Args:
+      latent_x: "mean": x = E[x|z] (`likelihood_mean`, differentiable: a deterministic
+        function of z, so the term has no upper bound). The others draw x ~ p(x|z) from
+        `noise` (`likelihood_draw`; None for "mean"), so that the value is the term at a draw,
+        whose gradient w.r.t. the encoder is the same for all three, and w.r.t. the decoder:
+        "draw": none (the encoder alone learns from the decoder's draws, as in wake-sleep's
+        sleep phase); "straight_through": through `likelihood_draw`'s straight-through
+        gradient (biased for discrete draws); "score_function": REINFORCE,
+        (g(x) - b) grad log p(x|z) with g(x) = log q(z|x) and the baseline b = g(E[x|z]),
+        a function of z only, so the estimator is unbiased for grad E_{p(x|z)} g(x).
+      likelihood: the decoder's head; params [B, H, W, P] its outputs at z.
+      z: [B, z_dim] the z the decoder was given.
+      log_q: (images [N, H, W, C], z [N, z_dim]) -> log q(z|x) [N], the encoder's density.
+    """
+    if latent_x not in LATENT_X:
+        raise ValueError(f"latent_x must be one of {LATENT_X}, got {latent_x!r}.")
+    if latent_x == "mean":
+        return log_q(likelihood_mean(likelihood, params), z)
+    x = likelihood_draw(likelihood, params, noise)
+    if latent_x == "straight_through":
+        return log_q(x, z)
+    x = tf.stop_gradient(x)
+    if latent_x == "draw":
+        return log_q(x, z)
+    mean = tf.stop_gradient(likelihood_mean(likelihood, params))  # the baseline's x
+    g, baseline = tf.split(log_q(tf.concat([x, mean], 0), tf.concat([z, z], 0)), 2, axis=0)
+    log_px = draw_log_likelihood(likelihood, params, x)  # the decoder's gradient enters here
+    advantage = tf.stop_gradient(g - baseline)
+    return g + advantage * (log_px - tf.stop_gradient(log_px))  # value g; gradient REINFORCE
 
 
 def _loc_and_log_scale(likelihood, params):

@@ -37,6 +37,7 @@ class JointSamples(NamedTuple):
     x_p: tf.Tensor  # [B, H, W, C], decoder means at z_p
     z_p: tf.Tensor  # [B, z_dim] ~ p(z)
     params_q: Optional[tf.Tensor]  # [B, H, W, P], decoder at z_q (rows with `reconstruction`)
+    params_p: Optional[tf.Tensor] = None  # [B, H, W, P], decoder at z_p (x_p's parameters)
 
 
 @keras.saving.register_keras_serializable(package="svae_tf")
@@ -67,6 +68,7 @@ class SymmetricVAE(keras.Model):
         self.lam = float(hp.lam)
         self.lam_z = None if hp.lam_z is None else float(hp.lam_z)
         self._lam_z_value = self.lam if self.lam_z is None else self.lam_z  # eq. (29)'s weight
+        self.latent_x = hp.latent_x
         self.n_disc = int(hp.n_disc)
         self.gradient_penalty_weight = float(hp.gradient_penalty_weight)
         self.r1_weight = float(hp.r1_weight)
@@ -351,7 +353,7 @@ class SymmetricVAE(keras.Model):
             q, z_q = self._encode(images, training=training)  # z_q ~ q(z|x)
         params_p, params_q = self.decode_joints(z_p, z_q if self.spec.reconstruction else None, training)
         x_p = distributions.likelihood_mean(self.preset.likelihood, params_p)
-        return JointSamples(z_q=z_q, q=q, x_p=x_p, z_p=z_p, params_q=params_q)
+        return JointSamples(z_q=z_q, q=q, x_p=x_p, z_p=z_p, params_q=params_q, params_p=params_p)
 
     def _discriminate(self, images, z_q, x_p, z_p, training=True):
         """Logits (f_q [B], f_p [B]) on both joints, in one call on the 2B pairs
@@ -428,7 +430,7 @@ class SymmetricVAE(keras.Model):
             # log q(z_p|x_p): the encoder in inference mode, so that its batch norm only
             # ever normalises real images with batch statistics (enc(x) above), and x_p
             # with the moving averages it is used with.
-            log_qz_given_x = self.posterior(s.x_p, training=False).log_prob(s.z_p)
+            log_qz_given_x = self._latent_term(s)
             # At weight 0 the term is only a metric: no backward pass through the
             # encoder and decoder for a zero gradient.
             terms["log_qz_given_x"] = (tf.stop_gradient(log_qz_given_x) if self._lam_z_value == 0
@@ -437,6 +439,17 @@ class SymmetricVAE(keras.Model):
             terms["log_pz"] = distributions.prior(self.preset.z_dim).log_prob(s.z_q)
             terms["log_qz"] = s.q.log_prob(s.z_q)
         return terms
+
+    def _latent_term(self, s):
+        """log q(z_p|x) [B] at the x `latent_x` names (its noise from the active stream)."""
+        if self.latent_x == "mean":  # x_p itself: no draw, today's graph
+            return self.posterior(s.x_p, training=False).log_prob(s.z_p)
+        likelihood = self.preset.likelihood
+        sampler = getattr(self.streams, distributions.draw_noise(likelihood))
+        noise = sampler(tf.shape(s.z_p)[0], self.preset.image_shape)
+        return distributions.latent_term(
+            self.latent_x, likelihood, s.params_p, noise, s.z_p,
+            lambda x, z: self.posterior(x, training=False).log_prob(z))
 
     def generator_step(self, images, update_discriminator=False):
         """One update of the encoder, its flow and the decoder on a batch [B, H, W, C] in

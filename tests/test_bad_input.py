@@ -38,7 +38,7 @@ pytestmark = pytest.mark.skipif(
 VAE_RUN = [*tl.SMALL, "--variant=vae", "--flow=none", "--num_grid_images=4"]
 DATA_FILE = "ckpt-4.data-00000-of-00001"
 # Flags a VAE does not use, given to the first run only (one of them from a flagfile).
-UNUSED = {"lam": 0.5, "lam_z": 0.0, "n_disc": 2, "gradient_penalty_weight": 5.0}
+UNUSED = {"lam": 0.5, "lam_z": 0.0, "latent_x": "draw", "n_disc": 2, "gradient_penalty_weight": 5.0}
 UNUSED_FROM_FLAGFILE = {"discriminator_dropout": 0.2}
 # The one deliberate skip (conftest.DELIBERATE_SKIPS): root on a file system without chattr +i.
 NO_IMMUTABLE_ATTRIBUTE = "the file system has no immutable attribute (chattr +i)"
@@ -95,8 +95,8 @@ def test_flags_the_variant_does_not_use_are_reported_and_recorded_as_unused(vae_
         assert f"--{name}=" not in (model_dir / "flags.txt").read_text()
     assert flags_json["variant"] == "vae" and flags_json["g_learning_rate"] == 1e-4
     config = runs.load_config(str(model_dir))
-    assert (config.lam, config.lam_z, config.n_disc, config.gradient_penalty_weight,
-            config.discriminator_dropout) == (runs.ModelConfig().lam, None, 1, 10.0, None)
+    assert (config.lam, config.lam_z, config.latent_x, config.n_disc, config.gradient_penalty_weight,
+            config.discriminator_dropout) == (runs.ModelConfig().lam, None, "mean", 1, 10.0, None)
 
 
 # ----------------------------------------------------------------- damaged checkpoints

@@ -65,7 +65,7 @@ def test_the_model_constructor_and_get_config_are_the_declared_hyper_parameters(
     from svae_tf import presets
 
     names = config.ModelHparams.names()
-    changed = dict(variant="svae_r_lx", lam=0.2, lam_z=0.0, n_disc=2, gradient_penalty_weight=3.0,
+    changed = dict(variant="svae_r_lx", lam=0.2, lam_z=0.0, latent_x="draw", n_disc=2, gradient_penalty_weight=3.0,
                    discriminator_dropout=0.1, seed=5, r1_weight=0.5, ema_decay=0.5, shared_samples=True)
     assert set(changed) == set(names)  # a new field must be added here too
     model = model_lib.SymmetricVAE(presets.tiny(), **changed)

@@ -173,3 +173,25 @@ def test_batch_norm_batches_are_the_first_full_training_batches(data_dir):
     # A run's --take bounds them; a partial batch is dropped.
     limited = list(data.batch_norm_batches("mnist", 3, batch_size=100, data_dir=data_dir, limit=250))
     assert [len(b) for b in limited] == [100, 100]
+
+
+@pytest.mark.parametrize("name, sizes", [("mnist", (50000, 10000)), ("cifar10", (1800, 200))])
+def test_validation_split_is_the_end_of_train_disjoint_from_the_rest(data_dir, name, sizes):
+    """"validation" is the last 10,000 of MNIST's 60,000 training images (the last 200 of the
+    CIFAR-10 subset's 2,000), "train_without_validation" the rest: right sizes, no image in
+    both, together exactly the training set in order."""
+    def read(split):
+        batches = data.load_images(name, split, batch_size=5000, data_dir=data_dir, cache=False)
+        return np.concatenate([b.numpy() for b in batches])
+
+    counts = tuple(data.num_examples(name, s, data_dir) for s in (data.TRAIN_WITHOUT_VALIDATION, data.VALIDATION))
+    assert counts == sizes and data.num_examples(name, "train", data_dir) == sum(sizes)
+    train, part, validation = read("train"), read(data.TRAIN_WITHOUT_VALIDATION), read(data.VALIDATION)
+    assert (len(part), len(validation)) == sizes
+    np.testing.assert_array_equal(np.concatenate([part, validation]), train)
+    # Disjoint as images, not only as indices (no duplicate of a validation image in the rest).
+    flat = lambda x: {row.tobytes() for row in (x * 255).round().astype(np.uint8).reshape(len(x), -1)}
+    assert not flat(part) & flat(validation)
+    assert data.validation_splits(name) == data.VALIDATION_SPLITS[name]
+    with pytest.raises(ValueError, match="no validation split"):
+        data.validation_splits("imagenet64")

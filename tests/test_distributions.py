@@ -294,3 +294,207 @@ def test_reparameterized_sample_and_log_prob(kind):
         z = distributions.reparameterized_sample(distributions.posterior(params, bijector), noise)
     grad = tape.gradient(z, params)
     assert np.all(np.abs(grad.numpy()[:, :z_dim]) > 0)
+
+
+# ------------------------------------------------ eq. (29)'s latent term at x ~ p(x|z)
+_W = np.array([[1.5], [-2.0], [0.7]], np.float32)  # a toy "encoder": 3 pixels -> 1
+
+
+def _toy_log_q(w):
+    """A toy log q(z|x) [N] of x [N, 1, 3, 1] and z [N, 1], nonlinear in x, with weights w."""
+    def log_q(x, z):
+        h = tf.reshape(x, [-1, 3]) @ w  # [N, 1]
+        return -tf.reduce_sum(tf.square(h - z) + tf.sin(3.0 * h), axis=-1)
+    return log_q
+
+
+def _g(x, z=0.25):  # _toy_log_q(_W) in numpy, x [..., 3]
+    h = x @ _W[:, 0]
+    return -((h - z) ** 2 + np.sin(3.0 * h))
+
+
+def _bernoulli_case(n, seed=0, p=(0.3, 0.6, 0.85)):
+    """Logits [n, 1, 3, 1] (one parameter vector, repeated), noise and z [n, 1]."""
+    theta = _logit(np.array(p, np.float64)).astype(np.float32)
+    params = tf.constant(np.tile(theta.reshape(1, 1, 3, 1), (n, 1, 1, 1)))
+    noise = tf.random.stateless_uniform((n, 1, 3, 1), seed=(seed, 1))
+    return np.array(p), params, noise, tf.fill((n, 1), 0.25)
+
+
+def _term_and_grads(latent_x, likelihood, params, noise, z, w=_W):
+    w = tf.Variable(w)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(params)
+        term = distributions.latent_term(latent_x, likelihood, params, noise, z, _toy_log_q(w))
+        total = tf.reduce_sum(term)
+    return term.numpy(), tape.gradient(total, params), tape.gradient(total, w)
+
+
+def test_latent_term_values_at_a_known_bernoulli_draw():
+    """u < p pixel by pixel: p = (0.5, 0.5, 0.9), u = (0.2, 0.7, 0.5) draw x = (1, 0, 1), and every
+    estimator's value is g(x); "mean" is g(p)."""
+    params = tf.constant(_logit(np.array([0.5, 0.5, 0.9])).reshape(1, 1, 3, 1), tf.float32)
+    noise = tf.constant([0.2, 0.7, 0.5], shape=(1, 1, 3, 1))
+    x = distributions.likelihood_draw("bernoulli", params, noise)
+    np.testing.assert_array_equal(x.numpy().ravel(), [1.0, 0.0, 1.0])
+    for latent_x in ("draw", "straight_through", "score_function"):
+        value, _, _ = _term_and_grads(latent_x, "bernoulli", params, noise, tf.fill((1, 1), 0.25))
+        np.testing.assert_allclose(value, [_g(np.array([1.0, 0.0, 1.0]))], rtol=1e-6, err_msg=latent_x)
+    value, _, _ = _term_and_grads("mean", "bernoulli", params, None, tf.fill((1, 1), 0.25))
+    np.testing.assert_allclose(value, [_g(np.array([0.5, 0.5, 0.9]))], rtol=1e-6)
+    with pytest.raises(ValueError, match="latent_x"):
+        distributions.latent_term("sample", "bernoulli", params, noise, tf.zeros((1, 1)), _toy_log_q(_W))
+
+
+def test_bernoulli_draws_have_the_decoder_means_frequencies():
+    p, params, noise, _ = _bernoulli_case(20000, seed=3)
+    x = distributions.likelihood_draw("bernoulli", params, noise).numpy().reshape(-1, 3)
+    assert set(np.unique(x)) == {0.0, 1.0}
+    np.testing.assert_allclose(x.mean(0), p, atol=5 * np.sqrt(0.25 / len(x)))
+
+
+def _exact_bernoulli_gradient(p):
+    """d/d logits of E_{x ~ Bern(p)} g(x), by enumerating the 8 images of 3 pixels."""
+    theta = tf.Variable(_logit(p))
+    images = np.array(list(np.ndindex(2, 2, 2)), np.float64)  # [8, 3]
+    with tf.GradientTape() as tape:
+        q = tf.sigmoid(theta)
+        prob = tf.reduce_prod(images * q + (1 - images) * (1 - q), axis=1)  # [8]
+        expectation = tf.reduce_sum(prob * _g(images))
+    return tape.gradient(expectation, theta).numpy()
+
+
+def test_score_function_gradient_is_unbiased_and_is_reinforce_with_the_mean_baseline():
+    """Per draw, the decoder gradient is (g(x) - g(p)) (x - p) w.r.t. the logits (REINFORCE,
+    baseline the term at the mean); its average over 40,000 draws is the exact gradient of
+    E_{x ~ Bern(p)} g(x) (enumeration) within 5 standard errors."""
+    n = 40000
+    p, params, noise, z = _bernoulli_case(n)
+    _, grad, _ = _term_and_grads("score_function", "bernoulli", params, noise, z)
+    per_draw = grad.numpy().reshape(n, 3)  # each row only reaches its own draw's term
+    x = distributions.likelihood_draw("bernoulli", params, noise).numpy().reshape(n, 3)
+    definition = (_g(x) - _g(p))[:, None] * (x - p)
+    np.testing.assert_allclose(per_draw, definition, rtol=1e-4, atol=1e-5)
+    exact = _exact_bernoulli_gradient(p)
+    error = per_draw.mean(0) - exact
+    assert np.all(np.abs(error) < 5 * per_draw.std(0) / np.sqrt(n)), (per_draw.mean(0), exact)
+    # Straight-through is biased on this toy: its average misses the exact gradient.
+    _, st, _ = _term_and_grads("straight_through", "bernoulli", params, noise, z)
+    assert np.max(np.abs(st.numpy().reshape(n, 3).mean(0) - exact)) > 0.1
+
+
+def test_straight_through_gradient_is_dg_dx_at_the_draw_times_dp_dlogit():
+    p, params, noise, z = _bernoulli_case(6, seed=2)
+    _, grad, _ = _term_and_grads("straight_through", "bernoulli", params, noise, z)
+    x = tf.stop_gradient(distributions.likelihood_draw("bernoulli", params, noise))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        g = tf.reduce_sum(_toy_log_q(tf.constant(_W))(x, z))
+    expected = tape.gradient(g, x).numpy() * (p * (1 - p)).reshape(1, 1, 3, 1)
+    np.testing.assert_allclose(grad.numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert np.abs(expected).max() > 0.1
+
+
+def test_draw_gives_no_decoder_gradient_and_every_draw_the_same_encoder_gradient():
+    """"draw": no gradient to the decoder's params through the term; the encoder's (w) is
+    non-zero and the same for the three estimators at the same draws (only the decoder's
+    gradient differs); "mean" reaches the decoder through x = p: dg/dx(p) p (1 - p)."""
+    p, params, noise, z = _bernoulli_case(6, seed=4)
+    values, encoder = {}, {}
+    for latent_x in ("draw", "straight_through", "score_function"):
+        values[latent_x], decoder, encoder[latent_x] = _term_and_grads(latent_x, "bernoulli", params, noise, z)
+        if latent_x == "draw":
+            assert decoder is None
+        else:
+            assert np.abs(decoder.numpy()).max() > 1e-3
+    assert np.abs(encoder["draw"].numpy()).max() > 1e-2
+    for latent_x in ("straight_through", "score_function"):
+        np.testing.assert_allclose(values[latent_x], values["draw"], rtol=1e-6)
+        np.testing.assert_allclose(encoder[latent_x].numpy(), encoder["draw"].numpy(), rtol=1e-5)
+    _, decoder, _ = _term_and_grads("mean", "bernoulli", params, None, z)
+    mean = tf.constant(np.tile(p.reshape(1, 1, 3, 1), (6, 1, 1, 1)), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(mean)
+        g = tf.reduce_sum(_toy_log_q(tf.constant(_W))(mean, z))
+    np.testing.assert_allclose(decoder.numpy(), tape.gradient(g, mean).numpy() * p.reshape(1, 1, 3, 1)
+                               * (1 - p.reshape(1, 1, 3, 1)), rtol=1e-5)
+
+
+def _logistic_params(n, loc, scale_levels):
+    """Params [n, 1, 1, 2] of a one-sub-pixel discretized logistic: location `loc` in [0, 1],
+    scale `scale_levels` levels."""
+    raw = [_logit(loc), math.log(scale_levels / 255.0)]
+    return tf.constant(np.tile(np.array(raw, np.float32).reshape(1, 1, 1, 2), (n, 1, 1, 1)))
+
+
+@pytest.mark.parametrize("loc, scale", [(0.3, 3.0), (0.004, 2.0)])  # the second piles up at level 0
+def test_discretized_logistic_draws_follow_its_pmf(loc, scale):
+    """Reparameterised draws y = loc + s logit(u), rounded to levels and clipped: their
+    frequencies are `discretized_logistic_log_prob`'s pmf (edge bins included) within 5 s.e."""
+    n = 200000
+    params = _logistic_params(n, loc, scale)
+    noise = tf.random.stateless_uniform((n, 1, 1, 1), seed=(5, 6))
+    x = distributions.likelihood_draw("discretized_logistic", params, noise).numpy().ravel()
+    levels = np.round(x * 255.0)
+    np.testing.assert_allclose(levels, x * 255.0, atol=1e-3)  # on the grid of the 256 levels
+    k = np.arange(256, dtype=np.float32)
+    pmf = np.exp(distributions.discretized_logistic_log_prob(k, 255.0 * loc, math.log(scale)).numpy())
+    freq = np.bincount(levels.astype(int), minlength=256) / n
+    np.testing.assert_array_less(np.abs(freq - pmf), 5 * np.sqrt(pmf * (1 - pmf) / n) + 2e-5)
+    # u = 1/2 draws the level of the location itself.
+    half = distributions.likelihood_draw("discretized_logistic", params[:1], tf.fill((1, 1, 1, 1), 0.5))
+    assert round(float(half.numpy().ravel()[0]) * 255.0, 3) == np.round(255.0 * loc)
+
+
+def test_discretized_logistic_straight_through_and_score_function_gradients():
+    """Straight-through: the pathwise gradient of y = loc + s logit(u) (through the rounding):
+    dg/dx (dloc/draw, s logit(u)). Score function: unbiased for d/dparams of E g(x) computed by
+    summing over the 256 levels, within 5 standard errors."""
+    n = 60000
+    loc, scale = 0.45, 4.0
+    params = _logistic_params(n, loc, scale)
+    noise = tf.random.stateless_uniform((n, 1, 1, 1), seed=(7, 8))
+
+    def g(x):  # a toy log q, of one sub-pixel
+        return -10.0 * tf.square(x - 0.5) + tf.sin(20.0 * x)
+
+    def log_q(x, z):
+        return g(tf.reshape(x, [-1]))
+
+    def grads(latent_x, params, noise):
+        with tf.GradientTape() as tape:
+            tape.watch(params)
+            total = tf.reduce_sum(distributions.latent_term(latent_x, "discretized_logistic", params,
+                                                            noise, tf.zeros((len(params), 1)), log_q))
+        return tape.gradient(total, params).numpy().reshape(-1, 2)
+
+    few = grads("straight_through", params[:5], noise[:5])
+    x = tf.constant(distributions.likelihood_draw("discretized_logistic", params[:5], noise[:5]).numpy())
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        gx = tf.reduce_sum(g(x))
+    dg = tape.gradient(gx, x).numpy().ravel()
+    u = noise[:5].numpy().ravel()
+    expected = np.stack([dg * loc * (1 - loc), dg * (scale / 255.0) * (np.log(u) - np.log1p(-u))], axis=1)
+    np.testing.assert_allclose(few, expected, rtol=1e-4, atol=1e-6)
+
+    theta = tf.Variable(_logistic_params(1, loc, scale)[0, 0, 0])
+    k = tf.range(256, dtype=tf.float32)
+    with tf.GradientTape() as tape:
+        pmf = tf.exp(distributions.discretized_logistic_log_prob(
+            k, 255.0 * tf.sigmoid(theta[0]), math.log(255.0) + theta[1]))
+        expectation = tf.reduce_sum(pmf * g(k / 255.0))
+    exact = tape.gradient(expectation, theta).numpy()
+    per_draw = grads("score_function", params, noise)
+    assert np.all(np.abs(per_draw.mean(0) - exact) < 5 * per_draw.std(0) / np.sqrt(n)), (per_draw.mean(0), exact)
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "gaussian_fixed"])
+def test_gaussian_draw_is_reparameterised(likelihood):
+    params = tf.constant(np.random.default_rng(0).normal(size=(2, 2, 2, 2 if likelihood == "gaussian" else 1)),
+                         tf.float32)
+    noise = tf.random.stateless_normal(params.shape[:3] + (1,), seed=(1, 2))
+    assert distributions.draw_noise(likelihood) == "normal" and distributions.draw_noise("bernoulli") == "uniform"
+    loc, log_scale = distributions._loc_and_log_scale(likelihood, params)
+    np.testing.assert_allclose(distributions.likelihood_draw(likelihood, params, noise).numpy(),
+                               (loc + tf.exp(log_scale) * noise).numpy(), rtol=1e-6)

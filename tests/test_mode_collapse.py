@@ -41,13 +41,15 @@ def test_spread_is_zero_for_one_repeated_image_and_positive_otherwise():
 def test_two_step_run_writes_the_table_and_json(tmp_path, data_dir):
     out = tmp_path / "probe.json"  # --output=NAME writes NAME.json and NAME.md
     subprocess.run(
-        [sys.executable, "-m", "benchmarks.mode_collapse", "--run=gan", "--run=ali,n_disc=2,batch_norm_batches=2", "--run=vae", "--run=gan", "--steps=2",
+        [sys.executable, "-m", "benchmarks.mode_collapse", "--run=gan,batch_norm_batches=1", "--run=ali,n_disc=2,batch_norm_batches=2",
+         "--run=vae,batch_norm_batches=1", "--run=gan,batch_norm_batches=1", "--steps=2",
          "--every=1", "--probe_steps=2", "--quality_samples=0", f"--data_dir={data_dir}",
          f"--output={tmp_path / 'probe'}"],
         check=True, capture_output=True,
     )
     report = json.loads(out.read_text())
-    assert [r["run"] for r in report["runs"]] == ["gan", "ali,n_disc=2,batch_norm_batches=2", "vae", "gan"]
+    assert [r["run"] for r in report["runs"]] == ["gan,batch_norm_batches=1", "ali,n_disc=2,batch_norm_batches=2",
+                                                  "vae,batch_norm_batches=1", "gan,batch_norm_batches=1"]
     # Every run trains on the same data order: the repeated run repeats the first one.
     first, again = report["runs"][0], report["runs"][3]
     for point, repeat in zip(first["trajectory"], again["trajectory"], strict=True):
@@ -80,7 +82,8 @@ def test_a_screen_run_is_the_trainer_run_of_the_same_settings(tmp_path, data_dir
     with the same settings end with bit-identical weights."""
     import trainer_testlib as tl
 
-    spec = "svae_r_lx,lam_z=0,shared_samples=true,z_dim=8,beta1=0.5,g_learning_rate=4e-4,d_learning_rate=4e-4"
+    spec = ("svae_r_lx,lam_z=0,shared_samples=true,z_dim=8,beta1=0.5,g_learning_rate=4e-4,d_learning_rate=4e-4,"
+            "batch_norm_batches=1")
     subprocess.run(
         [sys.executable, "-m", "benchmarks.mode_collapse", f"--run={spec}", "--steps=2", "--every=1",
          "--probe_steps=1", "--quality_samples=0", "--batch_size=16", f"--data_dir={data_dir}",
@@ -91,5 +94,26 @@ def test_a_screen_run_is_the_trainer_run_of_the_same_settings(tmp_path, data_dir
     proc = tl.check_ok(tl.run(
         "mnist", "--variant=svae_r_lx", "--lam_z=0", "--shared_samples", "--z_dim=8", "--beta1=0.5",
         "--g_learning_rate=4e-4", "--d_learning_rate=4e-4", "--batch_size=16", "--steps_per_epoch=1",
-        "--epochs=2", "--eval_batches=1", "--verbose=0", f"--model_dir={tmp_path / 'run'}"))
+        "--epochs=2", "--eval_batches=1", "--batch_norm_batches=1", "--verbose=0", f"--model_dir={tmp_path / 'run'}"))
     assert screen["weights_sha256"] == tl.finished(proc.stdout)[3]
+
+
+def test_validation_split_run_names_its_splits(tmp_path, data_dir):
+    """--eval_split=validation: trained on train_without_validation, held-out numbers from
+    validation; the JSON and the table say so. A latent_x run spec reaches the model."""
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.mode_collapse", "--run=svae_r,latent_x=draw,batch_norm_batches=1", "--steps=1", "--every=1",
+         "--probe_steps=1", "--quality_samples=0", "--eval_split=validation", f"--data_dir={data_dir}",
+         f"--output={tmp_path / 'v'}"],
+        check=True, capture_output=True,
+    )
+    report = json.loads((tmp_path / "v.json").read_text())
+    assert report["runs"][0]["train_split"] == "train_without_validation"
+    assert report["settings"]["eval_split"] == "validation"
+    assert report["settings"]["train_split"] == "train_without_validation"
+    assert report["settings"]["splits"] == "train[:50000] / train[50000:]"
+    assert report["runs"][0]["model_config"]["latent_x"] == "draw"
+    assert "Trained on split `train_without_validation`" in (tmp_path / "v.md").read_text()
+    assert "real validation images" in (tmp_path / "v.md").read_text()
+    with pytest.raises(ValueError, match="latent_x=sample"):
+        mode_collapse.parse_run("svae_r,latent_x=sample")

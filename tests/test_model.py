@@ -520,6 +520,63 @@ def test_latent_term_weight_changes_the_encoder_and_decoder_updates():
                 network, other)
 
 
+@pytest.mark.parametrize("latent_x, decoder_gets_the_term", [
+    ("draw", False), ("straight_through", True), ("score_function", True)])
+def test_latent_x_draws_reach_the_encoder_and_the_decoder_as_named(latent_x, decoder_gets_the_term):
+    """With x ~ p(x|z_p) in eq. (29)'s latent term, lam_z changes the encoder's update; the
+    decoder's only for straight_through / score_function: under "draw" the decoder's gradient
+    is the one without the term (lam_z = 0, the same draws), to float rounding."""
+    logs_0, grads_0 = _one_recorded_step(lam_z=0.0, latent_x=latent_x)
+    logs_1, grads_1 = _one_recorded_step(lam_z=1.0, latent_x=latent_x)
+    assert logs_0["log_qz_given_x"] == pytest.approx(logs_1["log_qz_given_x"], rel=1e-6)
+    assert any(not np.allclose(a, b) for a, b in zip(grads_0["encoder"], grads_1["encoder"]))
+    same = [np.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(grads_0["decoder"], grads_1["decoder"])]
+    assert (not all(same)) == decoder_gets_the_term, same
+    # The term is taken at a draw: not the value at the decoder mean.
+    logs_mean, _ = _one_recorded_step(lam_z=0.0)
+    assert logs_0["log_qz_given_x"] != pytest.approx(logs_mean["log_qz_given_x"], rel=1e-3)
+
+
+def _draws_of_one_step(monkeypatch, **kwargs):
+    """[(sampler, shape)] of the noise one eager svae_r train step draws."""
+    from svae_tf import noise
+
+    drawn, draw = [], noise.Streams._draw
+
+    def spy(self, sampler, batch_size, event_shape):
+        drawn.append((sampler.__name__, (int(batch_size), *event_shape)))
+        return draw(self, sampler, batch_size, event_shape)
+
+    monkeypatch.setattr(noise.Streams, "_draw", spy)
+    model = _build("svae_r", **kwargs)
+    model.compile(run_eagerly=True)
+    model.train_on_batch(_images())
+    monkeypatch.undo()
+    return drawn
+
+
+def test_latent_x_mean_is_the_default_and_draws_no_extra_noise(monkeypatch):
+    """"mean" (the default) draws nothing for the latent term: a draw option draws the same noise
+    plus exactly one U[0, 1) image per example (the Bernoulli draw), after the mean's draws."""
+    assert _build("svae_r").latent_x == "mean" and runs.ModelConfig().latent_x == "mean"
+    mean = _draws_of_one_step(monkeypatch)
+    assert _draws_of_one_step(monkeypatch, latent_x="mean") == mean
+    for latent_x in ("draw", "straight_through", "score_function"):
+        drawn = _draws_of_one_step(monkeypatch, latent_x=latent_x)
+        assert drawn == mean + [("uniform", (BATCH, 8, 8, 1))], latent_x
+    with pytest.raises(ValueError, match="latent_x"):
+        _build("svae_r", latent_x="sample")
+
+
+def test_model_config_round_trips_latent_x_and_reads_old_configs():
+    config = runs.ModelConfig(variant="svae_r", latent_x="draw")
+    assert runs.ModelConfig.from_json(config.to_json()) == config
+    assert runs.build_model(config).latent_x == "draw"
+    old = json.loads(runs.ModelConfig().to_json())
+    del old["latent_x"]  # a config.json written before the option existed
+    assert runs.ModelConfig.from_json(json.dumps(old)).latent_x == "mean"
+
+
 @pytest.mark.parametrize("shared", [False, True])
 def test_shared_samples_decode_once_and_update_the_discriminator_first(shared):
     """With `shared_samples` the discriminator's last update and the encoder/decoder update
@@ -551,7 +608,7 @@ def test_shared_samples_decode_once_and_update_the_discriminator_first(shared):
 
 @pytest.mark.parametrize("variant", ["svae_r", "gan"])
 def test_keras_save_and_load_model_round_trip(variant, tmp_path):
-    model = _build(variant, lam=0.5, lam_z=0.0, n_disc=2, shared_samples=True)
+    model = _build(variant, lam=0.5, lam_z=0.0, latent_x="score_function", n_disc=2, shared_samples=True)
     model.compile()
     images = _images()
     model.fit(images, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
@@ -559,8 +616,8 @@ def test_keras_save_and_load_model_round_trip(variant, tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert type(loaded) is model_lib.SymmetricVAE
-    assert (loaded.variant, loaded.lam, loaded.lam_z, loaded.n_disc, loaded.shared_samples,
-            loaded.preset) == (variant, 0.5, 0.0, 2, True, model.preset)
+    assert (loaded.variant, loaded.lam, loaded.lam_z, loaded.latent_x, loaded.n_disc, loaded.shared_samples,
+            loaded.preset) == (variant, 0.5, 0.0, "score_function", 2, True, model.preset)
     # Weights and batch-norm statistics; a .keras file does not hold SeedGenerator states
     # (checkpoints do, runs.make_checkpoint), hence the explicit seeds below.
     seeds = {id(v) for v in runs.seed_states(model) + runs.seed_states(loaded)}

@@ -114,6 +114,7 @@ _REPORT_TF_AT_EXIT = (
         (["--variant=diffusion"], "--variant"),
         (["--lam=-0.3"], "--lam"),
         (["--r1_weight=-0.1"], "--r1_weight"),
+        (["--latent_x=sample"], "--latent_x"),
         (["--ema_decay=1.5"], "--ema_decay"),
         (["--z_dim=0"], "--z_dim"),
         (["--batch_size=0"], "--batch_size"),
@@ -156,11 +157,13 @@ def test_cifar_flagfile_as_written_plus_a_training_aid(tmp_path):
         "cifar", "--flagfile=trainers/configs/cifar_svae_r.flags", f"--model_dir={model_dir}",
         "--take=64", "--epochs=1", "--steps_per_epoch=2", "--eval_batches=1",
         "--num_grid_images=16", "--verbose=2", "--r1_weight=5", "--ema_decay=0.9",
+        "--latent_x=straight_through",  # and x ~ p(x|z) drawn from the discretized logistic
     ))
     assert tl.finished(proc.stdout)[:3] == (1, 2, 2)
     config, model = _assert_run_outputs(model_dir, epochs=1, grid_shape=(4 * 32, 4 * 32))
     assert (config.preset, config.variant, config.lam, config.lam_z) == ("cifar10", "svae_r_lx", 0.3, 0.0)
     assert (config.r1_weight, model.r1_weight) == (5.0, 5.0)  # the saved run trains with it
+    assert config.latent_x == model.latent_x == "straight_through"
     assert config.ema_decay == 0.9 and len(model.ema_weights) == len(model.generator_variables)
     for variable, average in zip(model.generator_variables, model.ema_weights):  # loaded: averages in place
         np.testing.assert_array_equal(variable.numpy(), average.numpy())

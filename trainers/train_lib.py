@@ -197,12 +197,13 @@ class _RunData:
     """The data of a run, resolved from its TrainConfig by `_resolve_data`."""
 
     dataset: str
+    train_split: str  # "train", or data.TRAIN_WITHOUT_VALIDATION with holdout "validation"
     data_dir: str | None
     seed: int  # of the data order
     take: int | None
     image_size: int | None  # resize to this square size (folders); None: native size
     batch_size: int  # global
-    eval_split: str  # "test"; "train" for a folder, which has one split
+    eval_split: str  # the holdout ("test" or "validation"); "train" for a folder, which has one split
     eval_count: int  # held-out examples (after --take)
     steps_per_epoch: int
     eval_steps: int  # held-out batches each epoch; 0: no validation
@@ -218,7 +219,7 @@ class _RunData:
         from svae_tf import data
 
         return data.training_stream(
-            self.dataset, batch_size=self.batch_size, seed=self.seed, start=start,
+            self.dataset, split=self.train_split, batch_size=self.batch_size, seed=self.seed, start=start,
             data_dir=self.data_dir, take=self.take, image_size=self.image_size,
             cache=self.cache, nan_from_step=self.nan_from_step)
 
@@ -243,8 +244,14 @@ def _resolve_data(tc, arch, preset_name, seed):
             f"--dataset={dataset} gives images of shape {shape}, but the {preset_name} architecture "
             f"needs {arch.image_shape}" + (" (set --image_size)" if image_size else "")
         )
-    train_count = data.num_examples(dataset, "train", tc.data_dir)  # DatasetNotFoundError
-    eval_count = train_count if is_folder else data.num_examples(dataset, "test", tc.data_dir)
+    if is_folder and tc.holdout != "test":
+        raise ConfigError(f"--holdout={tc.holdout}: a folder dataset has one split (--dataset={dataset}).")
+    train_split = data.TRAIN_WITHOUT_VALIDATION if tc.holdout == "validation" else "train"
+    try:
+        train_count = data.num_examples(dataset, train_split, tc.data_dir)  # DatasetNotFoundError
+        eval_count = train_count if is_folder else data.num_examples(dataset, tc.holdout, tc.data_dir)
+    except ValueError as err:  # no validation split for this dataset
+        raise ConfigError(f"--holdout={tc.holdout}: {err}") from err
     if tc.take:
         train_count, eval_count = min(train_count, tc.take), min(eval_count, tc.take)
     if train_count < tc.batch_size:
@@ -256,8 +263,9 @@ def _resolve_data(tc, arch, preset_name, seed):
     if tc.eval_batches is not None:
         eval_steps = min(eval_steps, tc.eval_batches)
     return _RunData(
-        dataset=dataset, data_dir=tc.data_dir, seed=seed, take=tc.take, image_size=image_size,
-        batch_size=tc.batch_size, eval_split="train" if is_folder else "test", eval_count=eval_count,
+        dataset=dataset, train_split=train_split, data_dir=tc.data_dir, seed=seed, take=tc.take,
+        image_size=image_size, batch_size=tc.batch_size, eval_split="train" if is_folder else tc.holdout,
+        eval_count=eval_count,
         steps_per_epoch=tc.steps_per_epoch or train_count // tc.batch_size, eval_steps=eval_steps,
         cache=tc.cache if tc.cache is not None else dataset != "imagenet64",
         nan_from_step=tc.debug_inject_nan_at_step,

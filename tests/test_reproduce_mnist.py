@@ -450,3 +450,48 @@ def test_finished_runs_in_the_work_dir_are_reported_without_training(tmp_path, m
         (work / f"{variant}.budget.json").write_text(json.dumps(value))
     monkeypatch.setattr(runs, "checkpoint_info", lambda d: (2, 1200, os.path.join(d, "ckpt-1200")))
     assert reproduce_mnist.finished_in_work_dir(args, ["svae_r"]) == ["ali"]
+
+
+def test_equal_updates_train_in_process_with_the_trainers_weights(tmp_path, data_dir, monkeypatch, capsys):
+    """--steps_per_variant=6 in chunks of 3 (--curve_steps): reproduce_mnist trains vae with
+    train_lib.train in this process (no trainer subprocess: Popen refuses all but the report's git and uname), exactly
+    6 updates, a curve point after each chunk against updates and minutes; its weights are
+    bit-for-bit those of `python -m trainers.mnist` with the same settings for 6 steps."""
+    real_popen = subprocess.Popen
+
+    def no_python(cmd, *a, **k):  # the report's provenance may run git and uname, nothing else
+        assert os.path.basename(str(cmd[0] if isinstance(cmd, (list, tuple)) else cmd).split()[0]) in (
+            "git", "uname"), f"reproduce_mnist started {cmd}"
+        return real_popen(cmd, *a, **k)
+
+    monkeypatch.setattr(subprocess, "Popen", no_python)
+    work, results = tmp_path / "work", tmp_path / "results"
+    settings = ["--setting=take=500", "--setting=num_grid_images=4", "--setting=z_dim=8",
+                "--setting=batch_norm_batches=2"]
+    args = reproduce_mnist.parse_args(
+        ["--variants=vae", "--steps_per_variant=6", "--curve_steps=3", "--steps_per_epoch=3", "--batch_size=50",
+         "--eval_batches=1", "--skip_eval", "--probe_samples=100", f"--data_dir={data_dir}",
+         f"--work_dir={work}", f"--results={results / 'mnist'}", *settings])
+    reproduce_mnist.main(args)
+    monkeypatch.setattr(subprocess, "Popen", real_popen)
+    ledger = json.loads((work / "vae.budget.json").read_text())
+    assert ledger["steps"] == 6 and ledger["budget_steps"] == 6 and "budget_seconds" not in ledger
+    assert [(i["steps_before"], i["steps_after"], i["optimizer_step"]) for i in ledger["invocations"]] == \
+        [(0, 3, 3), (3, 6, 6)]
+    assert [(p["steps"], p["minutes"] > 0) for p in ledger["curve"]] == [(3, True), (6, True)]
+    assert ledger["curve"][1]["minutes"] == pytest.approx(ledger["seconds"] / 60)
+    saved = json.loads((results / "mnist.json").read_text())
+    assert saved["budget"] == {"steps_per_variant": 6} and saved["rows"]["vae"]["steps"] == 6
+    assert "at equal updates" in (results / "mnist.md").read_text()
+    assert "training to epoch" in capsys.readouterr().out
+
+    # The same run by the trainer's command line, in a fresh process.
+    trainer = [sys.executable, "-m", "trainers.mnist", "--variant=vae", f"--model_dir={tmp_path / 'trainer'}",
+               "--epochs=2", "--steps_per_epoch=3", "--batch_size=50", "--seed=0", "--g_learning_rate=0.0002",
+               "--beta1=0.5", "--eval_batches=1", "--take=500", "--num_grid_images=4", "--z_dim=8",
+               "--batch_norm_batches=2", "--verbose=2", f"--data_dir={data_dir}"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    out = subprocess.run(trainer, cwd=report.REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    (checksum,) = re.findall(r"Finished: .*optimizer step 6, .*weights sha256 ([0-9a-f]{64})", out.stdout)
+    assert ledger["invocations"][-1]["weights_sha256"] == checksum

@@ -1,5 +1,6 @@
 """Tests of benchmarks/reproduce_mnist.py: its report's columns, its verdicts, its budget
-arithmetic, the flags it passes, and a tiny end-to-end run that resumes."""
+arithmetic (minutes or updates), the configs it builds, a tiny end-to-end run that resumes,
+and its in-process training against the weights of the trainer's command line."""
 
 import ast
 import json

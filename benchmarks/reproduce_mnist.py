@@ -1,72 +1,97 @@
-"""Reproduce the MNIST comparison of the paper (Table 1) at a fixed CPU budget per variant.
+"""Reproduce the MNIST comparison of the paper (Table 1) at one budget per variant: equal
+wall-clock minutes or equal updates.
 
     TFDS_DATA_DIR=../shared/tfds python -m benchmarks.reproduce_mnist --minutes_per_variant=30 \\
         --iw_samples=1000 --num_nll_images=1000 --work_dir=runs/reproduce_mnist \\
         --results=benchmarks/results/mnist_table1/mnist
 
+    # Table 1 at equal updates (issue #28): 10,200 encoder/decoder updates of batch 100 each,
+    # a learning-curve point every 1,200 updates
+    TFDS_DATA_DIR=../shared/tfds python -m benchmarks.reproduce_mnist --steps_per_variant=10200 \\
+        --curve_steps=1200 --iw_samples=1000 --num_nll_images=1000 \\
+        --work_dir=runs/reproduce_mnist_updates --results=runs/table1_updates/mnist
+
 Trains VAE, GAN, WGAN-GP, ALI, sVAE, sVAE-r (eq. 29) and sVAE-r with lambda on the whole
 bound L_x (`svae_r_lx`, the recipe of `trainers/configs/mnist_svae_r.flags`; both sVAE-r rows
 get the sVAE-r claims) on real MNIST with the trainer's default
 architecture (`--preset=mnist`), the same seed, batch size, optimizer settings and
-wall-clock budget, by running the public trainer as a subprocess:
-
-    python -m trainers.mnist --variant=V --model_dir=WORK/V --epochs=E --steps_per_epoch=S
-        --batch_size=B --seed=SEED --g_learning_rate=... [--d_learning_rate=...] --beta1=...
-        [--lam=...] --eval_batches=... --verbose=2
-
-A flag is passed only to the variants that use it (`variant_flags`, from the variants'
-table `svae_tf.variants`): --d_learning_rate to the variants with a discriminator, --lam
-to sVAE-r. Then it evaluates each run with `python -m trainers.evaluate` and writes
-the report through `benchmarks.report`: RESULTS.md (tables, verdicts, figures) and
+budget. Training is the trainers' own program, called in this process:
+`trainers.train_lib.train(ModelConfig, TrainConfig)` (what `python -m trainers.mnist` runs),
+on configs built here from this program's flags (`configs`): the variant, --seed, --lam,
+--lam_z, --batch_size, --steps_per_epoch, the learning rates, --beta1, --eval_batches and
+any `--setting=FIELD=VALUE` (a field of `svae_tf.config.ModelConfig`,
+`ArchitectureOverrides` or `TrainConfig`, parsed as that field's kind, e.g.
+`--setting=n_disc=2`, `--setting=z_dim=8`). A setting a variant does not read (the
+fields' `applies=`, from the variants table) is not applied to it: the discriminator's
+learning rate reaches the variants with a discriminator only, lambda sVAE-r only. Then it
+evaluates each run with `trainers.evaluate.run`, also in this process, and writes the
+report through `benchmarks.report`: RESULTS.md (tables, verdicts, figures) and
 RESULTS.json (the numbers), with the command, commit and machine, and beside them
-RESULTS_curves.png and RESULTS_samples/VARIANT.{png,npz}.
+RESULTS_curves.png and RESULTS_samples/VARIANT.{png,npz}. No subprocess is started; each
+train() and evaluation starts from a cleared Keras session, so a chunk's weights are
+bit-for-bit those of `python -m trainers.mnist` with the same settings (the ledger records
+each chunk's `weights_sha256`, the trainer's "Finished: ... weights sha256").
 
 Columns. NLL is -IWAE with K = --iw_samples; -ELBO stands beside the paper's NLL, which
 is "estimated via the variational lower bound defined in (1)" (Sec. 6); then RMSE, IS and
-FID (`trainers.evaluate`, --num_samples samples), the sample spread, epochs, steps,
-training wall time and the commits each row was trained and evaluated at (a row may be
-older than the report: runs and evaluations are reused). GAN and WGAN-GP have no encoder:
-their NLL, -ELBO and RMSE are null.
+FID (`trainers.evaluate`, --num_samples samples), the sample spread, epochs, steps
+(encoder/decoder updates), training wall time and the commits each row was trained and
+evaluated at (a row may be older than the report: runs and evaluations are reused). GAN
+and WGAN-GP have no encoder: their NLL, -ELBO and RMSE are null.
 
-Budget. `--minutes_per_variant` is wall-clock time spent in trainer processes (start-up,
-held-out ELBO and image grids included). The trainer's `--epochs` is a total and it
-resumes from its newest checkpoint, so training runs in chunks: the first chunk is one
-epoch of S steps, which measures the step rate; each further chunk asks for as many
-whole epochs as fit in the remaining budget and in `--curve_minutes` (at least one), from
-the measured cost per step and per trainer start-up (`step_cost`). It stops when less
-than half an epoch fits. A ledger WORK/V.budget.json records the seconds used and every
-trainer invocation, so re-running continues where it stopped, in this session or a later
-one (raise --minutes_per_variant to train longer); evaluation is skipped when its JSON
-already matches the newest checkpoint and the settings. A later session on a fresh machine
-(no work_dir) can run some variants only: `--carry_over` keeps the existing report's rows
-for the others when they were trained with the same trainer flags, naming that report's
-date, commit and classifier.
+Budget. Training runs in chunks: repeated `train()` calls with a growing `epochs` (a total;
+train() resumes from the newest checkpoint in the variant's model_dir). Two budgets:
+
+- `--minutes_per_variant` (default): wall-clock seconds spent in `train()`, measured in
+  this process (model building, tracing, held-out ELBO, batch-norm statistics, image grids
+  and checkpoints included; interpreter and TensorFlow start-up are not, as they happen
+  once per session). The first chunk is one epoch of S steps, which measures the step
+  rate; each further chunk asks for as many whole epochs as fit in the remaining budget and
+  in `--curve_minutes` (at least one), from the measured cost per step and per train()
+  call (`step_cost`). It stops when less than half an epoch fits.
+- `--steps_per_variant=N` (replaces the minutes): every variant trains exactly N
+  encoder/decoder updates (the generator optimizer's iterations; a multiple of
+  --steps_per_epoch), in chunks of `--curve_steps` updates (or, without it, of
+  `--curve_minutes` as measured). The seconds are still measured and recorded, so the
+  learning curves stand against both updates and minutes of the same runs.
+
+A ledger WORK/V.budget.json records the seconds used, the run's settings (`run_settings`)
+and every chunk, so re-running continues where it stopped, in this session or a later
+one (raise the budget to train longer); a ledger whose run had other settings stops the
+program before any training. Ledgers written when this program ran the trainer as a
+subprocess (their `trainer_flags`) are read as the settings those flags gave.
+Evaluation is skipped when its JSON already matches the newest checkpoint and the
+settings. A later session on a fresh machine (no work_dir) can run some variants only:
+`--carry_over` keeps the existing report's rows for the others when they were trained
+with the same settings, naming that report's date, commit and classifier.
 
 Learning curves. After each chunk the newest checkpoint is probed in this process
 (`Prober`): --probe_samples decoder means at fixed z ~ N(0, I) (seed --seed, the first of
 the evaluation's samples), their IS (--probe_splits splits) and FID under the same
 classifier (`metrics.frechet_distance_eigh`: seconds where scipy's sqrtm takes a minute),
 and their spread (mean over pixels of the std over the samples). The point
-(cumulative training minutes, steps, IS, FID, spread) is stored in the ledger, so a
-resumed run keeps its curve; the last probe's samples are the variant's sample grid (64)
-and npz (uint8 [N, 28, 28], round(255 x decoder mean)).
+(cumulative training minutes, updates, IS, FID, spread) is stored in the ledger, so a
+resumed run keeps its curve; the figure plots IS and FID against minutes and against
+updates. The last probe's samples are the variant's sample grid (64) and npz (uint8
+[N, 28, 28], round(255 x decoder mean)).
 
-The MNIST classifier for IS/FID is trained once (`python -m trainers.classifier`) if it
-is not at --classifier (default ~/.cache/svae_tf/mnist_classifier.keras).
+The MNIST classifier for IS/FID is trained once (`trainers.classifier.run`, in this
+process) if it is not at --classifier (default ~/.cache/svae_tf/mnist_classifier.keras).
 """
 
+import contextlib
+import dataclasses
 import importlib.util
 import io
 import json
 import math
 import os
-import subprocess
-import sys
 import time
 
 from absl import app, flags
 
 from svae_tf import cli, files  # no TensorFlow import
+from svae_tf import config as config_lib  # no TensorFlow import
 from svae_tf import logs as tf_logs
 from benchmarks import report
 
@@ -78,7 +103,8 @@ VARIANTS = DEFAULT_VARIANTS + ("svae_r_elbo",)
 LABELS = {"vae": "VAE", "gan": "GAN", "wgan_gp": "WGAN-GP", "ali": "ALI", "svae": "sVAE", "svae_r": "sVAE-r",
           "svae_r_elbo": "sVAE-r (exact E_q side)", "svae_r_lx": "sVAE-r (lambda L_x)"}
 SVAE_R_VARIANTS = ("svae_r", "svae_r_elbo", "svae_r_lx")  # each row gets the sVAE-r claims
-PRESET = "mnist"  # the trainer's default (trainers.mnist); not passed, so the trainer's default it is
+PRESET = "mnist"  # the trainer's default (trainers.mnist); --setting=preset=... changes it
+DATASET = "mnist"
 
 # Table 1 of the paper (MNIST). Its NLL is the variational bound (1) (Sec. 6), i.e. -ELBO.
 # The text extraction lists the NLL column as 85.1, 79.2, 81.14, 82.51 for NF, PixelRNN,
@@ -117,6 +143,14 @@ TARGETS = {
 }
 
 
+# TrainConfig fields this program sets (the model_dir, data, epochs of each chunk, its log format):
+# not --setting fields. RUN_FIELDS: those that do not change what a run trains (not in its settings).
+HARNESS_FIELDS = ("variant", "dataset", "data_dir", "model_dir", "epochs", "verbose")
+RUN_FIELDS = ("data_dir", "model_dir", "epochs", "verbose")
+# Config fields with a flag of their own here.
+OWN_FLAGS = ("seed", "lam", "lam_z", "batch_size", "steps_per_epoch", "g_learning_rate", "d_learning_rate",
+             "beta1", "eval_batches")
+
 def define_flags(flag_values=flags.FLAGS):
     """The program's flags, on `flag_values` (`svae_tf.cli`: defined when it runs)."""
     f = dict(flag_values=flag_values)
@@ -129,22 +163,33 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_string("variants", ",".join(DEFAULT_VARIANTS), "Comma-separated, of " + ", ".join(VARIANTS)
                         + " (svae_r_elbo: sVAE-r with its encoder side exact, eq. 28; svae_r_lx: sVAE-r with "
                         "lambda on the whole bound L_x).", **f)
-    flags.DEFINE_float("minutes_per_variant", 30.0, "Wall-clock budget of trainer processes per variant.", **f)
+    flags.DEFINE_float("minutes_per_variant", 30.0, "Wall-clock budget per variant: seconds spent in "
+                       "train(), measured in this process. Not used with --steps_per_variant.", **f)
+    flags.DEFINE_integer("steps_per_variant", None, "Equal-updates budget: every variant trains exactly this "
+                         "many encoder/decoder updates (a multiple of --steps_per_epoch); replaces "
+                         "--minutes_per_variant. The seconds are still measured and recorded.", lower_bound=1, **f)
     flags.DEFINE_float("curve_minutes", 5.0, "Longest training chunk (minutes) between two learning-curve points.", **f)
+    flags.DEFINE_integer("curve_steps", None, "With --steps_per_variant: a learning-curve point every this many "
+                         "updates (a multiple of --steps_per_epoch), the same for every variant; default: "
+                         "chunks of --curve_minutes.", lower_bound=1, **f)
     flags.DEFINE_integer("steps_per_epoch", 600, "600 = one pass at batch 100.", **f)
-    flags.DEFINE_integer("batch_size", 100, "Batch size of every trainer run.", **f)
-    flags.DEFINE_integer("seed", 0, "Seed of every trainer run and of the evaluation's samples.", **f)
+    flags.DEFINE_integer("batch_size", 100, "Batch size of every run.", **f)
+    flags.DEFINE_integer("seed", 0, "Seed of every run and of the evaluation's samples.", **f)
     flags.DEFINE_float("g_learning_rate", DEFAULT_LEARNING_RATE, "Adam learning rate of the encoder/decoder.", **f)
     flags.DEFINE_float("d_learning_rate", DEFAULT_LEARNING_RATE,
-                       "Adam learning rate of the discriminator; passed to the variants with one only.", **f)
+                       "Adam learning rate of the discriminator; applied to the variants with one only.", **f)
     flags.DEFINE_float("beta1", DEFAULT_BETA1, "Adam beta_1 of both optimizers.", **f)
-    flags.DEFINE_float("lam", 0.3, "sVAE-r's lambda (paper: 0.3); passed to svae_r only.", **f)
+    flags.DEFINE_float("lam", 0.3, "sVAE-r's lambda (paper: 0.3); applied to the sVAE-r variants only.", **f)
     flags.DEFINE_float("lam_z", None, "Weight of sVAE-r's latent term E_p log q(z|x) alone; default: "
-                       "--lam (the paper's). Passed to svae_r only, when given.", **f)
+                       "--lam (the paper's). Applied to the sVAE-r variants only.", **f)
     flags.DEFINE_integer("eval_batches", 10,
-                         "Held-out ELBO batches per epoch in the trainer (keeps its overhead small).", **f)
-    flags.DEFINE_multi_string("trainer_flag", [], "Extra flag passed to every trainer run, repeatable, "
-                              "e.g. --trainer_flag=--n_disc=2.", **f)
+                         "Held-out ELBO batches per epoch in train() (keeps its overhead small).", **f)
+    flags.DEFINE_multi_string("setting", [], "FIELD=VALUE, repeatable: a field of svae_tf.config's "
+                              "ModelConfig, ArchitectureOverrides or TrainConfig for every variant that reads "
+                              "it, parsed as the field's kind, e.g. --setting=n_disc=2, --setting=z_dim=8, "
+                              "--setting=shared_samples=true, --setting=take=500. The fields with a flag of "
+                              "their own here, and those the program sets (" + ", ".join(HARNESS_FIELDS)
+                              + "), are not settings.", **f)
     # Evaluation.
     flags.DEFINE_integer("iw_samples", 1000, "K of the IWAE bound (NLL).", **f)
     flags.DEFINE_integer("num_nll_images", 1000, "Test images for NLL / -ELBO; 0: all 10,000.", **f)
@@ -166,7 +211,7 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_boolean("carry_over", True, "Keep in the report the rows of the existing RESULTS.json for "
                          "variants not in --variants and not in --work_dir (their ledger, evaluation, curve "
                          "and samples, with the commits they ran at), when they were trained with the "
-                         "trainer flags this run would pass.", **f)
+                         "settings this run would train with.", **f)
     flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP, **f)
 
 
@@ -187,14 +232,23 @@ def _read_json(path, default=None):
         return json.load(f)
 
 
-def _run(cmd, log_path):
-    """Run `cmd` (cwd = repo root), output to `log_path`; returns (return code, seconds)."""
-    start = time.time()
+@contextlib.contextmanager
+def _logged(log_path, what):
+    """Python's stdout (the trainer's and Keras' messages) appended to `log_path` meanwhile."""
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
     with open(log_path, "a") as log:
-        log.write(f"\n$ {' '.join(cmd)}\n")
+        log.write(f"\n$ {what}\n")
         log.flush()
-        rc = subprocess.call(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)  # inherits TF_CPP_MIN_LOG_LEVEL
-    return rc, time.time() - start
+        with contextlib.redirect_stdout(log):
+            yield
+
+
+def _fresh_keras():
+    """A cleared Keras session: the next model's variables get the names (and the weights
+    checksum) they get in a fresh process, and earlier models' state is freed."""
+    import keras
+
+    keras.backend.clear_session()
 
 
 def _git():
@@ -215,31 +269,144 @@ def work_paths(args, variant):
     }
 
 
+# ------------------------------------------------------------------ configs
+_CONFIGS = (config_lib.ModelConfig, config_lib.ArchitectureOverrides, config_lib.TrainConfig)
+
+
+def _fields():
+    """{field name: dataclasses.Field} of the three configs' hyper-parameters."""
+    return {f.name: f for cls in _CONFIGS for f in config_lib.flag_fields(cls)}
+
+
+def parse_value(field, text):
+    """`text` as the value of the config field `field` (its kind); "none" gives None to a
+    field whose default is None. ValueError when it does not parse."""
+    kind = field.metadata["kind"]
+    if field.default is None and text.lower() == "none":
+        return None
+    if kind == "bool":
+        try:
+            return {"true": True, "1": True, "false": False, "0": False}[text.lower()]
+        except KeyError:
+            raise ValueError(f"{text!r} is not a boolean (true or false)") from None
+    if kind == "int":
+        return int(text)
+    if kind == "float":
+        return float(text)
+    return text
+
+
+def parse_settings(entries):
+    """{field: value} of --setting entries ("n_disc=2"); app.UsageError naming a bad one."""
+    fields, out = _fields(), {}
+    for entry in entries:
+        name, sep, text = entry.partition("=")
+        name = name.strip()
+        if not sep or name not in fields:
+            raise app.UsageError(f"--setting={entry}: expected FIELD=VALUE with FIELD a field of "
+                                 "svae_tf.config's ModelConfig, ArchitectureOverrides or TrainConfig.")
+        if name in OWN_FLAGS or name in HARNESS_FIELDS:
+            raise app.UsageError(f"--setting={entry}: " + (f"use --{name}" if name in OWN_FLAGS else
+                                 f"{name} is set by this program"))
+        try:
+            out[name] = parse_value(fields[name], text.strip())
+        except ValueError as err:
+            raise app.UsageError(f"--setting={entry}: {err}") from err
+    return out
+
+
+def build_configs(variant, values, model_dir=None, data_dir=None):
+    """(ModelConfig, TrainConfig) of `variant` on MNIST from {field: value} (the trainer's
+    defaults for the rest, `trainers.command.TRAINERS["mnist"]`), without the fields the
+    variant does not read. ValueError for a value out of its field's bounds."""
+    fields = {cls: {f.name for f in config_lib.flag_fields(cls)} for cls in _CONFIGS}
+    model_cls, arch_cls, train_cls = _CONFIGS
+    values = dict(values)
+    preset = values.pop("preset", PRESET)
+    overrides = arch_cls(**{k: v for k, v in values.items() if k in fields[arch_cls]}).resolve(preset, variant)
+    model = model_cls(variant=variant, preset=preset, preset_overrides=overrides,
+                      **{k: v for k, v in values.items() if k in fields[model_cls] and k != "variant"})
+    model.get_preset()  # ValueError for an override the preset does not have
+    train = train_cls(**{"batch_size": 100, "epochs": 1, "verbose": 2,
+                         **{k: v for k, v in values.items() if k in fields[train_cls]},
+                         "dataset": DATASET, "model_dir": model_dir, "data_dir": data_dir})
+    return model.without_unused(), train
+
+
+def configs(variant, args):
+    """(ModelConfig, TrainConfig) of `variant`'s run: this program's flags and --setting,
+    model_dir WORK/VARIANT; `epochs` is set per chunk."""
+    values = {"seed": args.seed, "lam": args.lam, "lam_z": args.lam_z, "batch_size": args.batch_size,
+              "steps_per_epoch": args.steps_per_epoch, "g_learning_rate": args.g_learning_rate,
+              "d_learning_rate": args.d_learning_rate, "beta1": args.beta1, "eval_batches": args.eval_batches,
+              **parse_settings(args.setting)}
+    try:
+        return build_configs(variant, values, work_paths(args, variant)["model_dir"], args.data_dir)
+    except ValueError as err:
+        raise app.UsageError(f"{variant}: {err}") from err
+
+
+def run_settings(model, train):
+    """{field: value} that define a variant's run: its ModelConfig and TrainConfig without
+    the fields it does not read and those of where and how long (RUN_FIELDS). A ledger
+    records it; a run is resumed, reused or carried over only with equal settings."""
+    variant = model.variant
+    unused = {**config_lib.unused_fields(config_lib.ModelConfig, variant), **train.unused(variant)}
+    out = {k: v for k, v in dataclasses.asdict(model).items() if k not in unused}
+    out.update({f.name: getattr(train, f.name) for f in config_lib.flag_fields(config_lib.TrainConfig)
+                if f.name not in unused and f.name not in RUN_FIELDS})
+    return json.loads(json.dumps(out))  # as the ledger's JSON holds it
+
+
+def settings_from_trainer_flags(trainer_flags):
+    """The `run_settings` of a ledger written when this program ran `python -m trainers.mnist`
+    with `trainer_flags` (["--variant=vae", "--beta1=0.5", "--shared_samples", ...])."""
+    fields, values = _fields(), {}
+    for flag in trainer_flags:
+        name, sep, text = flag.lstrip("-").partition("=")
+        if not sep and name not in fields and name.startswith("no") and name[2:] in fields:
+            name, text = name[2:], "false"
+        elif not sep:
+            text = "true"
+        if name in fields:
+            values[name] = parse_value(fields[name], text)
+    return run_settings(*build_configs(values.pop("variant"), values))
+
+
+def ledger_settings(ledger):
+    """The run settings a ledger records (`settings`, or its older `trainer_flags`), or None."""
+    if ledger.get("settings") is not None:
+        return ledger["settings"]
+    if ledger.get("trainer_flags") is not None:
+        return settings_from_trainer_flags(ledger["trainer_flags"])
+    return None
+
+
+def settings_differences(old, new):
+    """{field: (old, new)} where two run settings differ; a field one of them lacks counts as
+    its default (a field added to the configs later takes its default, as config.json does)."""
+    defaults = {name: field.default for name, field in _fields().items()}
+    defaults["preset_overrides"] = {}
+    out = {}
+    for name in sorted(set(old) | set(new)):
+        a, b = old.get(name, defaults.get(name)), new.get(name, defaults.get(name))
+        if a != b:
+            out[name] = (a, b)
+    return out
+
+
+def _differences_text(differences):
+    return ", ".join(f"{name}: {a!r} there, {b!r} here" for name, (a, b) in differences.items())
+
+
 # ------------------------------------------------------------------ training
-def variant_flags(variant, args):
-    """The trainer flags (a list, without --model_dir/--epochs/--data_dir) for `variant`:
-    the shared settings, --d_learning_rate only if the variant has a discriminator and
-    --lam only if its loss uses lambda (its row in `svae_tf.variants`)."""
-    from svae_tf import variants  # lazily: imports TensorFlow
-
-    row = variants.get(variant)
-    used = {"d_learning_rate": row.discriminator is not None, "lam": row.uses_lam,
-            "lam_z": row.uses_lam and args.lam_z is not None}
-    values = {"variant": variant, "steps_per_epoch": args.steps_per_epoch, "batch_size": args.batch_size,
-              "seed": args.seed, "g_learning_rate": args.g_learning_rate,
-              "d_learning_rate": args.d_learning_rate, "beta1": args.beta1, "lam": args.lam,
-              "lam_z": args.lam_z, "eval_batches": args.eval_batches}
-    out = [f"--{name}={value}" for name, value in values.items() if used.get(name, True)]
-    return out + list(args.trainer_flag)
-
-
 def step_cost(invocations):
-    """(seconds of overhead per trainer run, seconds per step) from past runs.
+    """(seconds of overhead per train() call, seconds per step) from past chunks.
 
-    Fits seconds = overhead + steps * seconds_per_step by least squares once two runs
-    trained different numbers of steps (start-up, data and graph building are the
-    overhead); before that, or if the fit is not sensible, the overhead is 0 and the
-    cost per step is total seconds / total steps (conservative: fewer epochs per run).
+    Fits seconds = overhead + steps * seconds_per_step by least squares once two chunks
+    trained different numbers of steps (model building, tracing and the data pipeline are
+    the overhead); before that, or if the fit is not sensible, the overhead is 0 and the
+    cost per step is total seconds / total steps (conservative: fewer epochs per chunk).
     """
     points, previous = [], 0
     for inv in invocations:
@@ -247,6 +414,8 @@ def step_cost(invocations):
         if inv["steps_after"] > before:  # a killed chunk that kept no checkpoint measured nothing
             points.append((inv["steps_after"] - before, inv["seconds"]))
         previous = inv["steps_after"]
+    if not points:
+        return 0.0, 0.0
     steps = sum(p[0] for p in points)
     seconds = sum(p[1] for p in points)
     average = seconds / max(1, steps)
@@ -261,47 +430,93 @@ def step_cost(invocations):
     return 0.0, average
 
 
+def budget_seconds(args):
+    """The wall-clock budget of a variant, or None under --steps_per_variant."""
+    return None if args.steps_per_variant else 60.0 * args.minutes_per_variant
+
+
 def next_chunk(ledger, steps_done, budget, args):
-    """Epochs to train next (0: the budget is used), from the ledger's measured costs."""
-    remaining = budget - ledger["seconds"]
+    """Epochs to train next (0: the budget is used), from the ledger's measured costs.
+
+    budget: seconds (`--minutes_per_variant`); under `--steps_per_variant` the budget is
+    that many updates and `budget` is not read."""
+    epoch_steps = args.steps_per_epoch
+    if args.steps_per_variant:
+        left = args.steps_per_variant // epoch_steps - steps_done // epoch_steps
+        if left <= 0:
+            return 0
+        if args.curve_steps:
+            return min(left, max(1, args.curve_steps // epoch_steps))
+        remaining = None
+    else:
+        remaining = budget - ledger["seconds"]
+        left = None
     if ledger["seconds"] <= 0 or steps_done <= 0:
-        return 1 if remaining > 0 else 0  # the first epoch measures the step rate
+        return 1 if left or (remaining or 0) > 0 else 0  # the first epoch measures the step rate
     overhead, seconds_per_step = step_cost(ledger["invocations"])
-    epoch_seconds = seconds_per_step * args.steps_per_epoch
+    epoch_seconds = seconds_per_step * epoch_steps
     if epoch_seconds <= 0:  # nothing measured yet (e.g. only killed chunks): one epoch measures it
-        return 1 if remaining > 0 else 0
+        return 1 if left or (remaining or 0) > 0 else 0
+    window = 60.0 * args.curve_minutes
+    if left is not None:
+        return min(left, max(1, int(math.floor((window - overhead) / epoch_seconds))))
     if (remaining - overhead) / epoch_seconds < 0.5:
         return 0
-    window = min(remaining, 60.0 * args.curve_minutes)
-    return max(1, int(math.floor((window - overhead) / epoch_seconds)))
+    return max(1, int(math.floor((min(remaining, window) - overhead) / epoch_seconds)))
 
 
-def train_variant(variant, args, prober=None, python=sys.executable):
-    """Train `variant` until its budget is used, probing after each chunk; returns its ledger."""
+def _check_budget_args(args):
+    for name in ("steps_per_variant", "curve_steps"):
+        value = getattr(args, name)
+        if value and value % args.steps_per_epoch:
+            raise app.UsageError(f"--{name}={value} must be a multiple of --steps_per_epoch={args.steps_per_epoch} "
+                                 f"(e.g. {math.ceil(value / args.steps_per_epoch) * args.steps_per_epoch}).")
+
+
+def _preset(args):
+    return parse_settings(args.setting).get("preset", PRESET)
+
+
+def _architecture_text(args):
+    settings = parse_settings(args.setting)
+    preset = settings.get("preset", PRESET)
+    text = (f"the trainer's default preset (`--preset={PRESET}`, `presets.MNIST`)" if preset == PRESET
+            else f"the preset `{preset}` (`--setting=preset={preset}`)")
+    arch = {k: v for k, v in settings.items() if k in ("z_dim", "flow", "flow_depth")}
+    return text + (f" with {', '.join(f'{k}={v}' for k, v in arch.items())}" if arch else "")
+
+
+def train_variant(variant, args, prober=None):
+    """Train `variant` until its budget is used, one `train_lib.train` call per chunk,
+    probing after each chunk; returns its ledger."""
     from svae_tf import runs  # lazily: TensorFlow is imported after `main` set its log level
+    from trainers import train_lib
+    from trainers.run_state import ConfigError, NonFiniteError, RunError
 
     paths = work_paths(args, variant)
     model_dir = paths["model_dir"]
+    model_config, train_config = configs(variant, args)
+    settings = run_settings(model_config, train_config)
     ledger = _read_json(paths["ledger"]) or {"seconds": 0.0, "invocations": []}
     ledger.setdefault("curve", [])
-    trainer_flags = variant_flags(variant, args)
-    old_flags = ledger.get("trainer_flags")
     for key in ("steps_per_epoch", "batch_size", "seed"):
         if key in ledger and ledger[key] != getattr(args, key):
             raise SystemExit(f"{model_dir} was trained with --{key}={ledger[key]}; resume with the same value "
                              "or use another --work_dir.")
         ledger[key] = getattr(args, key)
-    if old_flags is None and ledger["invocations"]:
+    old = ledger_settings(ledger)
+    if old is None and ledger["invocations"]:
         raise SystemExit(f"{paths['ledger']} comes from an older reproduce_mnist that did not record its "
                          "trainer flags (its defaults were Adam 1e-4 / beta1 0.9); use another --work_dir.")
-    if old_flags is not None and old_flags != trainer_flags:
-        raise SystemExit(f"{model_dir} was trained with the trainer flags {old_flags}, this run would pass "
-                         f"{trainer_flags}; resume with the same settings or use another --work_dir.")
-    ledger["trainer_flags"] = trainer_flags
+    differences = {} if old is None else settings_differences(old, settings)
+    if differences:
+        raise SystemExit(f"{model_dir} was trained with other settings ({_differences_text(differences)}); "
+                         "resume with the same settings or use another --work_dir.")
+    ledger["settings"] = settings
     if ledger.get("running"):  # a session ended during a chunk: charge the time to its last checkpoint
         charge_interrupted(ledger, model_dir)
         files.write_json(paths["ledger"], ledger)
-    budget = 60.0 * args.minutes_per_variant
+    budget = budget_seconds(args)
     while True:
         epochs_done, steps_done, checkpoint = runs.checkpoint_info(model_dir)
         if prober is not None and checkpoint is not None:
@@ -311,30 +526,50 @@ def train_variant(variant, args, prober=None, python=sys.executable):
         if chunk == 0:
             break
         target = epochs_done + chunk
-        cmd = [python, "-m", "trainers.mnist", f"--model_dir={model_dir}", f"--epochs={target}",
-               *trainer_flags, "--verbose=2"]
-        if args.data_dir:
-            cmd.append(f"--data_dir={args.data_dir}")
-        _say(f"{variant}: training to epoch {target} ({chunk} more of {args.steps_per_epoch} steps; "
-             f"{(budget - ledger['seconds']) / 60:.1f} of {budget / 60:.1f} budget minutes left)")
+        left = (f"{args.steps_per_variant - steps_done} of {args.steps_per_variant} updates left"
+                if budget is None else f"{(budget - ledger['seconds']) / 60:.1f} of {budget / 60:.1f} budget "
+                "minutes left")
+        _say(f"{variant}: training to epoch {target} ({chunk} more of {args.steps_per_epoch} steps; {left})")
         at = _git()
         ledger["running"] = {"started": time.time(), "target_epochs": target, "steps_before": steps_done, **at}
         files.write_json(paths["ledger"], ledger)
-        rc, seconds = _run(cmd, paths["train_log"])
+        _fresh_keras()
+        error, result = None, {}
+        start = time.perf_counter()
+        try:
+            with _logged(paths["train_log"], f"train_lib.train({variant}, epochs={target})"):
+                result = train_lib.train(model_config, train_config.replace(epochs=target))
+        except (ConfigError, NonFiniteError, RunError, FileNotFoundError) as err:
+            error = f"{type(err).__name__}: {err}"
+        seconds = time.perf_counter() - start
         del ledger["running"]
         ledger["seconds"] += seconds
         epochs_after, steps_after, _ = runs.checkpoint_info(model_dir)
-        ledger["invocations"].append({"target_epochs": target, "seconds": seconds, "return_code": rc,
-                                      "steps_before": steps_done, "epochs_after": epochs_after,
-                                      "steps_after": steps_after, **at})
+        invocation = {"target_epochs": target, "seconds": seconds, "steps_before": steps_done,
+                      "epochs_after": epochs_after, "steps_after": steps_after, **at}
+        if error:
+            invocation["error"] = error
+        else:
+            invocation.update(optimizer_step=result["optimizer_step"], weights_sha256=result["weights_sha256"],
+                              checkpoint=result["checkpoint"])
+        ledger["invocations"].append(invocation)
         files.write_json(paths["ledger"], ledger)
-        if rc != 0:
-            raise SystemExit(f"trainers.mnist failed for {variant} (exit {rc}); see {paths['train_log']}")
+        result = None  # the model: freed by the next _fresh_keras
+        if error:
+            raise SystemExit(f"training {variant} failed: {error} (see {paths['train_log']})")
         if steps_after <= steps_done:
-            raise SystemExit(f"trainers.mnist made no progress for {variant}; see {paths['train_log']}")
+            raise SystemExit(f"training {variant} made no progress; see {paths['train_log']}")
     epochs, steps, checkpoint = runs.checkpoint_info(model_dir)
-    ledger.update(epochs=epochs, steps=steps, checkpoint=checkpoint, model_dir=model_dir,
-                  budget_seconds=budget)
+    if args.steps_per_variant and steps != args.steps_per_variant:
+        _say(f"WARNING: {variant} has {steps} updates, not --steps_per_variant={args.steps_per_variant} "
+             f"(its run in {model_dir} went further before)")
+    ledger.update(epochs=epochs, steps=steps, checkpoint=checkpoint, model_dir=model_dir)
+    if budget is None:
+        ledger.pop("budget_seconds", None)
+        ledger["budget_steps"] = args.steps_per_variant
+    else:
+        ledger.pop("budget_steps", None)
+        ledger["budget_seconds"] = budget
     files.write_json(paths["ledger"], ledger)
     _say(f"{variant}: {epochs} epochs, {steps} steps, {ledger['seconds'] / 60:.1f} min of training")
     return ledger
@@ -456,22 +691,30 @@ def _cache_dir(args):
 
 
 # ---------------------------------------------------------------- evaluation
-def ensure_classifier(args, python=sys.executable):
+def ensure_classifier(args):
+    """(path, report) of the MNIST classifier, trained once in this process
+    (`trainers.classifier.run`) when it is not at --classifier."""
     from svae_tf import classifiers
 
     path = os.path.expanduser(args.classifier or classifiers.default_mnist_classifier_path())
     if not os.path.exists(path):
+        from trainers import classifier as classifier_lib
+
         _say(f"training the MNIST classifier once ({path})")
-        cmd = [python, "-m", "trainers.classifier", f"--output={path}", "--verbose=2"]
-        if args.data_dir:
-            cmd.append(f"--data_dir={args.data_dir}")
-        rc, _ = _run(cmd, os.path.join(os.path.abspath(args.work_dir), "logs", "classifier.log"))
-        if rc != 0:
-            raise SystemExit("trainers.classifier failed; see the log in WORK/logs/classifier.log")
+        log = os.path.join(os.path.abspath(args.work_dir), "logs", "classifier.log")
+        argv = [f"--output={path}", "--verbose=2"] + ([f"--data_dir={args.data_dir}"] if args.data_dir else [])
+        _fresh_keras()
+        try:
+            with _logged(log, f"trainers.classifier {' '.join(argv)}"):
+                classifier_lib.run(classifier_lib.parse_args(argv))
+        except Exception as err:  # noqa: BLE001 -- any failure: say where its log is
+            raise SystemExit(f"trainers.classifier failed: {err!r}; see {log}") from err
     return path, _read_json(path + ".json", {})
 
 
-def evaluate_variant(variant, ledger, classifier, args, python=sys.executable):
+def evaluate_variant(variant, ledger, classifier, args):
+    """`trainers.evaluate.run` on the variant's newest checkpoint, in this process, unless its
+    JSON already holds that checkpoint's numbers at these settings; returns the results."""
     paths = work_paths(args, variant)
     json_path = paths["eval_json"]
     settings = {"iw_samples": args.iw_samples, "num_samples": args.num_samples, "splits": args.splits,
@@ -486,22 +729,30 @@ def evaluate_variant(variant, ledger, classifier, args, python=sys.executable):
             old.get("settings", {}).get(k) == v for k, v in settings.items()):
         _say(f"{variant}: evaluation up to date ({json_path})")
         return old
-    cmd = [python, "-m", "trainers.evaluate", f"--model_dir={ledger['model_dir']}", "--dataset=mnist",
-           f"--json={json_path}", f"--iw_samples={args.iw_samples}", f"--num_samples={args.num_samples}",
-           f"--splits={args.splits}", f"--classifier={classifier}", f"--seed={args.seed}",
-           f"--batch_size={SAMPLE_BATCH}", f"--cache_dir={_cache_dir(args)}", f"--name={LABELS[variant]}"]
+    from trainers import evaluate as evaluate_lib
+
+    argv = [f"--model_dir={ledger['model_dir']}", f"--dataset={DATASET}", f"--json={json_path}",
+            f"--iw_samples={args.iw_samples}", f"--num_samples={args.num_samples}", f"--splits={args.splits}",
+            f"--classifier={classifier}", f"--seed={args.seed}", f"--batch_size={SAMPLE_BATCH}",
+            f"--cache_dir={_cache_dir(args)}", f"--name={LABELS[variant]}"]
     for name in ("num_nll_images", "num_rmse_images", "num_reference", "refit_encoder_steps"):
         if getattr(args, name):
-            cmd.append(f"--{name}={getattr(args, name)}")
+            argv.append(f"--{name}={getattr(args, name)}")
     if args.refit_encoder_steps:
-        cmd.append(f"--refit_learning_rate={args.refit_learning_rate}")
+        argv.append(f"--refit_learning_rate={args.refit_learning_rate}")
     if args.data_dir:
-        cmd.append(f"--data_dir={args.data_dir}")
+        argv.append(f"--data_dir={args.data_dir}")
+    eval_args = evaluate_lib.parse_args(argv)
     _say(f"{variant}: evaluating (K={args.iw_samples}, {args.num_samples} samples)")
     at = _git()
-    rc, seconds = _run(cmd, paths["eval_log"])
-    if rc != 0:
-        raise SystemExit(f"trainers.evaluate failed for {variant} (exit {rc}); see {paths['eval_log']}")
+    _fresh_keras()
+    start = time.perf_counter()
+    try:
+        with _logged(paths["eval_log"], f"trainers.evaluate {' '.join(argv)}"):
+            evaluate_lib.run(eval_args)
+    except Exception as err:  # noqa: BLE001 -- any failure: say where its log is
+        raise SystemExit(f"trainers.evaluate failed for {variant}: {err!r}; see {paths['eval_log']}") from err
+    seconds = time.perf_counter() - start
     results = _read_json(json_path)
     results.update(eval_seconds=seconds, evaluated_at=at, settings=settings)
     files.write_json(json_path, results)
@@ -738,28 +989,32 @@ def refit_table(table):
 
 
 def curve_png(curves):
-    """PNG bytes: IS and FID vs cumulative training minutes, one line per variant."""
+    """PNG bytes: IS and FID against cumulative training minutes (top) and against
+    encoder/decoder updates (bottom), one line per variant, from the same curve points."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for variant in VARIANTS:
-        points = curves.get(variant) or []
-        for axis, key in ((left, "inception_score"), (right, "fid")):
-            xy = [(p["minutes"], p[key]) for p in points if p.get(key) is not None]
-            if xy:
-                axis.plot(*zip(*xy), marker="o", markersize=3, label=LABELS[variant])
+    figure, axes = plt.subplots(2, 2, figsize=(11, 8.4))
     n = next((p["num_samples"] for v in curves.values() for p in v if p.get("num_samples")), None)
-    for axis, name in ((left, "Inception score (higher is better)"), (right, "FID (lower is better)")):
-        axis.set_xlabel("training wall-clock minutes (cumulative)")
-        axis.set_title(f"{name}, {n} samples" if n else name)
-        axis.grid(alpha=0.3)
-        axis.ticklabel_format(axis="y", useOffset=False)
-        axis.set_xlim(left=0)
-        if axis.get_legend_handles_labels()[0]:
-            axis.legend()
+    for row, (x_key, x_label) in enumerate((("minutes", "training wall-clock minutes (cumulative)"),
+                                            ("steps", "encoder/decoder updates"))):
+        left, right = axes[row]
+        for variant in VARIANTS:
+            points = curves.get(variant) or []
+            for axis, key in ((left, "inception_score"), (right, "fid")):
+                xy = [(p[x_key], p[key]) for p in points if p.get(key) is not None and p.get(x_key) is not None]
+                if xy:
+                    axis.plot(*zip(*xy), marker="o", markersize=3, label=LABELS[variant])
+        for axis, name in ((left, "Inception score (higher is better)"), (right, "FID (lower is better)")):
+            axis.set_xlabel(x_label)
+            axis.set_title(f"{name}, {n} samples" if n else name)
+            axis.grid(alpha=0.3)
+            axis.ticklabel_format(axis="y", useOffset=False)
+            axis.set_xlim(left=0)
+            if axis.get_legend_handles_labels()[0]:
+                axis.legend()
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
@@ -777,7 +1032,8 @@ def render(rows, ledgers, classifier_report, args, curves_name="mnist_curves.png
            carried=None):
     variants = [v for v in VARIANTS if v in ledgers]
     table = table_rows(rows, ledgers)
-    lines = [f"# MNIST: {', '.join(LABELS[v] for v in variants)} at one CPU budget (paper Table 1)", "",
+    at_budget = "at equal updates" if args.steps_per_variant else "at one CPU budget"
+    lines = [f"# MNIST: {', '.join(LABELS[v] for v in variants)} {at_budget} (paper Table 1)", "",
              "Measured by `benchmarks/reproduce_mnist.py`, except the paper's columns. The command, "
              "the commit and the machine of this report are under Provenance below; each row names the "
              "commits its training and its evaluation ran at, which can be older than the report "
@@ -786,12 +1042,21 @@ def render(rows, ledgers, classifier_report, args, curves_name="mnist_curves.png
     lines += [
         "- Data: real MNIST (TFDS `mnist`), 60,000 training images (grey levels; the Bernoulli "
         "likelihood binarizes its target dynamically), 10,000 test images.",
-        f"- Architecture: the trainer's default preset (`--preset={PRESET}`, `presets.MNIST`) for every "
+        f"- Architecture: {_architecture_text(args)} for every "
         f"variant; seed {args.seed}; batch {args.batch_size}; epochs of {args.steps_per_epoch} steps. "
         "GAN and WGAN-GP have no encoder (decoder-only), so no NLL, -ELBO or RMSE.",
-        f"- Budget: {args.minutes_per_variant:g} wall-clock minutes of trainer processes per variant "
-        f"(start-up, {args.eval_batches} held-out ELBO batches per epoch and image grids included), "
-        f"in chunks of whole epochs of at most {args.curve_minutes:g} minutes, from the measured step rate.",
+        "- Training: `trainers.train_lib.train`, the program of `python -m trainers.mnist`, called in "
+        "the reproduction's process, one call per chunk (each resumes from the newest checkpoint).",
+        (f"- Budget: {args.steps_per_variant} encoder/decoder updates per variant (equal updates), in chunks "
+         + (f"of {args.curve_steps} updates" if args.curve_steps else
+            f"of whole epochs of at most {args.curve_minutes:g} minutes, from the measured step rate")
+         + f"; the wall-clock minutes of the same runs are measured too (time in train(): model building, "
+         f"{args.eval_batches} held-out ELBO batches per epoch and image grids included)."
+         if args.steps_per_variant else
+         f"- Budget: {args.minutes_per_variant:g} wall-clock minutes in train() per variant, measured in "
+         f"process (model building, {args.eval_batches} held-out ELBO batches per epoch and image grids "
+         f"included), in chunks of whole epochs of at most {args.curve_minutes:g} minutes, from the "
+         "measured step rate."),
         f"- Optimizer: Adam, learning rate {args.g_learning_rate:g} for the encoder/flow/decoder and "
         f"{args.d_learning_rate:g} for the discriminator, beta1 {args.beta1:g}, beta2 0.999, for every "
         "variant (this command's `--g_learning_rate`, `--d_learning_rate`, `--beta1`; each MNIST flagfile "
@@ -800,13 +1065,14 @@ def render(rows, ledgers, classifier_report, args, curves_name="mnist_curves.png
         f"- Variant settings: lambda {args.lam:g} for sVAE-r (paper: 0.3)"
         + ("" if args.lam_z is None else f", weight {args.lam_z:g} on its latent term E_p log q(z|x) "
            "(paper: lambda)") + "; trainer defaults otherwise "
-        "(one discriminator update per step, WGAN-GP penalty weight 10). A flag goes only to the variants "
-        "that use it." + (f" Extra trainer flags: {args.trainer_flag}." if args.trainer_flag else ""),
+        "(one discriminator update per step, WGAN-GP penalty weight 10). A setting is applied only to the "
+        "variants that read it (`svae_tf.config`)." + (f" Extra settings (`--setting`): {args.setting}."
+                                                       if args.setting else ""),
     ]
     for variant, note in (carried or {}).items():
         lines.append(
             f"- {LABELS[variant]}: row carried over from the report of {note['report_date']} (commit "
-            f"{(note['report_commit'] or 'not recorded')[:7]}; `--carry_over`), trained with these flags, "
+            f"{(note['report_commit'] or 'not recorded')[:7]}; `--carry_over`), trained with these settings, "
             f"scored by that report's classifier (test accuracy {_f(note['classifier'].get('test_accuracy'), 4)}).")
     any_row = next((r for r in rows.values() if r and r.get("nll_nats") is not None), {})
     acc = classifier_report.get("test_accuracy")
@@ -872,11 +1138,12 @@ def render(rows, ledgers, classifier_report, args, curves_name="mnist_curves.png
               "is how far the number lies on the target's side (IS, FID, RMSE on the 0-255 scale, nats, "
               "spread). An IS margin no larger than the larger split std is marked as within the noise.", "",
               "## Learning curves", "",
-              f"![IS and FID vs training minutes]({curves_name})", "",
+              f"![IS and FID vs training minutes and updates]({curves_name})", "",
               f"After each training chunk the newest checkpoint is scored on {args.probe_samples} samples "
               f"(fixed z, seed {args.seed}; IS over {args.probe_splits} split(s), FID against the same test "
               "statistics, by `metrics.frechet_distance_eigh`, the same distance without scipy's sqrtm), "
-              "at the cumulative training wall-clock minutes of the ledger. FID is biased upwards for fewer "
+              "at the cumulative training wall-clock minutes of the ledger (top) and at the encoder/decoder "
+              "updates made (bottom), from the same runs. FID is biased upwards for fewer "
               f"samples, so these ({args.probe_samples}) are not comparable with the table's ({args.num_samples}). "
               "The points are under `curves` in the JSON.", "",
               "## Samples", "",
@@ -894,7 +1161,7 @@ def render(rows, ledgers, classifier_report, args, curves_name="mnist_curves.png
 def carried_over(args, variants):
     """(ledgers, evaluations, artifacts, notes) of the rows that the existing RESULTS.json
     holds for variants not run now and not in --work_dir (see --carry_over): their samples
-    are read from beside that report. A row trained with other trainer flags is left out."""
+    are read from beside that report. A row trained with other settings (`run_settings`) is left out."""
     previous = _read_json(report.paths(args.results)[0], {}) if args.carry_over else {}
     ledgers, evaluations, artifacts, notes = {}, {}, {}, {}
     _, samples_dir = artifact_names(args.results)
@@ -903,9 +1170,11 @@ def carried_over(args, variants):
         ledger = previous.get("ledgers", {}).get(variant)
         if variant in variants or ledger is None or os.path.exists(work_paths(args, variant)["ledger"]):
             continue
-        if ledger.get("trainer_flags") != variant_flags(variant, args):
-            _say(f"{variant}: the previous report's row was trained with {ledger.get('trainer_flags')}, "
-                 "not this run's flags; left out")
+        old = ledger_settings(ledger)
+        differences = None if old is None else settings_differences(old, run_settings(*configs(variant, args)))
+        if differences or old is None:
+            _say(f"{variant}: the previous report's row was trained with other settings "
+                 f"({_differences_text(differences) if differences else 'not recorded'}); left out")
             continue
         ledgers[variant], evaluations[variant] = ledger, previous.get("evaluations", {}).get(variant)
         for ext in ("png", "npz"):
@@ -921,7 +1190,7 @@ def carried_over(args, variants):
 
 def finished_in_work_dir(args, variants):
     """Variants not in `variants` whose run in --work_dir is finished (its budget used, with
-    this run's trainer flags): reported too, without more training (their evaluation is
+    this run's settings): reported too, without more training (their evaluation is
     reused when it is up to date, as for the variants run now)."""
     from svae_tf import runs  # lazily: imports TensorFlow
 
@@ -932,9 +1201,10 @@ def finished_in_work_dir(args, variants):
         if variant in variants or not ledger:
             continue
         _, steps_done, checkpoint = runs.checkpoint_info(paths["model_dir"])
-        if (ledger.get("trainer_flags") == variant_flags(variant, args) and not ledger.get("running")
-                and checkpoint is not None and checkpoint == ledger.get("checkpoint")
-                and next_chunk(ledger, steps_done, 60.0 * args.minutes_per_variant, args) == 0):
+        old = ledger_settings(ledger)
+        if (old is not None and not settings_differences(old, run_settings(*configs(variant, args)))
+                and not ledger.get("running") and checkpoint is not None and checkpoint == ledger.get("checkpoint")
+                and next_chunk(ledger, steps_done, budget_seconds(args), args) == 0):
             _say(f"{variant}: finished in {args.work_dir}; reported as it is")
             done.append(variant)
     return done
@@ -943,11 +1213,14 @@ def finished_in_work_dir(args, variants):
 def main(args):
     """The reproduction with the flags `args` (`parse_args`, or `svae_tf.cli.run`)."""
     started = report.start()
-    tf_logs.configure(args.tf_log_level)  # this driver and, through the environment, its subprocesses
+    tf_logs.configure(args.tf_log_level)  # before TensorFlow is imported
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise app.UsageError(f"--variants: unknown {unknown}; choose from {VARIANTS}")
+    _check_budget_args(args)
+    for variant in variants:  # bad settings stop the program before any training
+        configs(variant, args)
     if importlib.util.find_spec("matplotlib") is None:  # fail now, not after hours of training
         raise SystemExit("the learning-curve figure needs matplotlib: pip install -e '.[dev]' (or pip install matplotlib)")
     work_dir = os.path.abspath(args.work_dir)
@@ -974,7 +1247,9 @@ def main(args):
                 artifacts[f"{samples_dir}/{variant}.{ext}"] = f.read()
     text = render(rows, ledgers, classifier_report, args, curves_name, samples_dir, carried)
     table = table_rows(rows, ledgers)
-    raw = {"args": vars(args), "preset": PRESET, "targets": TARGETS, "paper_optimizer": PAPER_OPTIMIZER,
+    raw = {"args": vars(args), "preset": _preset(args), "targets": TARGETS, "paper_optimizer": PAPER_OPTIMIZER,
+           "budget": {"steps_per_variant": args.steps_per_variant} if args.steps_per_variant
+           else {"minutes_per_variant": args.minutes_per_variant},
            "rows": table, "claims": claims(table), "paper_claims": paper_claims(table), "curves": curves,
            "samples": {v: dict(ledgers[v].get("samples") or {}, npz=f"{samples_dir}/{v}.npz",
                                grid=f"{samples_dir}/{v}.png") for v in reported},

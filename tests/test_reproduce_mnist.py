@@ -1,13 +1,17 @@
 """Tests of benchmarks/reproduce_mnist.py: its report's columns, its verdicts, its budget
-arithmetic, the flags it passes, and a tiny end-to-end run that resumes."""
+arithmetic (minutes or updates), the configs it builds, a tiny end-to-end run that resumes,
+and its in-process training against the weights of the trainer's command line."""
 
+import ast
 import json
 import os
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from absl import app
 
 from benchmarks import report, reproduce_mnist
 
@@ -45,7 +49,7 @@ def test_report_puts_neg_elbo_beside_the_papers_nll_and_iwae_apart():
     assert gan_row["NLL = -IWAE, K = 50 (nats)"] == gan_row["-ELBO (nats)"] == gan_row["RMSE"] == "n/a"
     assert gan_row["paper IS"] == "8.34 ± .03"
     assert "the paper used Adam, learning rate 1e-4" in text.replace("The paper used", "the paper used")
-    assert "![IS and FID vs training minutes](mnist_curves.png)" in text
+    assert "![IS and FID vs training minutes and updates](mnist_curves.png)" in text
     assert "![GAN samples](mnist_samples/gan.png)" in text
     rows = reproduce_mnist.table_rows({"svae_r": evaluation}, {"svae_r": ledger})
     assert rows["svae_r"]["neg_elbo_nats"] == 95.125 and rows["svae_r"]["nll_nats"] == 90.5
@@ -196,18 +200,80 @@ def test_chunks_fit_the_budget_and_the_curve_window():
     assert reproduce_mnist.next_chunk(ledger, 100, 55.0, args) == 0  # 15 s left: under half an epoch
 
 
-def test_flags_go_only_to_the_variants_that_use_them():
-    args = reproduce_mnist.parse_args([])
-    flags = {v: reproduce_mnist.variant_flags(v, args) for v in reproduce_mnist.VARIANTS}
-    assert "--g_learning_rate=0.0002" in flags["vae"] and "--beta1=0.5" in flags["vae"]
-    assert not [f for f in flags["vae"] if f.startswith(("--d_learning_rate", "--lam"))]
+def test_settings_apply_only_to_the_variants_that_read_them():
+    """The configs are built directly (no trainer flag lists): a field a variant does not
+    read keeps its default and is not part of the variant's run settings."""
+    args = reproduce_mnist.parse_args(["--setting=n_disc=2", "--setting=z_dim=8", "--setting=shared_samples=true"])
+    built = {v: reproduce_mnist.configs(v, args) for v in reproduce_mnist.VARIANTS}
+    settings = {v: reproduce_mnist.run_settings(*built[v]) for v in reproduce_mnist.VARIANTS}
+    model, train = built["vae"]
+    assert (train.g_learning_rate, train.beta1, train.batch_size, train.steps_per_epoch) == (2e-4, 0.5, 100, 600)
+    assert model.preset == "mnist" and model.preset_overrides == {"z_dim": 8} and model.n_disc == 1
+    assert not {"d_learning_rate", "lam", "lam_z", "n_disc", "shared_samples"} & set(settings["vae"])
     for variant in ("gan", "wgan_gp", "ali", "svae"):
-        assert "--d_learning_rate=0.0002" in flags[variant] and not [f for f in flags[variant] if f.startswith("--lam")]
-    assert "--lam=0.3" in flags["svae_r"] and "--d_learning_rate=0.0002" in flags["svae_r"]
-    assert not [f for fl in flags.values() for f in fl if f.startswith(("--preset", "--lam_z"))]  # not given
+        assert settings[variant]["d_learning_rate"] == 2e-4 and settings[variant]["n_disc"] == 2
+        assert built[variant][0].shared_samples and "lam" not in settings[variant]
+    assert settings["svae_r"]["lam"] == 0.3 and settings["svae_r"]["lam_z"] is None
+    assert settings["gan"]["preset_overrides"] == {"z_dim": 8}
+    assert not {"model_dir", "epochs", "data_dir", "verbose"} & set(settings["svae_r"])
+    assert built["svae_r"][1].model_dir == os.path.abspath(os.path.join("runs", "reproduce_mnist", "svae_r"))
     args = reproduce_mnist.parse_args(["--lam_z=0"])
-    assert "--lam_z=0.0" in reproduce_mnist.variant_flags("svae_r", args)
-    assert not [f for f in reproduce_mnist.variant_flags("ali", args) if f.startswith("--lam")]
+    assert reproduce_mnist.configs("svae_r", args)[0].lam_z == 0.0
+    assert "lam_z" not in reproduce_mnist.run_settings(*reproduce_mnist.configs("ali", args))
+    for bad, message in (("n_disc", "FIELD=VALUE"), ("nope=1", "FIELD=VALUE"), ("n_disc=two", "n_disc=two"),
+                         ("g_learning_rate=1e-3", "use --g_learning_rate"), ("model_dir=x", "set by this program"),
+                         ("shared_samples=maybe", "not a boolean")):
+        with pytest.raises(app.UsageError, match=message):
+            reproduce_mnist.configs("gan", reproduce_mnist.parse_args([f"--setting={bad}"]))
+    with pytest.raises(app.UsageError, match="n_disc must be >= 1"):
+        reproduce_mnist.configs("gan", reproduce_mnist.parse_args(["--setting=n_disc=0"]))
+
+
+def test_ledgers_of_trainer_subprocess_runs_read_as_their_settings():
+    """A ledger of the subprocess era records `trainer_flags`: read as the settings they gave."""
+    args = reproduce_mnist.parse_args(["--lam_z=0", "--setting=shared_samples=true"])
+    old = ["--variant=svae_r", "--steps_per_epoch=600", "--batch_size=100", "--seed=0", "--g_learning_rate=0.0002",
+           "--d_learning_rate=0.0002", "--beta1=0.5", "--lam=0.3", "--lam_z=0.0", "--eval_batches=10",
+           "--shared_samples"]
+    new = reproduce_mnist.run_settings(*reproduce_mnist.configs("svae_r", args))
+    assert reproduce_mnist.settings_differences(reproduce_mnist.settings_from_trainer_flags(old), new) == {}
+    differences = reproduce_mnist.settings_differences(
+        reproduce_mnist.settings_from_trainer_flags(old[:-1] + ["--noshared_samples"]), new)
+    assert differences == {"shared_samples": (False, True)}
+    # A field the ledger does not know (added to the configs later) counts as its default.
+    assert reproduce_mnist.settings_differences({k: v for k, v in new.items() if k != "ema_decay"}, new) == {}
+
+
+def test_steps_budget_chunks_end_at_exactly_the_updates():
+    args = reproduce_mnist.parse_args(["--steps_per_epoch=100", "--steps_per_variant=1000", "--curve_minutes=5"])
+    fresh = {"seconds": 0.0, "invocations": []}
+    assert reproduce_mnist.next_chunk(fresh, 0, None, args) == 1  # the first epoch measures the rate
+    ledger = {"seconds": 40.0, "invocations": [{"steps_after": 100, "seconds": 40.0}]}  # 0.4 s/step
+    assert reproduce_mnist.next_chunk(ledger, 100, None, args) == 7  # the 300-s window
+    assert reproduce_mnist.next_chunk(ledger, 700, None, args) == 3  # capped by the updates left
+    assert reproduce_mnist.next_chunk(dict(ledger, seconds=1e9), 900, None, args) == 1  # time does not stop it
+    assert reproduce_mnist.next_chunk(ledger, 1000, None, args) == 0
+    every = reproduce_mnist.parse_args(["--steps_per_epoch=100", "--steps_per_variant=1000", "--curve_steps=300"])
+    assert [reproduce_mnist.next_chunk(fresh, s, None, every) for s in (0, 300, 600, 900, 1000)] == [3, 3, 3, 1, 0]
+    with pytest.raises(app.UsageError, match="multiple of --steps_per_epoch=600 .e.g. 10200"):
+        reproduce_mnist._check_budget_args(reproduce_mnist.parse_args(["--steps_per_variant=10000"]))
+    with pytest.raises(app.UsageError, match="--curve_steps=1000"):
+        reproduce_mnist._check_budget_args(reproduce_mnist.parse_args(["--steps_per_variant=1200",
+                                                                        "--curve_steps=1000"]))
+
+
+def test_the_module_starts_no_subprocess():
+    """Training and evaluation run in this process: the module imports no subprocess (nor
+    multiprocessing, nor os.system / os.exec*)."""
+    tree = ast.parse(open(reproduce_mnist.__file__).read())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert not {"subprocess", "multiprocessing"} & imported
+    calls = {f"{n.func.value.id}.{n.func.attr}" for n in ast.walk(tree) if isinstance(n, ast.Call)
+             and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)}
+    assert not [c for c in calls if c in ("os.system", "os.popen") or c.startswith(("os.exec", "os.spawn"))]
 
 
 def _tiny_classifier(path):
@@ -230,7 +296,7 @@ def test_tiny_reproduction_writes_its_report_and_resumes(tmp_path, data_dir):
     work, results = tmp_path / "work", tmp_path / "results"
     cmd = [sys.executable, "-m", "benchmarks.reproduce_mnist", "--variants=vae,gan",
            "--minutes_per_variant=0.02", "--steps_per_epoch=3", "--batch_size=50", "--eval_batches=1",
-           "--trainer_flag=--take=500", "--trainer_flag=--num_grid_images=4", "--iw_samples=2",
+           "--setting=take=500", "--setting=num_grid_images=4", "--iw_samples=2",
            "--num_nll_images=10", "--num_rmse_images=20", "--num_samples=200", "--splits=2",
            "--num_reference=200", f"--classifier={clf}", f"--cache_dir={tmp_path / 'cache'}",
            f"--work_dir={work}", f"--results={results / 'mnist'}"]
@@ -264,7 +330,7 @@ def test_tiny_reproduction_writes_its_report_and_resumes(tmp_path, data_dir):
         assert "does not apply" not in (work / "logs" / f"{variant}_train.log").read_text()
     # Files: the curves PNG, a grid and an npz per variant, shown in the Markdown.
     assert (results / "mnist_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "![IS and FID vs training minutes](mnist_curves.png)" in markdown
+    assert "![IS and FID vs training minutes and updates](mnist_curves.png)" in markdown
     from PIL import Image
 
     for variant in ("vae", "gan"):
@@ -292,9 +358,15 @@ def test_resuming_with_other_settings_stops(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     args = reproduce_mnist.parse_args([f"--work_dir={work}", "--g_learning_rate=1e-4"])
-    old = reproduce_mnist.variant_flags("vae", reproduce_mnist.parse_args([]))
-    (work / "vae.budget.json").write_text(json.dumps({"seconds": 60.0, "invocations": [], "trainer_flags": old}))
-    with pytest.raises(SystemExit, match="g_learning_rate=0.0001"):
+    old = reproduce_mnist.run_settings(*reproduce_mnist.configs("vae", reproduce_mnist.parse_args([])))
+    (work / "vae.budget.json").write_text(json.dumps({"seconds": 60.0, "invocations": [], "settings": old}))
+    with pytest.raises(SystemExit, match="g_learning_rate: 0.0002 there, 0.0001 here"):
+        reproduce_mnist.train_variant("vae", args)
+    # A ledger of the subprocess era (its trainer flags) too.
+    flags = ["--variant=vae", "--steps_per_epoch=600", "--batch_size=100", "--seed=0", "--g_learning_rate=0.0002",
+             "--beta1=0.5", "--eval_batches=10"]
+    (work / "vae.budget.json").write_text(json.dumps({"seconds": 60.0, "invocations": [], "trainer_flags": flags}))
+    with pytest.raises(SystemExit, match="g_learning_rate: 0.0002 there, 0.0001 here"):
         reproduce_mnist.train_variant("vae", args)
 
 
@@ -327,10 +399,12 @@ def test_rows_of_variants_not_run_are_carried_over_from_the_report_when_their_fl
     work.mkdir()
     (results / "mnist_samples").mkdir(parents=True)
     args = reproduce_mnist.parse_args([f"--work_dir={work}", f"--results={results / 'mnist'}"])
-    flags_of = lambda v: reproduce_mnist.variant_flags(v, args)  # noqa: E731
-    ledgers = {"vae": {"trainer_flags": flags_of("vae"), "steps": 600},
-               "svae": {"trainer_flags": [f.replace("0.0002", "0.0001") for f in flags_of("svae")]},
-               "ali": {"trainer_flags": flags_of("ali")}}
+    settings_of = lambda v: reproduce_mnist.run_settings(*reproduce_mnist.configs(v, args))  # noqa: E731
+    ledgers = {"vae": {"trainer_flags": ["--variant=vae", "--steps_per_epoch=600", "--batch_size=100", "--seed=0",
+                                         "--g_learning_rate=0.0002", "--beta1=0.5", "--eval_batches=10"],
+                       "steps": 600},  # written by the subprocess-era reproduce_mnist: read as its settings
+               "svae": {"settings": dict(settings_of("svae"), g_learning_rate=1e-4)},
+               "ali": {"settings": settings_of("ali")}}
     (work / "ali.budget.json").write_text("{}")
     previous = {"ledgers": ledgers, "evaluations": {"vae": {"inception_score": 7.1, "inception_score_std": 0.1}},
                 "classifier": {"test_accuracy": 0.995}, "provenance": {"commit": "abcdef0123", "date": "D"}}
@@ -365,14 +439,60 @@ def test_finished_runs_in_the_work_dir_are_reported_without_training(tmp_path, m
     spent = [{"steps_before": 0, "steps_after": 600, "seconds": 300.0},
              {"steps_before": 600, "steps_after": 1200, "seconds": 300.0}]
 
-    def ledger(variant, seconds, flags=None, checkpoint="ckpt-1200"):
-        return {"trainer_flags": flags or reproduce_mnist.variant_flags(variant, args), "seconds": seconds,
+    def ledger(variant, seconds, changes=None, checkpoint="ckpt-1200"):
+        settings = reproduce_mnist.run_settings(*reproduce_mnist.configs(variant, args))
+        return {"settings": dict(settings, **(changes or {})), "seconds": seconds,
                 "invocations": spent, "checkpoint": str(work / variant / checkpoint)}
 
     ledgers = {"ali": ledger("ali", 600.0), "gan": ledger("gan", 300.0),
-               "svae": ledger("svae", 600.0, flags=["--variant=svae"]),
+               "svae": ledger("svae", 600.0, changes={"beta1": 0.9}),
                "wgan_gp": ledger("wgan_gp", 600.0, checkpoint="ckpt-600"), "svae_r": ledger("svae_r", 600.0)}
     for variant, value in ledgers.items():
         (work / f"{variant}.budget.json").write_text(json.dumps(value))
     monkeypatch.setattr(runs, "checkpoint_info", lambda d: (2, 1200, os.path.join(d, "ckpt-1200")))
     assert reproduce_mnist.finished_in_work_dir(args, ["svae_r"]) == ["ali"]
+
+
+def test_equal_updates_train_in_process_with_the_trainers_weights(tmp_path, data_dir, monkeypatch, capsys):
+    """--steps_per_variant=6 in chunks of 3 (--curve_steps): reproduce_mnist trains vae with
+    train_lib.train in this process (no trainer subprocess: Popen refuses all but the report's git and uname), exactly
+    6 updates, a curve point after each chunk against updates and minutes; its weights are
+    bit-for-bit those of `python -m trainers.mnist` with the same settings for 6 steps."""
+    real_popen = subprocess.Popen
+
+    def no_python(cmd, *a, **k):  # the report's provenance may run git and uname, nothing else
+        assert os.path.basename(str(cmd[0] if isinstance(cmd, (list, tuple)) else cmd).split()[0]) in (
+            "git", "uname"), f"reproduce_mnist started {cmd}"
+        return real_popen(cmd, *a, **k)
+
+    monkeypatch.setattr(subprocess, "Popen", no_python)
+    work, results = tmp_path / "work", tmp_path / "results"
+    settings = ["--setting=take=500", "--setting=num_grid_images=4", "--setting=z_dim=8",
+                "--setting=batch_norm_batches=2"]
+    args = reproduce_mnist.parse_args(
+        ["--variants=vae", "--steps_per_variant=6", "--curve_steps=3", "--steps_per_epoch=3", "--batch_size=50",
+         "--eval_batches=1", "--skip_eval", "--probe_samples=100", f"--data_dir={data_dir}",
+         f"--work_dir={work}", f"--results={results / 'mnist'}", *settings])
+    reproduce_mnist.main(args)
+    monkeypatch.setattr(subprocess, "Popen", real_popen)
+    ledger = json.loads((work / "vae.budget.json").read_text())
+    assert ledger["steps"] == 6 and ledger["budget_steps"] == 6 and "budget_seconds" not in ledger
+    assert [(i["steps_before"], i["steps_after"], i["optimizer_step"]) for i in ledger["invocations"]] == \
+        [(0, 3, 3), (3, 6, 6)]
+    assert [(p["steps"], p["minutes"] > 0) for p in ledger["curve"]] == [(3, True), (6, True)]
+    assert ledger["curve"][1]["minutes"] == pytest.approx(ledger["seconds"] / 60)
+    saved = json.loads((results / "mnist.json").read_text())
+    assert saved["budget"] == {"steps_per_variant": 6} and saved["rows"]["vae"]["steps"] == 6
+    assert "at equal updates" in (results / "mnist.md").read_text()
+    assert "training to epoch" in capsys.readouterr().out
+
+    # The same run by the trainer's command line, in a fresh process.
+    trainer = [sys.executable, "-m", "trainers.mnist", "--variant=vae", f"--model_dir={tmp_path / 'trainer'}",
+               "--epochs=2", "--steps_per_epoch=3", "--batch_size=50", "--seed=0", "--g_learning_rate=0.0002",
+               "--beta1=0.5", "--eval_batches=1", "--take=500", "--num_grid_images=4", "--z_dim=8",
+               "--batch_norm_batches=2", "--verbose=2", f"--data_dir={data_dir}"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    out = subprocess.run(trainer, cwd=report.REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    (checksum,) = re.findall(r"Finished: .*optimizer step 6, .*weights sha256 ([0-9a-f]{64})", out.stdout)
+    assert ledger["invocations"][-1]["weights_sha256"] == checksum

@@ -11,6 +11,14 @@ of every weight of the model and of both optimizers, in order. Equal digests mea
 With --compare it also states, per case, whether the digest equals the one in that
 earlier report (exit code 1 if any differs), and the report records which commit that
 was.
+
+The digests depend on the CPU's kernels (oneDNN picks code paths by instruction set), so a
+reference holds only on the machine that made it: the committed reports were made on other
+CPUs and will differ elsewhere even for identical code. To check a refactor, make the
+reference from the old commit on the same machine first:
+
+    git worktree add ../ref OLD_COMMIT && (cd ../ref && python -m benchmarks.step_fingerprint --output=/tmp/ref)
+    python -m benchmarks.step_fingerprint --compare=/tmp/ref.json
 """
 
 import hashlib

@@ -92,6 +92,7 @@ from absl import app, flags
 
 from svae_tf import cli, files  # no TensorFlow import
 from svae_tf import config as config_lib  # no TensorFlow import
+from svae_tf import variants  # no TensorFlow import
 from svae_tf import logs as tf_logs
 from benchmarks import report
 
@@ -99,10 +100,17 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Seven by default: GAN, WGAN-GP, sVAE and sVAE-r (eq. 29) of Table 1, the VAE and ALI baselines, and
 # the flagfiles' sVAE-r (svae_r_lx); then other variations.
 DEFAULT_VARIANTS = ("vae", "gan", "wgan_gp", "ali", "svae", "svae_r", "svae_r_lx")
-VARIANTS = DEFAULT_VARIANTS + ("svae_r_elbo",)
+# Every registered row of the variants table may run (svae_tf.variants), the defaults first.
+VARIANTS = DEFAULT_VARIANTS + tuple(v for v in variants.names() if v not in DEFAULT_VARIANTS)
 LABELS = {"vae": "VAE", "gan": "GAN", "wgan_gp": "WGAN-GP", "ali": "ALI", "svae": "sVAE", "svae_r": "sVAE-r",
-          "svae_r_elbo": "sVAE-r (exact E_q side)", "svae_r_lx": "sVAE-r (lambda L_x)"}
-SVAE_R_VARIANTS = ("svae_r", "svae_r_elbo", "svae_r_lx")  # each row gets the sVAE-r claims
+          "svae_r_elbo": "sVAE-r (exact E_q side)", "svae_r_lx": "sVAE-r (lambda L_x)"}  # display names
+# The rows whose loss uses lambda: each gets the sVAE-r claims.
+SVAE_R_VARIANTS = tuple(v for v in VARIANTS if variants.get(v).uses_lam)
+
+
+def display_name(variant):
+    """The display name of `variant` in tables and figures (its name when it has none)."""
+    return LABELS.get(variant, variant)
 PRESET = "mnist"  # the trainer's default (trainers.mnist); --setting=preset=... changes it
 DATASET = "mnist"
 
@@ -734,7 +742,7 @@ def evaluate_variant(variant, ledger, classifier, args):
     argv = [f"--model_dir={ledger['model_dir']}", f"--dataset={DATASET}", f"--json={json_path}",
             f"--iw_samples={args.iw_samples}", f"--num_samples={args.num_samples}", f"--splits={args.splits}",
             f"--classifier={classifier}", f"--seed={args.seed}", f"--batch_size={SAMPLE_BATCH}",
-            f"--cache_dir={_cache_dir(args)}", f"--name={LABELS[variant]}"]
+            f"--cache_dir={_cache_dir(args)}", f"--name={display_name(variant)}"]
     for name in ("num_nll_images", "num_rmse_images", "num_reference", "refit_encoder_steps"):
         if getattr(args, name):
             argv.append(f"--{name}={getattr(args, name)}")
@@ -796,7 +804,7 @@ def table_rows(rows, ledgers):
         paper_nll, paper_is = PAPER.get(variant, (None, None))
         refit = r.get("refit") or {}
         out[variant] = {
-            "label": LABELS[variant],
+            "label": display_name(variant),
             "nll_nats": r.get("nll_nats"),
             "nll_nats_stderr": r.get("nll_nats_stderr"),
             "iw_samples": r.get("iw_samples"),
@@ -841,14 +849,14 @@ def _verdict(claim, target, value, margin, measured, noise=None, digits=2):
 def _is_at_least(get, variant, target):
     """The claim that `variant`'s IS is at least `target` (within the noise: the split std)."""
     a, std = get(variant, "inception_score"), get(variant, "inception_score_std")
-    return _verdict(f"{LABELS[variant]}'s IS is at least {target:g}", f"IS >= {target:g}", a,
+    return _verdict(f"{display_name(variant)}'s IS is at least {target:g}", f"IS >= {target:g}", a,
                     None if a is None else a - target,
                     f"IS {_f(a)} ± {_f(std)}" if a is not None else "IS missing", std)
 
 
 def _svae_r_claims(get, variant, targets):
     """The sVAE-r claims on one sVAE-r row (`variant`, named by its label in the table)."""
-    r = LABELS[variant]
+    r = display_name(variant)
     out = []
     # sVAE-r samples better than the VAE (Sec. 6.1): IS above, FID below; IS at the target.
     a, b = get(variant, "inception_score"), get("vae", "inception_score")
@@ -919,7 +927,7 @@ def claims(table, targets=TARGETS):
         if variant not in table:
             continue
         a = get(variant, "spread")
-        out.append(_verdict(f"{LABELS[variant]} does not collapse", f"sample spread >= {targets['spread']:g}", a,
+        out.append(_verdict(f"{display_name(variant)} does not collapse", f"sample spread >= {targets['spread']:g}", a,
                             None if a is None else a - targets["spread"],
                             "spread missing" if a is None else f"spread {a:.3f}", digits=3))
     return out
@@ -938,7 +946,7 @@ def paper_claims(table):
     def order(claim, source, better, worse, key, higher):
         a, b = get(better, key), get(worse, key)
         name = "IS" if key == "inception_score" else "-ELBO" if key == "neg_elbo_nats" else "RMSE"
-        measured = f"{name} {LABELS[better]} {_f(a)}, {LABELS[worse]} {_f(b)}"
+        measured = f"{name} {display_name(better)} {_f(a)}, {display_name(worse)} {_f(b)}"
         if None in (a, b):
             return {"claim": claim, "source": source, "measured": measured, "verdict": "not measured"}
         return {"claim": claim, "source": source, "measured": measured,
@@ -946,7 +954,7 @@ def paper_claims(table):
 
     out = []
     for r in [v for v in SVAE_R_VARIANTS if v in table] or ["svae_r"]:
-        label = LABELS[r]
+        label = display_name(r)
         out.append(order(f"{label} reconstructs better than ALI (RMSE below ALI's)",
                          "Sec. 6.1, Fig. 5", r, "ali", "rmse", higher=False))
         a = get(r, "neg_elbo_nats")
@@ -956,10 +964,10 @@ def paper_claims(table):
         out.append(order(f"{label}'s NLL is below sVAE's", "Table 1", r, "svae", "neg_elbo_nats", higher=False))
         out.append(order(f"{label}'s IS is above sVAE's", "Table 1", r, "svae", "inception_score", higher=True))
         for other in ("gan", "wgan_gp"):
-            out.append(order(f"{label}'s IS is above {LABELS[other]}'s", "Sec. 6.1, Table 1", r, other,
+            out.append(order(f"{label}'s IS is above {display_name(other)}'s", "Sec. 6.1, Table 1", r, other,
                              "inception_score", higher=True))
     for other in ("gan", "wgan_gp"):
-        out.append(order(f"sVAE's IS is above {LABELS[other]}'s", "Sec. 6.1, Table 1", "svae", other,
+        out.append(order(f"sVAE's IS is above {display_name(other)}'s", "Sec. 6.1, Table 1", "svae", other,
                          "inception_score", higher=True))
     return out
 
@@ -1006,7 +1014,7 @@ def curve_png(curves):
             for axis, key in ((left, "inception_score"), (right, "fid")):
                 xy = [(p[x_key], p[key]) for p in points if p.get(key) is not None and p.get(x_key) is not None]
                 if xy:
-                    axis.plot(*zip(*xy), marker="o", markersize=3, label=LABELS[variant])
+                    axis.plot(*zip(*xy), marker="o", markersize=3, label=display_name(variant))
         for axis, name in ((left, "Inception score (higher is better)"), (right, "FID (lower is better)")):
             axis.set_xlabel(x_label)
             axis.set_title(f"{name}, {n} samples" if n else name)
@@ -1033,7 +1041,7 @@ def render(rows, ledgers, classifier_report, args, curves_name="mnist_curves.png
     variants = [v for v in VARIANTS if v in ledgers]
     table = table_rows(rows, ledgers)
     at_budget = "at equal updates" if args.steps_per_variant else "at one CPU budget"
-    lines = [f"# MNIST: {', '.join(LABELS[v] for v in variants)} {at_budget} (paper Table 1)", "",
+    lines = [f"# MNIST: {', '.join(display_name(v) for v in variants)} {at_budget} (paper Table 1)", "",
              "Measured by `benchmarks/reproduce_mnist.py`, except the paper's columns. The command, "
              "the commit and the machine of this report are under Provenance below; each row names the "
              "commits its training and its evaluation ran at, which can be older than the report "
@@ -1071,7 +1079,7 @@ def render(rows, ledgers, classifier_report, args, curves_name="mnist_curves.png
     ]
     for variant, note in (carried or {}).items():
         lines.append(
-            f"- {LABELS[variant]}: row carried over from the report of {note['report_date']} (commit "
+            f"- {display_name(variant)}: row carried over from the report of {note['report_date']} (commit "
             f"{(note['report_commit'] or 'not recorded')[:7]}; `--carry_over`), trained with these settings, "
             f"scored by that report's classifier (test accuracy {_f(note['classifier'].get('test_accuracy'), 4)}).")
     any_row = next((r for r in rows.values() if r and r.get("nll_nats") is not None), {})
@@ -1154,7 +1162,7 @@ def render(rows, ledgers, classifier_report, args, curves_name="mnist_curves.png
               "score them with another classifier; this classifier's IS on the evaluation's "
               f"{args.num_samples} samples is `evaluations.VARIANT.inception_score` in the JSON.", ""]
     for variant in variants:
-        lines += [f"**{LABELS[variant]}**", "", f"![{LABELS[variant]} samples]({samples_dir}/{variant}.png)", ""]
+        lines += [f"**{display_name(variant)}**", "", f"![{display_name(variant)} samples]({samples_dir}/{variant}.png)", ""]
     return "\n".join(lines)
 
 

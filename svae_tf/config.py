@@ -27,9 +27,9 @@ from svae_tf import presets, variants
 
 # applies= name -> (test on a variants.Variant row, what the rows that pass are).
 APPLIES = {
-    "lambda": (lambda row: row.uses_lam, "the sVAE-r rows (uses_lam)"),
+    "lambda": (lambda row: row.uses_lam, "the sVAE-r rows"),
     "discriminator": (lambda row: row.discriminator is not None, "the rows with a discriminator"),
-    "critic": (lambda row: row.critic, "the rows with an IPM critic (wgan_gp)"),
+    "critic": (lambda row: row.critic, "the rows with an IPM critic"),
     "encoder": (lambda row: row.encoder, "the rows with an encoder"),
 }
 FLOW_KINDS = ("none", "coupling", "maf", "iaf")  # svae_tf.flows
@@ -122,8 +122,9 @@ def unused_fields(cls, variant):
     for field in flag_fields(cls):
         applies = field.metadata.get("applies")
         if applies is not None and not APPLIES[applies][0](row):
-            out[field.name] = (f"it is read by {APPLIES[applies][1]} only, "
-                               f"not by --variant={variant}")
+            readers = "|".join(n for n in variants.names() if APPLIES[applies][0](variants.get(n)))
+            out[field.name] = (f"it is read by {APPLIES[applies][1]} (--variant={readers}) only, "
+                               f"not --variant={variant}")
     return out
 
 

@@ -26,6 +26,8 @@ splits (10 by default) and reports mean and population std over splits; FID
 fits mean and unbiased covariance (float64) to all features of both sets.
 """
 
+import hashlib
+import json
 import os
 
 import keras
@@ -50,6 +52,38 @@ def default_cache_dir():
 def default_mnist_classifier_path(cache_dir=None):
     """Where `trainers.classifier` saves and evaluation looks for the MNIST classifier."""
     return os.path.join(os.path.expanduser(cache_dir or default_cache_dir()), MNIST_CLASSIFIER_FILE)
+
+
+def provenance_path(path):
+    """The sidecar beside a saved classifier (PATH.json): how it was trained (command,
+    settings), its test accuracy and the sha256 of the file (`trainers.classifier`)."""
+    return path + ".json"
+
+
+def file_sha256(path):
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_provenance(path):
+    """The sidecar of the classifier at `path` as a dict, or None if it is absent or unreadable."""
+    try:
+        with open(provenance_path(path)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def classifier_kind(dataset, classifier=None):
+    """What `make_extractor` uses: "mnist_cnn" (the default path), "inception_v3", or the
+    path of a saved MNIST classifier. None/""/"auto" choose by dataset."""
+    if classifier in (None, "", "auto"):
+        return "mnist_cnn" if dataset == "mnist" else "inception_v3"
+    return classifier
 
 
 # ------------------------------------------------------------ MNIST classifier
@@ -91,6 +125,7 @@ class MnistClassifier:
     def __init__(self, model, path=None):
         self.model = model
         self.path = path
+        self.sha256 = None if path is None else file_sha256(path)
         self._both = keras.Model(
             model.inputs, [model.get_layer(_LOGITS_LAYER).output, model.get_layer(_FEATURES_LAYER).output]
         )
@@ -117,9 +152,24 @@ class MnistClassifier:
         return self._call(images)
 
     def info(self):
+        """Which classifier this is: its file (path, sha256 of the bytes loaded) and, from the
+        sidecar PATH.json, how it was trained (`provenance`: command, settings, test accuracy;
+        `sha256_matches` says whether the sidecar describes this very file)."""
+        provenance = None
+        if self.path is not None:
+            saved = read_provenance(self.path)
+            if saved is not None:
+                keys = ("command", "trained_by", "created", "test_accuracy", "num_test", "epochs",
+                        "steps_per_epoch", "batch_size", "learning_rate", "num_train", "seed",
+                        "keras_version", "tensorflow_version", "sha256")
+                provenance = {k: saved[k] for k in keys if k in saved}
+                provenance["sha256_matches"] = saved.get("sha256") == self.sha256
+                provenance["file"] = provenance_path(self.path)
         return {
             "name": self.name,
             "path": self.path,
+            "sha256": self.sha256,
+            "provenance": provenance,
             "logits": "10 class logits of the project's MNIST CNN (trainers.classifier)",
             "features": "1024-d penultimate activations (FC-1024 + BN + ReLU)",
             "input": "grey levels in [0, 1]; other sizes bilinear-resized to 28x28, RGB to luma",
@@ -197,8 +247,7 @@ def make_extractor(dataset, classifier=None, inception_weights="imagenet", cache
     `classifier`: None/"auto" (by dataset), "mnist_cnn" (the default path under
     `cache_dir`), "inception_v3", or the path of a saved MNIST classifier.
     """
-    if classifier in (None, "", "auto"):
-        classifier = "mnist_cnn" if dataset == "mnist" else "inception_v3"
+    classifier = classifier_kind(dataset, classifier)
     if classifier == "mnist_cnn":
         return MnistClassifier.load(None, cache_dir)
     if classifier == "inception_v3":

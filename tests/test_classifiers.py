@@ -1,6 +1,7 @@
 """Tests of svae_tf.classifiers (MNIST CNN, InceptionV3 extractor, shared IS/FID) and
 trainers.classifier."""
 
+import hashlib
 import json
 import os
 
@@ -36,8 +37,9 @@ def test_mnist_classifier_outputs_and_keras_round_trip(tmp_path):
 
 
 def test_missing_mnist_classifier_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m trainers.classifier"):
+    with pytest.raises(FileNotFoundError, match="python -m trainers.classifier") as err:
         classifiers.MnistClassifier.load(os.fspath(tmp_path / "nope.keras"))
+    assert os.fspath(tmp_path / "nope.keras") in str(err.value)
     with pytest.raises(FileNotFoundError, match="trainers.classifier"):
         classifiers.make_extractor("mnist", cache_dir=os.fspath(tmp_path))
 
@@ -103,10 +105,45 @@ def test_classifier_trainer_runs_a_few_steps_and_reuses(tmp_path, data_dir, caps
                 "train_seconds", "epochs", "num_test"):
         assert key in saved
     assert saved["num_test"] == 40 and saved["test_accuracy"] == report["test_accuracy"]
+    # Provenance: the command that trains it again, and the checksum of the very file.
+    assert saved["sha256"] == hashlib.sha256(open(out, "rb").read()).hexdigest()
+    assert saved["command"].startswith("python -m trainers.classifier ") and "--take=64" in saved["command"]
+    assert saved["trained_by"] == "python -m trainers.classifier" and saved["keras_version"]
+    info = classifiers.MnistClassifier.load(out).info()
+    assert info["sha256"] == saved["sha256"] and info["provenance"]["sha256_matches"]
+    assert info["provenance"]["test_accuracy"] == saved["test_accuracy"]
+    assert not [p for p in os.listdir(tmp_path / "clf") if ".tmp" in p]
     mtime = os.path.getmtime(out)
     classifier_trainer.run(classifier_trainer.parse_args(args))  # trained once, reused
     assert os.path.getmtime(out) == mtime
     assert "Reusing" in capsys.readouterr().out
+    with open(out + ".json") as f:
+        assert json.load(f)["command"] == saved["command"]  # the re-evaluation keeps the provenance
+
+
+def test_an_interrupted_classifier_training_leaves_nothing_at_the_path(tmp_path, data_dir, monkeypatch):
+    """The model is saved under a temporary name, evaluated, its sidecar written, then
+    renamed: an interruption after the save (here, in the test-set evaluation) leaves no
+    classifier, no sidecar and no temporary file."""
+    out = tmp_path / "mnist_classifier.keras"
+    saved = []
+    real_save = classifier_trainer._save_inference
+
+    def save_then_note(model, path):
+        real_save(model, path)
+        saved.append(path)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(classifier_trainer, "_save_inference", save_then_note)
+    monkeypatch.setattr(classifier_trainer, "evaluate", interrupted)
+    args = classifier_trainer.parse_args([f"--output={out}", f"--data_dir={data_dir}", "--take=64", "--epochs=1",
+                                          "--steps_per_epoch=1", "--batch_size=32", "--verbose=0"])
+    with pytest.raises(KeyboardInterrupt):
+        classifier_trainer.run(args)
+    assert len(saved) == 1 and saved[0] != os.fspath(out)  # it had been written, elsewhere
+    assert os.listdir(tmp_path) == []
 
 
 def test_classifier_evaluation_on_a_labelled_batch_with_a_known_answer(data_dir, monkeypatch):

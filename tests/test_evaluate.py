@@ -1,5 +1,6 @@
 """Tests of trainers.evaluate on tiny checkpoints and a tiny classifier (real MNIST, small takes)."""
 
+import hashlib
 import json
 import math
 import os
@@ -209,6 +210,95 @@ def test_decoder_only_variant_reports_null_nll_and_rmse(workdir, data_dir):
     assert "n/a" in evaluate.markdown_row(results)
 
 
+# Flags of trainers.classifier for a tiny classifier (a few steps on a few hundred images).
+TINY_CLASSIFIER = ["--take=256", "--epochs=1", "--steps_per_epoch=4", "--batch_size=64", "--test_take=100",
+                   "--splits=2", "--verbose=0"]
+
+
+def _default_classifier_args(workdir, data_dir, tmp_path, *extra, classifier=None):
+    """`_args` with the default classifier (no --classifier) under a cache dir of the test's own."""
+    args = _args(workdir, data_dir, "svae_r", f"--json={tmp_path / 'eval.json'}", *extra)
+    args.classifier, args.cache_dir = classifier, os.fspath(tmp_path / "cache")
+    return args
+
+
+def test_the_default_mnist_classifier_is_trained_on_first_use_then_reused(workdir, data_dir, tmp_path, capsys,
+                                                                         monkeypatch):
+    """Without a classifier at the default path, evaluation trains it there (trainers.classifier.run),
+    says so with its test accuracy, records its provenance and goes on; the next evaluation
+    (here through $SVAE_TF_CACHE_DIR) reuses the file without training."""
+    path = tmp_path / "cache" / classifiers.MNIST_CLASSIFIER_FILE
+    first = evaluate.run(_default_classifier_args(workdir, data_dir, tmp_path), classifier_flags=TINY_CLASSIFIER)
+    out = capsys.readouterr().out
+    assert f"No MNIST classifier for the Inception score and FID at {path}: training it once" in out
+    assert "test accuracy" in out and "Continuing the evaluation" in out and "| svae_r | svae_r |" in out
+    with open(classifiers.provenance_path(os.fspath(path))) as f:
+        provenance = json.load(f)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert provenance["sha256"] == sha and 0.0 <= provenance["test_accuracy"] <= 1.0
+    assert provenance["trained_by"] == "python -m trainers.evaluate (first use)"
+    assert provenance["command"].startswith(f"python -m trainers.classifier --output={path} --epochs=1")
+    assert provenance["num_test"] == 100 and provenance["steps_per_epoch"] == 4
+    info = first["classifier"]
+    assert info["path"] == os.fspath(path) and info["sha256"] == sha
+    assert info["provenance"]["test_accuracy"] == provenance["test_accuracy"]
+    assert info["provenance"]["sha256_matches"] and info["provenance"]["command"] == provenance["command"]
+    assert not [p for p in os.listdir(path.parent) if ".tmp" in p]
+
+    # Second evaluation: the same file, no training (it would raise), the same numbers.
+    mtime = path.stat().st_mtime_ns
+    def no_training(*args, **kwargs):
+        raise AssertionError("the classifier was trained again")
+
+    monkeypatch.setattr(classifier_trainer, "train", no_training)
+    monkeypatch.setenv(classifiers.CACHE_DIR_ENV, os.fspath(tmp_path / "cache"))
+    args = _default_classifier_args(workdir, data_dir, tmp_path)
+    args.cache_dir = None
+    second = evaluate.run(args, classifier_flags=TINY_CLASSIFIER)
+    assert path.stat().st_mtime_ns == mtime and "training it once" not in capsys.readouterr().out
+    for key in ("nll_nats", "elbo", "rmse", "inception_score", "fid", "real_inception_score"):
+        assert second[key] == first[key], key  # training in-process did not change the evaluation
+    assert second["classifier"] == info
+
+
+def test_an_interrupted_first_use_training_leaves_no_classifier(workdir, data_dir, tmp_path, monkeypatch):
+    """Training that stops (here: KeyboardInterrupt in the test-set evaluation, after the
+    model was saved under its temporary name) leaves nothing at the default path, so the
+    next evaluation trains again instead of loading half a classifier."""
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(classifier_trainer, "evaluate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate.run(_default_classifier_args(workdir, data_dir, tmp_path), classifier_flags=TINY_CLASSIFIER)
+    assert os.listdir(tmp_path / "cache") == []
+    assert not (tmp_path / "eval.json").exists()
+
+
+def test_an_explicit_missing_classifier_is_an_error_not_trained(workdir, data_dir, tmp_path, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained to the user's path")
+
+    monkeypatch.setattr(classifier_trainer, "train", no_training)
+    missing = tmp_path / "mine" / "clf.keras"
+    for named in (os.fspath(missing), "~/" + os.path.relpath(missing, os.path.expanduser("~"))):
+        args = _default_classifier_args(workdir, data_dir, tmp_path, classifier=named)
+        with pytest.raises(FileNotFoundError) as err:
+            evaluate.run(args, classifier_flags=TINY_CLASSIFIER)
+        assert os.fspath(missing) in str(err.value)
+    assert not missing.parent.exists() and not (tmp_path / "cache").exists()
+
+
+def test_no_classifier_is_trained_when_none_is_needed(workdir, data_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(classifier_trainer, "train", lambda *a, **k: pytest.fail("trained"))
+    args = _default_classifier_args(workdir, data_dir, tmp_path, "--no_quality")
+    assert evaluate.ensure_default_classifier("mnist", args, os.fspath(tmp_path / "cache")) is None
+    args = _default_classifier_args(workdir, data_dir, tmp_path, classifier="inception_v3")
+    assert evaluate.ensure_default_classifier("mnist", args, os.fspath(tmp_path / "cache")) is None
+    args = _default_classifier_args(workdir, data_dir, tmp_path)
+    assert evaluate.ensure_default_classifier("cifar10", args, os.fspath(tmp_path / "cache")) is None
+
+
 def test_clear_errors(workdir, data_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         evaluate.run(evaluate.parse_args([f"--model_dir={tmp_path / 'missing'}"]))
@@ -218,8 +308,9 @@ def test_clear_errors(workdir, data_dir, tmp_path):
     runs.save_config(os.fspath(tmp_path / "untrained"), runs.ModelConfig(preset_overrides=TINY_MNIST))
     with pytest.raises(FileNotFoundError, match="No checkpoint"):
         evaluate.run(evaluate.parse_args([f"--model_dir={tmp_path / 'untrained'}"]))
-    with pytest.raises(FileNotFoundError, match="trainers.classifier"):
+    with pytest.raises(FileNotFoundError, match="trainers.classifier") as err:
         evaluate.run(_args(workdir, data_dir, "svae_r", f"--classifier={tmp_path / 'none.keras'}"))
+    assert os.fspath(tmp_path / "none.keras") in str(err.value) and not (tmp_path / "none.keras").exists()
     for bad, named in ((["--iw_samples=4"], "model_dir"), (["--model_dir=x", "--iw_samples=many"], "iw_samples"),
                        (["--model_dir=x", "extra"], "Unexpected arguments: extra")):
         with pytest.raises(app.UsageError, match=named):

@@ -8,13 +8,17 @@ Trains `svae_tf.classifiers.build_mnist_classifier` on the real MNIST training s
 then reports its test accuracy and the Inception score of the real MNIST test set
 under it (10 contiguous splits; `ChunyuanLI/MNIST_Inception_Score` reports
 9.88 +- 0.06 for its classifier). The model is saved to PATH (`.keras`, written to a
-temporary file and renamed) with a sidecar PATH.json holding these numbers.
+temporary file and renamed) with a sidecar PATH.json holding these numbers and the
+classifier's provenance: the command that trains it again, its settings, the Keras and
+TensorFlow versions, and the sha256 of the saved file. The sidecar is written before the
+model is renamed into place, so an interrupted run leaves neither at PATH.
 
 It is trained once and reused: if PATH exists, it is loaded and only evaluated
 (pass --force to retrain). Default PATH: $SVAE_TF_CACHE_DIR or ~/.cache/svae_tf,
 file `mnist_classifier.keras`; `--cache_dir` changes the directory.
 """
 
+import datetime
 import json
 import math
 import os
@@ -31,6 +35,7 @@ if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from svae_tf import classifiers, data, files, metrics  # noqa: E402
 
@@ -114,33 +119,64 @@ def train(args):
                    "learning_rate": args.learning_rate, "num_train": num_train, "seed": args.seed}
 
 
+def _save_inference(model, path):
+    """The network (without optimizer state) as `.keras` at `path`, not atomically."""
+    inference = classifiers.build_mnist_classifier()  # same network, no optimizer state
+    inference.set_weights(model.get_weights())
+    inference.save(path)
+
+
 def save(model, path):
     """Save the network (without optimizer state) as `.keras`, atomically: a temporary
     name in the same directory, then a rename."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    inference = classifiers.build_mnist_classifier()  # same network, no optimizer state
-    inference.set_weights(model.get_weights())
     with files.atomic_path(path, suffix=".keras") as tmp:  # Keras wants the extension
-        inference.save(tmp)
+        _save_inference(model, tmp)
 
 
-def run(args):
+def command(args):
+    """The command line that trains this classifier again (its training settings)."""
+    parts = ["python -m trainers.classifier", f"--output={args.output}", f"--epochs={args.epochs}",
+             f"--batch_size={args.batch_size}", f"--learning_rate={args.learning_rate}", f"--seed={args.seed}"]
+    for name in ("steps_per_epoch", "take", "test_take"):
+        if getattr(args, name) is not None:
+            parts.append(f"--{name}={getattr(args, name)}")
+    if args.splits != 10:
+        parts.append(f"--splits={args.splits}")
+    return " ".join(parts)
+
+
+def provenance(args, path, trained_by):
+    """What the sidecar says about how the file at `path` came to be."""
+    return {"command": command(args), "trained_by": trained_by, "sha256": classifiers.file_sha256(path),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "keras_version": keras.__version__, "tensorflow_version": tf.__version__}
+
+
+def run(args, trained_by="python -m trainers.classifier"):
     """Train (or reuse) the classifier at `args.output` and evaluate it; returns the report
-    also written to OUTPUT.json. `args`: the flags (`parse_args`)."""
+    also written to OUTPUT.json (`classifiers.provenance_path`). `args`: the flags
+    (`parse_args`); `trained_by`: who asked for the training, recorded in the sidecar.
+
+    A new classifier is saved under a temporary name, evaluated, its sidecar written, and
+    only then renamed to `args.output`: an interruption at any point before leaves no
+    file at `args.output` (and a reader never finds a half-written one)."""
+    sidecar = classifiers.provenance_path(args.output)
     if os.path.exists(args.output) and not args.force:
         print(f"Reusing the classifier at {args.output} (pass --force to retrain).")
         model = keras.saving.load_model(args.output, compile=False)
-        report = {}
-        sidecar = args.output + ".json"
-        if os.path.exists(sidecar):
-            with open(sidecar) as f:
-                report = json.load(f)
+        report = classifiers.read_provenance(args.output) or {}
+        report.update(evaluate(model, args.data_dir, args.test_take, args.splits))
+        report.update(path=args.output, sha256=classifiers.file_sha256(args.output))
+        files.write_json(sidecar, report)
     else:
         model, report = train(args)
-        save(model, args.output)
-    report.update(evaluate(model, args.data_dir, args.test_take, args.splits))
-    report["path"] = args.output
-    files.write_json(args.output + ".json", report)
+        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+        with files.atomic_path(args.output, suffix=".keras") as tmp:  # renamed when the block ends
+            _save_inference(model, tmp)
+            report.update(evaluate(model, args.data_dir, args.test_take, args.splits))
+            report.update(provenance(args, tmp, trained_by), path=args.output)
+            files.write_json(sidecar, report)
     print(
         f"MNIST classifier {args.output}: test accuracy {report['test_accuracy']:.4f}, "
         f"real test-set Inception score {report['real_test_inception_score']:.3f} "

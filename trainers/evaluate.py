@@ -25,7 +25,11 @@ split of the dataset (MNIST: 10,000 images):
 * inception_score (+ _std) and fid of --num_samples decoder means at z ~ N(0, I),
   under the dataset's classifier (`svae_tf.classifiers`: the project's MNIST CNN,
   else Keras InceptionV3 at 299x299), 10 contiguous splits, FID against the
-  whole test split's features.
+  whole test split's features. The MNIST CNN is trained on first use: if it is not at
+  its default path (--cache_dir, $SVAE_TF_CACHE_DIR or ~/.cache/svae_tf), this program
+  trains it there with `trainers.classifier.run` (its defaults: the command
+  `python -m trainers.classifier`, a few CPU minutes), says so, and goes on; later
+  evaluations reuse it. An explicit --classifier=PATH that does not exist is an error.
 
 * refit (with --refit_encoder_steps=N): the encoder and its flow refitted to the fixed
   decoder on the ELBO (1) of the training split, N Adam steps (`svae_tf.refit`; the
@@ -58,6 +62,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from svae_tf import classifiers, data, files, likelihood, metrics, refit, runs  # noqa: E402
+from trainers import classifier as classifier_trainer  # noqa: E402
 
 REQUIRED_KEYS = (
     "nll_nats", "nll_bits_per_dim", "elbo", "rmse", "rmse_batch_stats", "inception_score",
@@ -109,7 +114,8 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_integer("splits", 10, "Inception-score splits.", **f)
     flags.DEFINE_integer("batch_size", 100, "Batch for samples, RMSE, classifier.", **f)
     flags.DEFINE_string("classifier", None,
-                        "mnist_cnn (default for mnist) | inception_v3 | PATH of a saved MNIST classifier.", **f)
+                        "mnist_cnn (default for mnist: the one at --cache_dir, trained there on first use) | "
+                        "inception_v3 | PATH of a saved MNIST classifier (an error if it does not exist).", **f)
     flags.DEFINE_string("inception_weights", "imagenet",
                         "'imagenet' (Keras download / ~/.keras/models cache) or a weights file path.", **f)
     flags.DEFINE_string("cache_dir", None, "Classifier and FID-reference cache "
@@ -157,6 +163,35 @@ def recompute_batch_norm(model, dataset, args):
     batches = data.batch_norm_batches(dataset, args.batch_norm_batches, batch_size=args.batch_size,
                                       data_dir=args.data_dir)
     return model.recompute_batch_norm_statistics(batches, seed=args.seed)
+
+
+def ensure_default_classifier(dataset, args, cache_dir, train_flags=()):
+    """Train the MNIST classifier at its default path in `cache_dir` if evaluation will use
+    it and it is not there (`trainers.classifier.run` with its defaults, in this process);
+    returns its report (test accuracy, provenance), or None when nothing was trained.
+
+    Only the default path is trained to: an explicit --classifier=PATH is the user's, and
+    `classifiers.make_extractor` reports it missing. `train_flags`: more flags of
+    `trainers.classifier` (tests train a tiny one); they are recorded in its sidecar."""
+    if args.no_quality or classifiers.classifier_kind(dataset, args.classifier) != "mnist_cnn":
+        return None
+    path = classifiers.default_mnist_classifier_path(cache_dir)
+    if os.path.exists(path):
+        return None
+    argv = [f"--output={path}", f"--verbose={1 if sys.stdout.isatty() else 2}", *train_flags]
+    if args.data_dir:
+        argv.append(f"--data_dir={args.data_dir}")
+    clf_args = classifier_trainer.parse_args(argv)
+    steps = clf_args.steps_per_epoch or math.ceil(
+        min(classifier_trainer.NUM_TRAIN, clf_args.take or classifier_trainer.NUM_TRAIN) / clf_args.batch_size)
+    print(f"No MNIST classifier for the Inception score and FID at {path}: training it once "
+          f"(`python -m trainers.classifier`: {clf_args.epochs} epochs of {steps} steps, a few CPU minutes "
+          "at the defaults); later evaluations reuse it.", flush=True)
+    report = classifier_trainer.run(clf_args, trained_by="python -m trainers.evaluate (first use)")
+    print(f"Cached the MNIST classifier at {path} (test accuracy {report['test_accuracy']:.4f}, "
+          f"sha256 {report['sha256'][:12]}...; provenance in {classifiers.provenance_path(path)}). "
+          "Continuing the evaluation.", flush=True)
+    return report
 
 
 # ------------------------------------------------------------ the metrics
@@ -224,7 +259,8 @@ def generated_batches(model, num_samples, batch_size, seed):
 
 
 def _cache_key(extractor, dataset, split, num_reference):
-    ident = json.dumps(extractor.info(), sort_keys=True)
+    info = {k: v for k, v in extractor.info().items() if k != "provenance"}  # the file, not its report
+    ident = json.dumps(info, sort_keys=True)
     for path in (getattr(extractor, "path", None), getattr(extractor, "weights", None)):
         if path and os.path.exists(str(path)):
             stat = os.stat(path)
@@ -295,16 +331,18 @@ def write_json(path, results):
 
 
 # ------------------------------------------------------------------ main
-def run(args):
+def run(args, classifier_flags=()):
     """Evaluate and write the JSON; returns the results dict. Raises on missing inputs.
 
-    `args`: the flags (`parse_args`)."""
+    `args`: the flags (`parse_args`). `classifier_flags`: flags of `trainers.classifier`
+    for the MNIST classifier if it is trained on first use (`ensure_default_classifier`)."""
     model, config, checkpoint = load_run(args.model_dir)
     dataset = args.dataset or config.preset
     if tuple(data.image_shape(dataset)) != tuple(model.preset.image_shape):
         raise ValueError(f"dataset {dataset!r} has images {data.image_shape(dataset)}, the model "
                          f"{tuple(model.preset.image_shape)}")
     cache_dir = os.path.expanduser(args.cache_dir) if args.cache_dir else classifiers.default_cache_dir()
+    ensure_default_classifier(dataset, args, cache_dir, classifier_flags)
     extractor = None
     if not args.no_quality:  # fail fast on a missing classifier, before the long NLL
         extractor = classifiers.make_extractor(dataset, args.classifier, args.inception_weights, cache_dir)

@@ -67,6 +67,7 @@ STATUS = {
         "current", "measured at 6b4557d with `encoder_lam`, which commit 2e1f046 removed from the code again"),
     "speed/train_throughput_mnist_svae_r_lx_shared": ("current", "the shipped sVAE-r step"),
     "speed/step_fingerprint": ("current", "the reference the other fingerprints compare with"),
+    "speed/step_work": ("current", "issue #31's regression counted: FLOPs and network calls at f61799b and now"),
 }
 
 

@@ -83,3 +83,51 @@ def test_step_fingerprint_compares_with_an_earlier_report(tmp_path):
     cases = _report(tmp_path, "b")["cases"]
     assert cases["tiny_r1_ndisc2/svae"]["equal"] is True  # the same seeds: bit-identical weights
     assert cases["tiny_r1_ndisc2/gan"]["equal"] is False and "**no**" in proc.stdout
+
+
+def test_step_work_counts_the_tiny_step(tmp_path):
+    _run("benchmarks.step_work", "--preset=tiny", "--batch=8", "--calls=2",
+         "--configs=a1_svae_r,a1_svae_r_shared,a1_svae_r_disc_decodes_z_p", f"--output={tmp_path / 'sw'}")
+    result = _report(tmp_path, "sw")
+    counts = result["checkouts"]["current"]["counts"]
+    step, shared, sketch = (counts[n] for n in ("a1_svae_r", "a1_svae_r_shared", "a1_svae_r_disc_decodes_z_p"))
+    # The discriminator update and the encoder/decoder update each decode [z_p; z_q].
+    assert step["network_calls"]["decoder"] == ["2 x 16"]
+    assert step["network_calls"]["discriminator"] == ["2 x 16"]
+    assert step["network_calls"]["encoder"] == ["2 x 8", "1 x 8 (inference)"]
+    assert shared["network_calls"]["decoder"] == ["1 x 16"]  # one draw, decoded once
+    assert sketch["network_calls"]["decoder"] == ["1 x 8", "1 x 16"]
+    for r in (step, shared, sketch):
+        assert r["tracing_counts"] == [1, 1] and r["host_ops"] == {}  # no retracing, no host ops
+        assert r["flops_profiler"] >= r["flops_matmul_conv"] > 0
+        assert sum(r["flops_by_network"].values()) == r["flops_matmul_conv"]
+    assert shared["flops_matmul_conv"] < sketch["flops_matmul_conv"] < step["flops_matmul_conv"]
+    within = result["comparisons"]
+    saving = within["a1_svae_r_disc_decodes_z_p_vs_a1_svae_r_at_current"]
+    assert saving["network_rows_difference"] == {"decoder": -8}
+    assert set(saving["flops_difference_by_network"]) == {"decoder"}
+    assert "| a1_svae_r | current |" in (tmp_path / "sw.md").read_text()
+
+
+def test_step_work_counts_matmul_and_conv_flops():
+    import tensorflow as tf
+
+    from benchmarks import step_work
+
+    @tf.function
+    def f(a, b, x, k):
+        with tf.GradientTape() as tape:
+            tape.watch([x, k])
+            y = tf.nn.conv2d(x, k, strides=1, padding="SAME")
+        return tf.matmul(a, b), tape.gradient(y, [x, k])
+
+    spec = [tf.TensorSpec(s) for s in ([8, 16], [16, 4], [2, 8, 8, 3], [3, 3, 3, 5])]
+    graph = f.get_concrete_function(*spec).graph
+    flops = {}
+    for g in step_work._graphs(graph):
+        for op in g.get_operations():
+            if op.type in step_work.MATMUL_CONV:
+                flops[op.type] = flops.get(op.type, 0) + step_work._matmul_conv_flops(op)
+    conv = 2 * 2 * 8 * 8 * 5 * 3 * 3 * 3  # 2 x batch x H x W x out x kh x kw x in
+    assert flops == {"MatMul": 2 * 8 * 16 * 4, "Conv2D": conv, "Conv2DBackpropInput": conv,
+                     "Conv2DBackpropFilter": conv}

@@ -153,7 +153,7 @@ def test_modules_do_not_set_the_log_level_when_imported():
                "trainers.evaluate", "trainers.classifier", "trainers.train_lib", "trainers.command",
                "benchmarks.input_pipeline", "benchmarks.reproduce_mnist", "benchmarks.train_throughput",
                "benchmarks.sampling_latency", "benchmarks.mode_collapse", "benchmarks.step_fingerprint",
-               "benchmarks.batch_norm_population"]
+               "benchmarks.batch_norm_population", "benchmarks.step_work"]
     code = ("import importlib, os\n"
             f"for name in {modules!r}:\n"
             "    importlib.import_module(name)\n"

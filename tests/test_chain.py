@@ -14,9 +14,9 @@ installed environment), with small sizes so the chain takes a minute or two:
    `saved_model_cli show --all --dir .../svae/1`;
 5. `python -m export.tflite --model_dir=... --output_dir=...` (all three quantizations);
 6. `python -m export.tflite_sample --tflite=.../sampler_float32.tflite --out=samples.png --num=16`;
-7. `python -m export.serving_client --export_dir=.../svae --signature=sample`, then the README's
-   `curl -d ...` REST request and its Python REST/gRPC example (`sc.post_rest`,
-   `sc.predict_grpc`), both read from README.md and sent to `tests/serving_standin.py`, a
+7. `python -m export.serving_client --export_dir=.../svae --signature=sample`, then the
+   `curl -d ...` REST request and the Python REST/gRPC example (`sc.post_rest`,
+   `sc.predict_grpc`) of docs/deployment.md, both read from it and sent to `tests/serving_standin.py`, a
    TF Serving stand-in on 127.0.0.1 whose REST and gRPC predict APIs run the requests on
    the export with `serving_client.LocalServer` (the hosts and ports are the only change).
 
@@ -43,7 +43,7 @@ from PIL import Image
 
 import trainer_testlib as tl
 
-README = tl.REPO / "README.md"
+DEPLOYMENT = tl.REPO / "docs" / "deployment.md"  # the serving examples (REST, gRPC)
 MNIST_Z_DIM = 64  # the MNIST preset's latent size (docs/deployment.md, signatures table)
 SIGNATURES = ["decode", "encode", "encode_float", "reconstruct", "reconstruct_float", "sample",
               "serving_default"]
@@ -65,20 +65,20 @@ def _run(step, argv, timings, data_dir, timeout=600):
     return proc
 
 
-def _readme_block(language, after=None, containing=None):
-    """The first ```language block of README.md after the line `after` / containing `containing`."""
-    text = README.read_text()
+def _doc_block(language, after=None, containing=None, doc=DEPLOYMENT):
+    """The first ```language block of `doc` after the line `after` / containing `containing`."""
+    text = doc.read_text()
     if after is not None:
-        assert after in text, f"README.md has no {after!r}"
+        assert after in text, f"{doc.name} has no {after!r}"
         text = text[text.index(after):]
     for block in re.findall(rf"```{language}\n(.*?)```", text, flags=re.S):
         if containing is None or containing in block:
             return block
-    raise AssertionError(f"README.md: no ```{language} block" + (f" with {containing!r}" if containing else ""))
+    raise AssertionError(f"{doc.name}: no ```{language} block" + (f" with {containing!r}" if containing else ""))
 
 
 def _substitute(text, old, new):
-    assert text.count(old) == 1, f"README example changed: expected one {old!r} in\n{text}"
+    assert text.count(old) == 1, f"docs example changed: expected one {old!r} in\n{text}"
     return text.replace(old, new)
 
 
@@ -181,7 +181,7 @@ def test_readme_chain(tmp_path, data_dir, standin):
         pixels = np.asarray(grid)
     assert pixels.std() > 0  # not a blank image
 
-    # 7. Requests: the demo client, then the README's curl and Python examples over the wire.
+    # 7. Requests: the demo client, then docs/deployment.md's curl and Python examples over the wire.
     proc = run("serving_client", _python("-m", "export.serving_client", f"--export_dir={exports}",
                                          "--signature=sample"))
     rest_line = re.search(r"(\d+) predictions, per-example shapes (\{.*\})", proc.stdout)
@@ -193,7 +193,7 @@ def test_readme_chain(tmp_path, data_dir, standin):
 
     ports = standin(exports)
     assert shutil.which("curl"), "curl is not installed (apt-get install curl)"
-    curl = shlex.split(_readme_block("bash", containing="curl -d").replace("\\\n", " "))
+    curl = shlex.split(_doc_block("bash", containing="curl -d").replace("\\\n", " "))
     curl = [_substitute(a, "http://localhost:8501/", f"http://127.0.0.1:{ports['rest']}/") if a.startswith("http") else a
             for a in curl]
     proc = run("curl", curl)
@@ -202,7 +202,7 @@ def test_readme_chain(tmp_path, data_dir, standin):
     assert np.shape(predictions[0]["images"]) == (28, 28, 1) and np.shape(predictions[0]["z"]) == (MNIST_Z_DIM,)
     assert np.all((np.asarray(predictions[0]["images"]) >= 0) & (np.asarray(predictions[0]["images"]) <= 1))
 
-    example = _readme_block("python", after="From Python (`export/serving_client.py`):")
+    example = _doc_block("python", after="From Python (`export/serving_client.py`):")
     example = _substitute(example, 'sc.rest_url("localhost", 8501, "svae")',
                           f'sc.rest_url("127.0.0.1", {ports["rest"]}, "svae")')
     example = _substitute(example, '"localhost:8500"', f'"127.0.0.1:{ports["grpc"]}"')

@@ -84,6 +84,7 @@ def define_flags():
     flags.DEFINE_integer("seed", 0, "Seed of weights, noise and data order.")
     flags.DEFINE_enum("dataset", "mnist", ["mnist", "cifar10"], "Real data to train on; run specs' presets must fit it.")
     flags.DEFINE_integer("batch_size", 100, "Batch size.")
+    flags.DEFINE_integer("take", None, "Use only the first N examples of each split (TrainConfig.take; tests).")
     flags.DEFINE_enum("eval_split", "test", list(config.HOLDOUTS), "Split of the held-out numbers: test "
                       "(training on all of train), or validation (training on train without it; "
                       "data.VALIDATION_SPLITS). The runs' TrainConfig.holdout.")
@@ -154,7 +155,8 @@ def train_config(settings, model_dir):
     if FLAGS.steps % FLAGS.every:
         raise app.UsageError(f"--every={FLAGS.every} must divide --steps={FLAGS.steps}.")
     return config.TrainConfig(
-        dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, batch_size=FLAGS.batch_size, epochs=FLAGS.steps // FLAGS.every,
+        dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, take=FLAGS.take, batch_size=FLAGS.batch_size,
+        epochs=FLAGS.steps // FLAGS.every,
         steps_per_epoch=FLAGS.every, eval_batches=1, holdout=FLAGS.eval_split, model_dir=model_dir,
         checkpoint_every_steps=0,
         keep_checkpoints=1, log_every_steps=FLAGS.every, num_grid_images=16, verbose=0, **settings)
@@ -195,7 +197,7 @@ def run(spec, test_images):
         model = trained["model"]
         seconds = time.perf_counter() - start
     stream = iter(data.training_stream(FLAGS.dataset, split=train_split(), batch_size=FLAGS.batch_size,
-                                       seed=FLAGS.seed, start=FLAGS.steps, data_dir=FLAGS.data_dir))
+                                       seed=FLAGS.seed, start=FLAGS.steps, data_dir=FLAGS.data_dir, take=FLAGS.take))
     zq_spread = rmse = neg_elbo = None
     with model.ema_scope():
         if model.encoder is not None:

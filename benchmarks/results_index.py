@@ -66,7 +66,12 @@ STATUS = {
     "screens/latent_term/mode_collapse_encoder_lam": (
         "current", "measured at 6b4557d with `encoder_lam`, which commit 2e1f046 removed from the code again"),
     "speed/train_throughput_mnist_svae_r_lx_shared": ("current", "the shipped sVAE-r step"),
-    "speed/step_fingerprint": ("current", "the reference the other fingerprints compare with"),
+    "speed/step_fingerprint": ("current", "the reference of the fingerprints up to 2026-12-06, made on "
+                               "another CPU: a reference holds only on the machine that made it"),
+    "speed/step_fingerprint_a3fef46": ("current", "a3fef46's weights, made on the 2026-12-07 machine: the "
+                                       "reference of the #29 restructure"),
+    "speed/step_fingerprint_structure": ("current", "the #29 restructure against `step_fingerprint_a3fef46`, "
+                                         "same machine: all 12 cases equal"),
     "speed/step_work": ("current", "issue #31's regression counted: FLOPs and network calls at f61799b and now"),
 }
 

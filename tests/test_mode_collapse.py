@@ -43,7 +43,7 @@ def test_two_step_run_writes_the_table_and_json(tmp_path, data_dir):
     subprocess.run(
         [sys.executable, "-m", "benchmarks.mode_collapse", "--run=gan,batch_norm_batches=1", "--run=ali,n_disc=2,batch_norm_batches=2",
          "--run=vae,batch_norm_batches=1", "--run=gan,batch_norm_batches=1", "--steps=2",
-         "--every=1", "--probe_steps=2", "--quality_samples=0", f"--data_dir={data_dir}",
+         "--every=1", "--probe_steps=2", "--quality_samples=0", "--take=512", f"--data_dir={data_dir}",
          f"--output={tmp_path / 'probe'}"],
         check=True, capture_output=True,
     )
@@ -86,7 +86,7 @@ def test_a_screen_run_is_the_trainer_run_of_the_same_settings(tmp_path, data_dir
             "batch_norm_batches=1")
     subprocess.run(
         [sys.executable, "-m", "benchmarks.mode_collapse", f"--run={spec}", "--steps=2", "--every=1",
-         "--probe_steps=1", "--quality_samples=0", "--batch_size=16", f"--data_dir={data_dir}",
+         "--probe_steps=1", "--quality_samples=0", "--batch_size=16", "--take=512", f"--data_dir={data_dir}",
          f"--output={tmp_path / 'probe'}"],
         check=True, capture_output=True, cwd=tl.REPO, env=tl.env(),
     )
@@ -94,7 +94,8 @@ def test_a_screen_run_is_the_trainer_run_of_the_same_settings(tmp_path, data_dir
     proc = tl.check_ok(tl.run(
         "mnist", "--variant=svae_r_lx", "--lam_z=0", "--shared_samples", "--z_dim=8", "--beta1=0.5",
         "--g_learning_rate=4e-4", "--d_learning_rate=4e-4", "--batch_size=16", "--steps_per_epoch=1",
-        "--epochs=2", "--eval_batches=1", "--batch_norm_batches=1", "--verbose=0", f"--model_dir={tmp_path / 'run'}"))
+        "--epochs=2", "--eval_batches=1", "--batch_norm_batches=1", "--take=512", "--verbose=0",
+        f"--model_dir={tmp_path / 'run'}"))
     assert screen["weights_sha256"] == tl.finished(proc.stdout)[3]
 
 
@@ -103,7 +104,7 @@ def test_validation_split_run_names_its_splits(tmp_path, data_dir):
     validation; the JSON and the table say so. A latent_x run spec reaches the model."""
     subprocess.run(
         [sys.executable, "-m", "benchmarks.mode_collapse", "--run=svae_r,latent_x=draw,batch_norm_batches=1", "--steps=1", "--every=1",
-         "--probe_steps=1", "--quality_samples=0", "--eval_split=validation", f"--data_dir={data_dir}",
+         "--probe_steps=1", "--quality_samples=0", "--eval_split=validation", "--take=512", f"--data_dir={data_dir}",
          f"--output={tmp_path / 'v'}"],
         check=True, capture_output=True,
     )

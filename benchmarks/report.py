@@ -277,6 +277,14 @@ def _check_file_name(path):
     return norm
 
 
+def publish(output, results, markdown_body, *, started, **kwargs):
+    """Print the Markdown; with `output` (a name or path), also `write_report` it and say where."""
+    print(markdown_body)
+    if output:
+        write_report(output, results, markdown_body, started=started, **kwargs)
+        print(f"wrote {paths(output)}")
+
+
 def write_report(name_or_path, results, markdown_body, *, started, extra_versions=(), files=None):
     """Write NAME.json (results + provenance) and NAME.md (body + provenance); see the module doc.
 

@@ -471,11 +471,7 @@ def main(argv):
     result = {"batch": f.batch, "preset_override": f.preset, "configs": configs,
               "gflop_per_step": gflop, "checkouts": checkouts,
               "comparisons": {c.pop("key"): c for c in comparisons}}
-    text = markdown(result)
-    print(text)
-    if f.output:
-        report.write_report(f.output, result, text, started=started)
-        print(f"wrote {report.paths(f.output)}")
+    report.publish(f.output, result, markdown(result), started=started)
 
 
 if __name__ == "__main__":

@@ -120,11 +120,7 @@ def main(argv):
         "img_per_s_by_config": first["img_per_s_by_config"],
         "by_preset": by_preset,
     }
-    text = markdown(result)
-    print(text)
-    if f.output:
-        report.write_report(f.output, result, text, started=started)
-        print(f"wrote {report.paths(f.output)}")
+    report.publish(f.output, result, markdown(result), started=started)
 
 
 if __name__ == "__main__":

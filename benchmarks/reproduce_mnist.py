@@ -199,6 +199,10 @@ def define_flags(flag_values=flags.FLAGS):
                               "their own here, and those the program sets (" + ", ".join(HARNESS_FIELDS)
                               + "), are not settings.", **f)
     # Evaluation.
+    flags.DEFINE_multi_string("variant_setting", [], "VARIANT:FIELD=VALUE, repeatable: a --setting for one "
+                              "variant, after --setting; it may also set the fields with a flag of their own, "
+                              "e.g. --variant_setting=svae_r_lx:g_learning_rate=4e-4 (a row trained as its "
+                              "flagfile ships it).", **f)
     flags.DEFINE_integer("iw_samples", 1000, "K of the IWAE bound (NLL).", **f)
     flags.DEFINE_integer("num_nll_images", 1000, "Test images for NLL / -ELBO; 0: all 10,000.", **f)
     flags.DEFINE_integer("num_rmse_images", None, "Default: all 10,000 test images.", **f)
@@ -304,23 +308,38 @@ def parse_value(field, text):
     return text
 
 
-def parse_settings(entries):
-    """{field: value} of --setting entries ("n_disc=2"); app.UsageError naming a bad one."""
+def parse_settings(entries, flag="setting"):
+    """{field: value} of --setting entries ("n_disc=2"); app.UsageError naming a bad one.
+    Under --variant_setting (`flag`) the fields with a flag of their own may be set too."""
     fields, out = _fields(), {}
     for entry in entries:
         name, sep, text = entry.partition("=")
         name = name.strip()
         if not sep or name not in fields:
-            raise app.UsageError(f"--setting={entry}: expected FIELD=VALUE with FIELD a field of "
+            raise app.UsageError(f"--{flag}={entry}: expected FIELD=VALUE with FIELD a field of "
                                  "svae_tf.config's ModelConfig, ArchitectureOverrides or TrainConfig.")
-        if name in OWN_FLAGS or name in HARNESS_FIELDS:
-            raise app.UsageError(f"--setting={entry}: " + (f"use --{name}" if name in OWN_FLAGS else
+        if (name in OWN_FLAGS and flag == "setting") or name in HARNESS_FIELDS:
+            raise app.UsageError(f"--{flag}={entry}: " + (f"use --{name}" if name in OWN_FLAGS else
                                  f"{name} is set by this program"))
         try:
             out[name] = parse_value(fields[name], text.strip())
         except ValueError as err:
-            raise app.UsageError(f"--setting={entry}: {err}") from err
+            raise app.UsageError(f"--{flag}={entry}: {err}") from err
     return out
+
+
+def variant_settings(entries, variant):
+    """{field: value} of the --variant_setting entries ("svae_r_lx:g_learning_rate=4e-4") of
+    `variant`; app.UsageError for an entry naming no known variant."""
+    mine = []
+    for entry in entries:
+        name, sep, setting = entry.partition(":")
+        if not sep or name not in VARIANTS:
+            raise app.UsageError(f"--variant_setting={entry}: expected VARIANT:FIELD=VALUE with VARIANT "
+                                 f"one of {', '.join(VARIANTS)}.")
+        if name == variant:
+            mine.append(setting)
+    return parse_settings(mine, flag="variant_setting")
 
 
 def build_configs(variant, values, model_dir=None, data_dir=None):
@@ -347,7 +366,7 @@ def configs(variant, args):
     values = {"seed": args.seed, "lam": args.lam, "lam_z": args.lam_z, "batch_size": args.batch_size,
               "steps_per_epoch": args.steps_per_epoch, "g_learning_rate": args.g_learning_rate,
               "d_learning_rate": args.d_learning_rate, "beta1": args.beta1, "eval_batches": args.eval_batches,
-              **parse_settings(args.setting)}
+              **parse_settings(args.setting), **variant_settings(args.variant_setting, variant)}
     try:
         return build_configs(variant, values, work_paths(args, variant)["model_dir"], args.data_dir)
     except ValueError as err:
@@ -1077,6 +1096,9 @@ def render(rows, ledgers, classifier_report, args, curves_name="mnist_curves.png
         "variants that read it (`svae_tf.config`)." + (f" Extra settings (`--setting`): {args.setting}."
                                                        if args.setting else ""),
     ]
+    if args.variant_setting:
+        lines.append("- Per-variant settings (`--variant_setting`, applied after the above): "
+                     + ", ".join(f"`{s}`" for s in args.variant_setting) + ".")
     for variant, note in (carried or {}).items():
         lines.append(
             f"- {display_name(variant)}: row carried over from the report of {note['report_date']} (commit "

@@ -229,6 +229,21 @@ def test_settings_apply_only_to_the_variants_that_read_them():
         reproduce_mnist.configs("gan", reproduce_mnist.parse_args(["--setting=n_disc=0"]))
 
 
+def test_variant_settings_reach_their_variant_only():
+    """--variant_setting trains one row as its flagfile ships it (its own learning rate too)."""
+    args = reproduce_mnist.parse_args([
+        "--setting=shared_samples=false", "--variant_setting=svae_r_lx:g_learning_rate=4e-4",
+        "--variant_setting=svae_r_lx:shared_samples=true", "--variant_setting=svae_r_lx:lam_z=0"])
+    lx_model, lx_train = reproduce_mnist.configs("svae_r_lx", args)
+    assert (lx_train.g_learning_rate, lx_model.shared_samples, lx_model.lam_z) == (4e-4, True, 0.0)
+    model, train = reproduce_mnist.configs("svae_r", args)
+    assert (train.g_learning_rate, model.shared_samples, model.lam_z) == (2e-4, False, None)
+    for bad, message in (("g_learning_rate=4e-4", "VARIANT:FIELD=VALUE"), ("nope:lam=1", "VARIANT:FIELD=VALUE"),
+                         ("svae_r:model_dir=x", "set by this program"), ("svae_r:lam=x", "variant_setting")):
+        with pytest.raises(app.UsageError, match=message):
+            reproduce_mnist.configs("svae_r", reproduce_mnist.parse_args([f"--variant_setting={bad}"]))
+
+
 def test_ledgers_of_trainer_subprocess_runs_read_as_their_settings():
     """A ledger of the subprocess era records `trainer_flags`: read as the settings they gave."""
     args = reproduce_mnist.parse_args(["--lam_z=0", "--setting=shared_samples=true"])

@@ -1,0 +1,58 @@
+"""benchmarks/yardsticks.py: svae-tf's step and the plain yardsticks timed in one run.
+
+The yardsticks are replaced by fake scripts with known rates (the real ones need PyTorch,
+which is not a dependency), so the ratios are checked exactly; svae-tf's own step is timed
+for real (one step).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import report
+from benchmarks import yardsticks
+
+FAKE = """import json, os, sys
+rounds = os.path.join(os.path.dirname(__file__), "{name}.count")
+n = int(open(rounds).read()) if os.path.exists(rounds) else 0
+open(rounds, "w").write(str(n + 1))
+print("noise line")
+print(json.dumps({{"impl": "{name}", "img_per_s": {rates}[n], "argv": sys.argv[1:]}}))
+"""
+
+
+def test_yardsticks_time_everything_in_alternating_rounds(tmp_path):
+    (tmp_path / "torch_svae_mnist.py").write_text(FAKE.format(name="torch", rates=[100.0, 300.0, 200.0]))
+    (tmp_path / "tf_svae_mnist.py").write_text(FAKE.format(name="tf", rates=[400.0, 400.0, 500.0]))
+    env = dict(os.environ, SVAE_YARDSTICKS=str(tmp_path), TF_CPP_MIN_LOG_LEVEL="2")
+    out = tmp_path / "y"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.yardsticks", f"--torch_python={sys.executable}", "--rounds=3",
+         "--steps=1", "--configs=a1_svae_r_shared+TF_NUM_INTEROP_THREADS=1", f"--output={out}"],
+        cwd=report.REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert report.check_report(f"{out}.json") == []
+    result = json.loads((tmp_path / "y.json").read_text())
+    impls = result["implementations"]
+    assert list(impls) == ["pytorch_eager", "keras_plain", "svae_tf:a1_svae_r_shared+TF_NUM_INTEROP_THREADS=1"]
+    assert impls["pytorch_eager"] == {"img_per_s": 200.0, "rounds": [100.0, 300.0, 200.0],
+                                      "vs_pytorch_eager": 1.0, "vs_keras_plain": 0.5}
+    assert impls["keras_plain"]["img_per_s"] == 400.0 and impls["keras_plain"]["vs_pytorch_eager"] == 2.0
+    ours = impls["svae_tf:a1_svae_r_shared+TF_NUM_INTEROP_THREADS=1"]
+    assert len(ours["rounds"]) == 3 and min(ours["rounds"]) > 0
+    assert ours["vs_pytorch_eager"] == round(ours["img_per_s"] / 200.0, 3)
+    # The yardsticks got the run's step count and batch; plain Keras without XLA.
+    assert result["yardstick_lines"]["keras_plain"]["argv"] == ["--xla", "0", "--batch", "100", "--steps", "1"]
+    assert "TF_NUM_INTEROP_THREADS=1" in (tmp_path / "y.md").read_text()
+
+
+def test_configuration_names_are_checked():
+    assert yardsticks.parse_config("flagfile@mixed_bfloat16+OMP_NUM_THREADS=1") == (
+        "flagfile", "mixed_bfloat16", {"OMP_NUM_THREADS": "1"})
+    assert yardsticks.parse_config("a1_svae_r") == ("a1_svae_r", "float32", {})
+    for bad in ("a1_svae_r_disc_decodes_z_p", "nope", "a1_svae_r@float8", "a1_svae_r+threads"):
+        with pytest.raises(ValueError, match="--configs"):
+            yardsticks.parse_config(bad)

@@ -28,6 +28,9 @@ from svae_tf import distributions, ema, flows, networks, noise, objectives, pres
 VARIANTS = variants.BUILT_IN
 JOINT_VARIANTS = tuple(v for v in VARIANTS if variants.get(v).discriminator == "joint")
 DECODER_ONLY_VARIANTS = tuple(v for v in VARIANTS if not variants.get(v).encoder)
+# Noise of `recompute_batch_norm_statistics` from an int seed: batch b's i-th draw is
+# (seed, b * _DRAWS_PER_BATCH + i), so every batch gets its own noise in one traced function.
+_DRAWS_PER_BATCH = 2**20
 
 class JointSamples(NamedTuple):
     """Samples of both joints in one step: (x, z_q) ~ q(x, z), (x_p, z_p) ~ p(x, z)."""
@@ -314,15 +317,15 @@ class SymmetricVAE(keras.Model):
         average): the encoder on x, the decoder on the row's batch ([z_p; z_q] for sVAE-r,
         z_p with a discriminator, z_q for the VAE). Noise from the int `seed`; no weight
         changes. Returns the number of batches."""
-        def forward(images):
-            images = tf.cast(images, tf.float32)
-            if self.spec.discriminator:
-                self._joints(images, training=True)
-            else:
-                self._elbo_terms(images, training=True)
+        def forward(images, index):  # batch `index` draws (seed, index * stride + i), i = 0, 1, ...
+            with self.streams.drawing_from(seed, first_draw=index * _DRAWS_PER_BATCH):
+                images = tf.cast(images, tf.float32)
+                if self.spec.discriminator:
+                    self._joints(images, training=True)
+                else:
+                    self._elbo_terms(images, training=True)
 
-        with self.streams.drawing_from(seed):
-            return networks.recompute_moving_statistics([self.encoder, self.decoder], forward, batches)
+        return networks.recompute_moving_statistics([self.encoder, self.decoder], forward, batches)
 
     def predict(self, x, *args, seed=None, **kwargs):
         """Keras `predict` (reconstructions); `seed` makes its noise reproducible."""

@@ -37,23 +37,45 @@ def moving_statistics(*networks):
 
 def recompute_moving_statistics(networks, forward, batches):
     """Batch norm's moving statistics in `networks` := the mean, over `batches`, of the batch
-    statistics that `forward(batch)` (training-mode calls of the networks, run eagerly)
-    normalises with: population statistics for the weights as they are, in place of the
-    moving averages training left (Keras' update m <- momentum m + (1 - momentum) batch
-    with momentum (n - 1) / n at the n-th batch is the running mean). Momentum is restored
-    after. Returns the number of batches."""
+    statistics that `forward(batch, index)` (training-mode calls of the networks; `index` the
+    batch's number, a scalar int64 tensor) normalises with: population statistics for the
+    weights as they are, in place of the moving averages training left. Returns the number
+    of batches.
+
+    One traced function per batch shape (as the train step runs): inside it batch norm runs
+    with momentum 0, so its moving statistics hold that batch's, which are folded into a
+    running mean with Keras' own update m <- m (n - 1) / n + batch / n. Momentum is
+    restored after."""
     layers = batch_norm_layers(*networks)
+    unbuilt = [layer.name for layer in layers if not layer.built]
+    if unbuilt:
+        raise ValueError(f"recompute_moving_statistics: build the networks first (unbuilt: {unbuilt}).")
+    count = tf.Variable(0, dtype=tf.int64, trainable=False)
+    # (moving statistic, its running mean over the batches so far)
+    means = [(v, tf.Variable(tf.zeros_like(v), trainable=False))
+             for layer in layers for v in (layer.moving_mean, layer.moving_variance)]
+
+    @tf.function(reduce_retracing=True)
+    def step(batch):
+        forward(batch, count.read_value())
+        n = tf.cast(count.assign_add(1), tf.float64)
+        keep = (n - 1.0) / n  # Keras computes momentum and 1 - momentum in float64 too
+        for value, mean in means:
+            mean.assign(mean * tf.cast(keep, mean.dtype) + value * tf.cast(1.0 - keep, mean.dtype))
+
     momenta = [layer.momentum for layer in layers]
-    count = 0
     try:
-        for count, batch in enumerate(batches, start=1):
-            for layer in layers:
-                layer.momentum = (count - 1) / count
-            forward(batch)
+        for layer in layers:
+            layer.momentum = 0.0
+        for batch in batches:
+            step(batch)
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
-    return count
+    if int(count.numpy()):
+        for value, mean in means:
+            value.assign(mean)
+    return int(count.numpy())
 
 
 @contextlib.contextmanager

@@ -44,6 +44,7 @@ class Streams:
     def __init__(self, training, evaluation, inference):
         self.training, self.evaluation, self.inference = training, evaluation, inference
         self._source, self._draws = training, 0  # draws so far from an int seed
+        self._first_draw = 0
 
     def normal(self, batch_size, event_shape):
         """N(0, I) noise [batch_size, *event_shape] from the active source."""
@@ -56,19 +57,27 @@ class Streams:
     def _draw(self, sampler, batch_size, event_shape):
         seed = self._source
         if isinstance(seed, int):  # a user's seed: the i-th draw of the call uses (seed, i)
-            seed, self._draws = (seed, self._draws), self._draws + 1
+            seed, self._draws = self._stateless_seed(seed), self._draws + 1
             sampler = _STATELESS[sampler]
         return replica_slice(lambda shape: sampler(shape, seed=seed), batch_size, event_shape)
 
+    def _stateless_seed(self, seed):
+        """(seed, i) of the i-th draw from an int seed; i counts from `first_draw` (an int, or a
+        scalar int tensor when a traced function is called once per batch)."""
+        if isinstance(self._first_draw, int):
+            return seed, self._first_draw + self._draws
+        return tf.stack([tf.constant(seed, tf.int64), tf.cast(self._first_draw, tf.int64) + self._draws])
+
     @contextlib.contextmanager
-    def drawing_from(self, source):
-        """Draw from `source` (a SeedGenerator or an int seed) inside the block."""
-        saved = self._source, self._draws
-        self._source, self._draws = source, 0
+    def drawing_from(self, source, first_draw=0):
+        """Draw from `source` (a SeedGenerator or an int seed) inside the block; from an int
+        seed, the draws are (seed, first_draw), (seed, first_draw + 1), ..."""
+        saved = self._source, self._draws, self._first_draw
+        self._source, self._draws, self._first_draw = source, 0, first_draw
         try:
             yield
         finally:
-            self._source, self._draws = saved
+            self._source, self._draws, self._first_draw = saved
 
     def for_call(self, seed):
         """The source of a public method's noise: `seed` (int, reproducible), else the one an

@@ -69,7 +69,7 @@ def refit_encoder(model, batches, steps=DEFAULT_STEPS, learning_rate=DEFAULT_LEA
             raise ValueError(f"batches ran out after {done} of {steps} refit steps.")
         if batch_norm_batches is not None:
             networks.recompute_moving_statistics(
-                [model.encoder], lambda x: model.posterior(tf.cast(x, tf.float32), training=True),
+                [model.encoder], lambda x, _: model.posterior(tf.cast(x, tf.float32), training=True),
                 batch_norm_batches)
     final_loss = float(tf.reduce_mean(tf.stack(losses[-50:])))
     return {"steps": steps, "learning_rate": learning_rate, "seconds": time.time() - start,

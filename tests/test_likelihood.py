@@ -247,12 +247,35 @@ def test_reconstruct_with_batch_statistics_uses_the_training_decoder_batch(tiny_
 def test_recompute_moving_statistics_is_the_mean_of_the_batch_statistics():
     layer = keras.layers.BatchNormalization(momentum=0.9)
     batches = [tf.random.stateless_normal([8, 3], seed=(i, 1)) * (i + 1) + i for i in range(3)]
-    count = networks.recompute_moving_statistics([layer], lambda b: layer(b, training=True), batches)
+    with pytest.raises(ValueError, match="build the networks first"):
+        networks.recompute_moving_statistics([layer], lambda b, _: layer(b, training=True), batches)
+    layer.build((None, 3))
+    count = networks.recompute_moving_statistics([layer], lambda b, _: layer(b, training=True), batches)
     assert count == 3 and layer.momentum == 0.9  # restored
     np.testing.assert_allclose(layer.moving_mean, np.mean([np.mean(b, axis=0) for b in batches], axis=0),
                                rtol=1e-5)
     np.testing.assert_allclose(layer.moving_variance, np.mean([np.var(b, axis=0) for b in batches], axis=0),
                                rtol=1e-5)
+
+
+def test_each_batch_of_a_recompute_draws_its_own_noise(images):
+    """The recompute is one traced function called per batch: batch b must still get noise
+    of its own (a traced int seed would repeat batch 0's), so two copies of one batch give
+    other decoder statistics than the batch alone, and the same encoder statistics (x only)."""
+    model = SymmetricVAE(presets.tiny(), variant="svae_r", seed=1)
+    model.compile()
+    model.fit(images, batch_size=8, epochs=1, verbose=0)
+
+    def statistics(batches):
+        model.recompute_batch_norm_statistics(batches, seed=5)
+        return ([v.numpy() for v in networks.moving_statistics(model.encoder)],
+                [v.numpy() for v in networks.moving_statistics(model.decoder)])
+
+    (enc_one, dec_one), (enc_two, dec_two) = statistics([images]), statistics([images, images])
+    assert dec_one and enc_one
+    for a, b in zip(enc_one, enc_two):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not all(np.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(dec_one, dec_two))
 
 
 def test_recomputed_statistics_make_inference_mode_the_training_pass(images):

@@ -1,0 +1,154 @@
+"""Time from a command's start to its first work (issue #31 item 3), each command in a fresh process.
+
+    TFDS_DATA_DIR=../shared/tfds python -m benchmarks.first_step \
+        --output=benchmarks/results/speed/first_step
+
+What a user waits for before anything happens, for the main job and the programs after it:
+
+* `imports`: `python -c "import tensorflow, keras, tensorflow_probability, tensorflow_datasets"`,
+  the floor under every command below;
+* `train`: `python -m trainers.mnist --flagfile=trainers/configs/mnist_svae_r.flags` for
+  --train_steps steps, with `--log_every_steps=1`: the first optimizer step ends when the
+  trainer's TensorBoard writer records step 1 (the event's own wall time, so nothing is
+  added to the trainer for this); `to_first_step_s` is that time minus the launch, and
+  `step_s` the median gap between the later steps' events;
+* `evaluate`: `python -m trainers.evaluate` on that run with small settings (--num_samples,
+  --iw_samples, --num_nll_images, --num_rmse_images below), start to exit;
+* `export_saved_model`, `export_tflite` (float32): start to exit.
+
+Each row is the median of --rounds rounds; the rounds alternate the commands. The
+classifier for IS/FID must already be cached (a first `trainers.evaluate` trains it); the
+FID reference statistics are computed in each round (--cache_dir in a fresh directory),
+as a new user's first evaluation does.
+"""
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app, flags
+
+from benchmarks import report
+
+FLAGFILE = "trainers/configs/mnist_svae_r.flags"
+
+
+def define_flags():
+    flags.DEFINE_integer("rounds", 2, "Rounds (each runs every command once); medians are reported.")
+    flags.DEFINE_integer("train_steps", 5, "Steps of the train command (the later ones give the step time).")
+    flags.DEFINE_integer("num_samples", 1000, "trainers.evaluate --num_samples.")
+    flags.DEFINE_integer("iw_samples", 10, "trainers.evaluate --iw_samples.")
+    flags.DEFINE_integer("num_images", 100, "trainers.evaluate --num_nll_images and --num_rmse_images.")
+    flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).")
+
+
+def commands(work, f):
+    """{name: argv} of one round in directory `work` (the train run is at WORK/run)."""
+    py, run = sys.executable, os.path.join(work, "run")
+    return {
+        "imports": [py, "-c", "import tensorflow, keras, tensorflow_probability, tensorflow_datasets"],
+        "train": [py, "-m", "trainers.mnist", f"--flagfile={FLAGFILE}", f"--model_dir={run}", "--epochs=1",
+                  f"--steps_per_epoch={f.train_steps}", "--log_every_steps=1", "--eval_batches=1",
+                  f"--checkpoint_every_steps={f.train_steps}"],
+        "evaluate": [py, "-m", "trainers.evaluate", f"--model_dir={run}", f"--num_samples={f.num_samples}",
+                     f"--iw_samples={f.iw_samples}", f"--num_nll_images={f.num_images}",
+                     f"--num_rmse_images={f.num_images}", f"--num_reference={f.num_samples}",
+                     f"--cache_dir={os.path.join(work, 'cache')}", f"--json={os.path.join(work, 'eval.json')}"],
+        "export_saved_model": [py, "-m", "export.saved_model", f"--model_dir={run}",
+                               f"--export_dir={os.path.join(work, 'saved_model')}"],
+        "export_tflite": [py, "-m", "export.tflite", f"--model_dir={run}", "--quantization=float32",
+                          f"--output_dir={os.path.join(work, 'tflite')}"],
+    }
+
+
+def step_times(log_dir):
+    """Wall times (s since the epoch) of the train writer's events per step, sorted by step."""
+    import tensorflow as tf
+
+    first = {}
+    for path in sorted(tf.io.gfile.glob(os.path.join(log_dir, "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            if event.summary.value and event.step >= 1:
+                first[event.step] = min(first.get(event.step, event.wall_time), event.wall_time)
+    return [first[s] for s in sorted(first)]
+
+
+def run_round(f):
+    """{command: {total_s, and for train to_first_step_s, step_s}} of one round."""
+    work = tempfile.mkdtemp(prefix="first_step_")
+    out = {}
+    try:
+        # The classifier cache is shared (trained once per machine); the FID reference is not.
+        shared_classifier = os.path.join(os.path.expanduser(os.environ.get("SVAE_TF_CACHE_DIR", "~/.cache/svae_tf")),
+                                         "mnist_classifier.keras")
+        os.makedirs(os.path.join(work, "cache"))
+        for suffix in ("", ".json"):
+            if os.path.exists(shared_classifier + suffix):
+                shutil.copy(shared_classifier + suffix, os.path.join(work, "cache"))
+        for name, argv in commands(work, f).items():
+            launched = time.time()
+            proc = subprocess.run(argv, cwd=report.REPO, capture_output=True, text=True,
+                                  env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+            ended = time.time()
+            if proc.returncode:
+                raise RuntimeError(f"{name}: {' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+            out[name] = {"total_s": round(ended - launched, 2)}
+            if name == "train":
+                times = step_times(os.path.join(work, "run", "logs", "train"))
+                out[name]["to_first_step_s"] = round(times[0] - launched, 2)
+                gaps = [b - a for a, b in zip(times, times[1:])]
+                out[name]["step_s"] = round(statistics.median(gaps), 3) if gaps else None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def summarise(rounds):
+    """{command: {key: median over rounds}} and the rounds themselves."""
+    out = {}
+    for name in rounds[0]:
+        keys = rounds[0][name]
+        out[name] = {k: (None if any(r[name][k] is None for r in rounds)
+                         else round(statistics.median(r[name][k] for r in rounds), 3)) for k in keys}
+    return out
+
+
+def markdown(result):
+    s = result["commands"]
+    lines = ["# Time to first step: the main job and the programs after it", "",
+             f"Each command in a fresh process, {result['rounds']} alternating rounds, medians "
+             "(`benchmarks/first_step.py`). `train` is the MNIST flagfile "
+             f"(`{FLAGFILE}`) for {result['train_steps']} steps; its first step ends when the trainer's "
+             "TensorBoard writer records step 1. `evaluate` runs with "
+             f"--num_samples={result['num_samples']}, --iw_samples={result['iw_samples']} and "
+             f"{result['num_images']} test images, computing the FID reference statistics.", "",
+             "| command | start to first step (s) | start to exit (s) | one step after (s) |",
+             "|---|---:|---:|---:|"]
+    for name, row in s.items():
+        lines.append(f"| {name} | {row.get('to_first_step_s', '-')} | {row['total_s']} | "
+                     f"{row.get('step_s') or '-'} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    del argv
+    started = report.start()
+    f = flags.FLAGS
+    rounds = []
+    for i in range(f.rounds):
+        rounds.append(run_round(f))
+        print(f"round {i + 1}: {json.dumps(rounds[-1])}", flush=True)
+    result = {"rounds": f.rounds, "train_steps": f.train_steps, "num_samples": f.num_samples,
+              "iw_samples": f.iw_samples, "num_images": f.num_images,
+              "commands": summarise(rounds), "by_round": rounds}
+    report.publish(f.output, result, markdown(result), started=started)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

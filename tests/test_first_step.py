@@ -1,0 +1,57 @@
+"""benchmarks/first_step.py: start-to-first-step times read from the trainer's own TensorBoard events.
+
+The real commands take minutes; here `commands` is replaced by tiny scripts (one writes the
+events a trainer writes), so what is tested is the timing and the reading of the events.
+"""
+
+import sys
+
+import pytest
+
+from benchmarks import first_step
+
+TRAIN = """import os, sys, time
+import tensorflow as tf
+time.sleep(0.3)
+writer = tf.summary.create_file_writer(os.path.join(sys.argv[1], "run", "logs", "train"))
+with writer.as_default():
+    for step in (1, 2, 3, 4):
+        tf.summary.scalar("loss", 1.0 / step, step=step)
+        writer.flush()
+        time.sleep(0.2)
+"""
+
+
+class Flags:
+    train_steps, num_samples, iw_samples, num_images = 4, 10, 2, 5
+
+
+def test_a_round_times_every_command_and_the_first_step(monkeypatch, tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(TRAIN)
+
+    def fake_commands(work, f):
+        return {"imports": [sys.executable, "-c", "pass"], "train": [sys.executable, str(script), work]}
+
+    monkeypatch.setattr(first_step, "commands", fake_commands)
+    rounds = [first_step.run_round(Flags), first_step.run_round(Flags)]
+    train = rounds[0]["train"]
+    assert 0.3 < train["to_first_step_s"] < train["total_s"]
+    assert train["step_s"] == pytest.approx(0.2, abs=0.1)
+    summary = first_step.summarise(rounds)
+    assert set(summary) == {"imports", "train"} and set(summary["train"]) == {"total_s", "to_first_step_s", "step_s"}
+    assert "| train |" in first_step.markdown({"commands": summary, "rounds": 2, "train_steps": 4,
+                                               "num_samples": 10, "iw_samples": 2, "num_images": 5})
+
+
+def test_a_failing_command_names_itself(monkeypatch):
+    monkeypatch.setattr(first_step, "commands", lambda work, f: {"evaluate": [sys.executable, "-c", "raise SystemExit(3)"]})
+    with pytest.raises(RuntimeError, match="evaluate: .* failed \\(3\\)"):
+        first_step.run_round(Flags)
+
+
+def test_the_real_commands_are_the_users():
+    argv = first_step.commands("/w", Flags)
+    assert argv["train"][1:4] == ["-m", "trainers.mnist", f"--flagfile={first_step.FLAGFILE}"]
+    assert "--log_every_steps=1" in argv["train"] and "--model_dir=/w/run" in argv["evaluate"]
+    assert argv["export_tflite"][1:3] == ["-m", "export.tflite"]

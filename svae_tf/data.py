@@ -524,7 +524,6 @@ def training_stream(
     take: int | None = None,
     image_size: int | None = None,
     cache: bool = True,
-    nan_from_step: int | None = None,
 ) -> tf.data.Dataset:
     """The training batches of a run, from batch number `start` (0-based) on.
 
@@ -532,19 +531,13 @@ def training_stream(
     image_size): `load_images` of the "train" split shuffles with `seed` and a new,
     seeded order each pass (grey levels in [0, 1]; the model binarizes/quantizes its
     targets itself), and the first `start` batches are skipped, which is how a
-    resumed run gets back to its data position. `nan_from_step` (tests) turns the
-    images of steps >= it into NaN.
+    resumed run gets back to its data position.
     """
     ds = load_images(name, split, batch_size=batch_size, data_dir=data_dir,
                      shuffle=True, seed=seed, repeat=True, drop_remainder=True,
                      take=take, image_size=image_size, cache=cache)
     if start:
         ds = ds.skip(start)
-    if nan_from_step is not None:
-        def poison(i, images):  # batch i (0-based) is trained on at step i + 1
-            return tf.where(i + 1 >= nan_from_step, images * float("nan"), images)
-
-        ds = ds.enumerate(start=start).map(poison).prefetch(tf.data.AUTOTUNE)
     return ds
 
 

@@ -212,13 +212,25 @@ class _RunData:
     single_split: bool  # the dataset has one split (a folder): "held-out" batches are training images
 
     def stream(self, start):
-        """The training stream from batch `start` on (`data.training_stream`)."""
+        """The training stream from batch `start` on (`data.training_stream`), its images
+        NaN from step `nan_from_step` on when that is set."""
         from svae_tf import data
 
-        return data.training_stream(
+        ds = data.training_stream(
             self.dataset, split=self.train_split, batch_size=self.batch_size, seed=self.seed, start=start,
-            data_dir=self.data_dir, take=self.take, image_size=self.image_size,
-            cache=self.cache, nan_from_step=self.nan_from_step)
+            data_dir=self.data_dir, take=self.take, image_size=self.image_size, cache=self.cache)
+        return ds if self.nan_from_step is None else _nan_from_step(ds, start, self.nan_from_step)
+
+
+def _nan_from_step(ds, start, step):
+    """(testing: --debug_inject_nan_at_step) The batches of the stream `ds`, which starts at
+    batch `start`, with the images of optimizer steps >= `step` replaced by NaN."""
+    import tensorflow as tf
+
+    def poison(i, images):  # batch i (0-based) is trained on at step i + 1
+        return tf.where(i + 1 >= step, images * float("nan"), images)
+
+    return ds.enumerate(start=start).map(poison).prefetch(tf.data.AUTOTUNE)
 
 
 def _resolve_data(tc, arch, preset_name, seed):

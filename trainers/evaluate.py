@@ -5,7 +5,7 @@
         [--classifier=PATH|mnist_cnn|inception_v3] [--inception_weights=PATH]
 
 Loads the newest checkpoint of DIR (`runs.load_model`) and computes, on the test
-split of the dataset (MNIST: 10,000 images):
+split of the dataset (MNIST: 10,000 images; without --dataset, the run's, `default_dataset`):
 
 * nll_nats: -mean_x L_K(x), the importance-weighted bound with K = --iw_samples
   samples of q(z|x) (`svae_tf.likelihood`); nll_bits_per_dim = nll_nats / (D ln 2).
@@ -23,9 +23,9 @@ split of the dataset (MNIST: 10,000 images):
   normalising by each batch's statistics (--batch_size images), as in training; close
   to rmse when the moving statistics that inference uses match training's.
 * inception_score (+ _std) and fid of --num_samples decoder means at z ~ N(0, I),
-  under the dataset's classifier (`svae_tf.classifiers`: the project's MNIST CNN,
-  else Keras InceptionV3 at 299x299), 10 contiguous splits, FID against the
-  whole test split's features. The MNIST CNN is trained on first use: if it is not at
+  under the dataset's classifier (`DatasetSpec.classifier`, `svae_tf.classifiers`: the
+  project's MNIST CNN for mnist, else Keras InceptionV3 at 299x299), 10 contiguous
+  splits, FID against the whole test split's features. The MNIST CNN is trained on first use: if it is not at
   its default path (--cache_dir, $SVAE_TF_CACHE_DIR or ~/.cache/svae_tf), this program
   trains it there with `trainers.classifier.run` (its defaults: the command
   `python -m trainers.classifier`, a few CPU minutes), says so, and goes on; later

@@ -34,10 +34,11 @@ the decoder was trained with), and `neg_elbo`: -ELBO (1) in nats, one z per imag
 of the 256 test images (grey levels binarized at random: a screen, not Table 1's NLL).
 
 With `--eval_split=validation` (the runs' `TrainConfig.holdout`) the runs train on the
-training set without its validation part (`data.VALIDATION_SPLITS`: MNIST train[:50000], the
-CIFAR-10 subset all but its last 200) and every held-out number above (the reference spread,
-z_q spread, RMSE, -ELBO, and FID's reference statistics) comes from the validation split
-instead of the test set; the report names both splits. Screens choose on validation.
+training set without its validation part (`DatasetSpec.validation_split` in
+`svae_tf/datasets.py`: MNIST train[:50000], the CIFAR-10 subset all but its last 200)
+and every held-out number above (the reference spread, z_q spread, RMSE, -ELBO, and FID's
+reference statistics) comes from the validation split instead of the test set; the report
+names both splits. Screens choose on validation.
 """
 
 import dataclasses
@@ -87,7 +88,7 @@ def define_flags():
     flags.DEFINE_integer("take", None, "Use only the first N examples of each split (TrainConfig.take; tests).")
     flags.DEFINE_enum("eval_split", "test", list(config.HOLDOUTS), "Split of the held-out numbers: test "
                       "(training on all of train), or validation (training on train without it; "
-                      "data.VALIDATION_SPLITS). The runs' TrainConfig.holdout.")
+                      "datasets.DatasetSpec.validation_split). The runs' TrainConfig.holdout.")
     flags.DEFINE_integer("quality_samples", 1000, "Samples scored for IS/FID at the end (0: none; needs the "
                          "MNIST classifier of `python -m trainers.classifier`).")
     flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).")

@@ -344,7 +344,7 @@ def variant_settings(entries, variant):
 
 def build_configs(variant, values, model_dir=None, data_dir=None):
     """(ModelConfig, TrainConfig) of `variant` on MNIST from {field: value} (the trainer's
-    defaults for the rest, `trainers.command.TRAINERS["mnist"]`), without the fields the
+    defaults for the rest, `trainers.command.trainer_defaults("mnist")`), without the fields the
     variant does not read. ValueError for a value out of its field's bounds."""
     fields = {cls: {f.name for f in config_lib.flag_fields(cls)} for cls in _CONFIGS}
     model_cls, arch_cls, train_cls = _CONFIGS

@@ -4,7 +4,8 @@ An *extractor* maps images [B, H, W, C] in [0, 1] to `(logits [B, classes],
 features [B, F])`. The Inception score (`metrics.inception_score`) is computed
 from the logits and the Frechet distance (`metrics.frechet_distance`) from
 Gaussians fitted to the features; `sample_quality` does both for any extractor,
-so datasets differ only by the classifier:
+so datasets differ only by the classifier (each dataset's `DatasetSpec.classifier`,
+`svae_tf.datasets`):
 
 * MNIST: `MnistClassifier`, a small CNN trained on real MNIST by the project
   (`python -m trainers.classifier`), after `ChunyuanLI/MNIST_Inception_Score`
@@ -34,7 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from svae_tf import metrics
+from svae_tf import datasets, metrics
 
 MNIST_CLASSIFIER_FILE = "mnist_classifier.keras"
 DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "svae_tf")
@@ -80,9 +81,10 @@ def read_provenance(path):
 
 def classifier_kind(dataset, classifier=None):
     """What `make_extractor` uses: "mnist_cnn" (the default path), "inception_v3", or the
-    path of a saved MNIST classifier. None/""/"auto" choose by dataset."""
+    path of a saved MNIST classifier. None/""/"auto": the dataset's
+    (`svae_tf.datasets.DatasetSpec.classifier`)."""
     if classifier in (None, "", "auto"):
-        return "mnist_cnn" if dataset == "mnist" else "inception_v3"
+        return datasets.get(dataset).classifier
     return classifier
 
 
@@ -242,7 +244,8 @@ class InceptionV3Extractor:
 
 
 def make_extractor(dataset, classifier=None, inception_weights="imagenet", cache_dir=None):
-    """The extractor used for `dataset`: the MNIST CNN for "mnist", InceptionV3 otherwise.
+    """The extractor used for `dataset`: its classifier (the MNIST CNN for "mnist", InceptionV3
+    for cifar10 and imagenet64; `classifier_kind`).
 
     `classifier`: None/"auto" (by dataset), "mnist_cnn" (the default path under
     `cache_dir`), "inception_v3", or the path of a saved MNIST classifier.

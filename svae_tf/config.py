@@ -36,8 +36,8 @@ FLOW_KINDS = ("none", "coupling", "maf", "iaf")  # svae_tf.flows
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 # The x of eq. (29)'s latent term and the decoder's gradient through it (distributions.latent_term).
 LATENT_X = ("mean", "draw", "straight_through", "score_function")
-# The held-out split of a run: "test", or "validation" (data.VALIDATION_SPLITS; training then
-# reads the training set without it).
+# The held-out split of a run: "test", or "validation" (datasets.DatasetSpec.validation_split;
+# training then reads the training set without it).
 HOLDOUTS = ("test", "validation")
 PRECISIONS = ("none", "mixed_bfloat16", "mixed_float16")
 
@@ -245,8 +245,8 @@ class TrainConfig(_Checked):
     epoch counts; those are ours (and the trainers' own defaults, `trainers.train_lib`)."""
 
     # Data.
-    dataset: str = hparam("mnist", "Dataset: mnist, cifar10, imagenet64 or folder:/dir/of/images (needs "
-                          "--image_size for folders).")
+    dataset: str = hparam("mnist", "Dataset: mnist, cifar10, imagenet64, one added with "
+                          "svae_tf.datasets.register, or folder:/dir/of/images (needs --image_size for folders).")
     data_dir: Optional[str] = hparam(None, "TFDS data directory; default $TFDS_DATA_DIR, else "
                                      "~/tensorflow_datasets. Nothing is downloaded.", kind="str")
     holdout: str = hparam("test", "Held-out split of the per-epoch ELBO and the reconstruction grids: test "

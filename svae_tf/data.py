@@ -3,11 +3,16 @@
 One idea: every dataset the project uses becomes a `tf.data.Dataset` of float32
 image batches `[B, H, W, C]` holding the grey levels `uint8 / 255.0` in [0, 1].
 
-* Named datasets (`DATASETS`: "mnist", "cifar10", "imagenet64") are read with
+Which datasets exist and every fact about one (TFDS names or folders, shape, splits,
+what to do when it is missing) is its `DatasetSpec` in `svae_tf.datasets`; this module
+reads images by the spec.
+
+* TFDS datasets ("mnist", "cifar10", "imagenet64") are read with
   `tfds.load(..., download=False)` from a prepared TFDS data directory; nothing
   is ever downloaded. A missing dataset raises `DatasetNotFoundError`, whose
   message names the directory searched and how to provide the data.
-* `"folder:/some/dir"` reads a user's directory of PNG/JPEG files. A file that
+* `"folder:/some/dir"` reads a user's directory of PNG/JPEG files (a registered
+  folder dataset, one directory per split). A file that
   cannot be read or decoded (not an image, truncated, empty) stops the
   pipeline with a `DataError` naming the first such file; files are not
   skipped, so the number of examples is always the number of files.
@@ -42,13 +47,13 @@ from pathlib import Path
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from svae_tf import datasets
+
 __all__ = [
-    "DATASETS",
     "DataError",
     "DatasetNotFoundError",
     "VALIDATION",
     "TRAIN_WITHOUT_VALIDATION",
-    "VALIDATION_SPLITS",
     "validation_splits",
     "data_error",
     "STATIC_BINARIZATION_SEED",
@@ -59,39 +64,13 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-# Project name -> TFDS names tried in order (the first one prepared is used).
-DATASETS: dict[str, list[str]] = {
-    "mnist": ["mnist"],
-    "cifar10": ["cifar10"],
-    "imagenet64": ["imagenet_resized/64x64", "downsampled_imagenet/64x64"],
-}
-
-# Shape of one example as stored, [H, W, C].
-_NATIVE_SHAPES: dict[str, tuple[int, int, int]] = {
-    "mnist": (28, 28, 1),
-    "cifar10": (32, 32, 3),
-    "imagenet64": (64, 64, 3),
-}
-
-# ImageNet 64x64 has no "test" split; its held-out split is "validation".
-_SPLIT_ALIASES: dict[str, dict[str, str]] = {"imagenet64": {"test": "validation"}}
-
-# A validation split held out of the canonical training set, for choosing settings (the test
-# split is for final numbers only), and the rest of the training set, which a run that
-# validates trains on: name -> (training part, validation), as TFDS split strings. MNIST: the
-# last 10,000 of its 60,000 training images; the CIFAR-10 subset: the last 200 of its 2,000
-# (of the full CIFAR-10: its last 200 too). The split names below stand for them in
+# The split names "validation" (a part of the training set held out for choosing settings;
+# the test split is for final numbers only) and "train_without_validation" (the rest, which
+# a run that validates trains on) stand for a dataset's `DatasetSpec.validation_split` in
 # `load_images` and `num_examples`; imagenet64's "validation" stays its TFDS split (its test set).
 VALIDATION = "validation"
 TRAIN_WITHOUT_VALIDATION = "train_without_validation"
-VALIDATION_SPLITS: dict[str, tuple[str, str]] = {
-    "mnist": ("train[:50000]", "train[50000:]"),
-    "cifar10": ("train[:-200]", "train[-200:]"),
-}
-
-_FOLDER_PREFIX = "folder:"
 _FOLDER_EXTENSIONS = (".png", ".jpg", ".jpeg")  # matched case-insensitively
-_FOLDER_CHANNELS = 3  # folder images are always decoded to RGB
 
 # Fixed seed of the static binarization (see `load_images`).
 STATIC_BINARIZATION_SEED = 20170517
@@ -156,64 +135,54 @@ def _data_check(condition: tf.Tensor, *message) -> tf.Operation:
 # Names, shapes and sizes.
 
 
-def _folder_path(name: str) -> Path | None:
-    """The directory of a `"folder:/dir"` name, else None."""
-    if not name.startswith(_FOLDER_PREFIX):
-        return None
-    path = name[len(_FOLDER_PREFIX):]
-    if not path:
-        raise ValueError(f"{name!r}: give a directory after 'folder:', e.g. 'folder:/data/faces'.")
-    return Path(path).expanduser()
-
-
-def _check_name(name: str) -> None:
-    if name not in DATASETS and _folder_path(name) is None:
-        raise ValueError(
-            f"Unknown dataset {name!r}: expected one of {sorted(DATASETS)} "
-            f"or 'folder:/path/to/images'."
-        )
-
-
 def image_shape(name: str, *, image_size: int | None = None) -> tuple[int, int, int]:
     """Shape `(H, W, C)` of one image that `load_images(name, ...)` yields.
 
-    (28, 28, 1) for mnist, (32, 32, 3) for cifar10, (64, 64, 3) for imagenet64.
-    With `image_size` the images are resized to `(image_size, image_size, C)`;
-    folders need `image_size` and always have C = 3.
+    The dataset's `DatasetSpec.shape`: (28, 28, 1) for mnist, (32, 32, 3) for cifar10,
+    (64, 64, 3) for imagenet64. With `image_size` the images are resized to
+    `(image_size, image_size, C)`; "folder:/dir" needs `image_size` and has C = 3.
     """
-    _check_name(name)
-    if _folder_path(name) is not None:
+    spec = datasets.get(name)
+    if spec.shape is None:
         _check_folder_image_size(name, image_size)
-        return (image_size, image_size, _FOLDER_CHANNELS)
-    height, width, channels = _NATIVE_SHAPES[name]
+        return (image_size, image_size, datasets.FOLDER_CHANNELS)
+    height, width, channels = spec.shape
     if image_size is not None:
         return (image_size, image_size, channels)
     return (height, width, channels)
 
 
 def validation_splits(name: str) -> tuple[str, str]:
-    """(training part, validation) of `name` as TFDS split strings (`VALIDATION_SPLITS`);
+    """(training part, validation) of `name` as TFDS split strings (`DatasetSpec.validation_split`);
     ValueError for a dataset without one."""
-    _check_name(name)
-    if name not in VALIDATION_SPLITS:
+    spec = datasets.get(name)
+    if spec.validation_split is None:
+        having = sorted(n for n in datasets.names() if datasets.get(n).validation_split is not None)
         raise ValueError(f"Dataset {name!r} has no validation split held out of its training set; "
-                         f"those that do: {sorted(VALIDATION_SPLITS)}.")
-    return VALIDATION_SPLITS[name]
+                         f"those that do: {having}.")
+    return spec.validation_split
 
 
 def num_examples(name: str, split: str, data_dir: str | None = None) -> int:
     """Number of examples in `split` (TFDS split strings such as "train[:10%]" work).
 
-    For a folder: the number of image files (split must be "train").
+    For a folder dataset: the number of image files of the split's folder.
     Raises `DatasetNotFoundError` when the data is missing.
     """
-    _check_name(name)
-    folder = _folder_path(name)
-    if folder is not None:
-        _check_folder_split(name, split)
-        return len(_list_folder(folder))
-    _, builder, split = _find_tfds_builder(name, split, data_dir)
+    spec = datasets.get(name)
+    if spec.folders:
+        return len(_list_folder(spec, split))
+    _, builder, split = _find_tfds_builder(spec, split, data_dir)
     return int(builder.info.splits[split].num_examples)
+
+
+def _tfds_split(spec: datasets.DatasetSpec, split: str) -> str:
+    """The TFDS split string that `split` means for `spec` (validation parts, aliases)."""
+    if spec.validation_split is not None and split in (TRAIN_WITHOUT_VALIDATION, VALIDATION):
+        split = spec.validation_split[split == VALIDATION]
+    for alias, target in spec.split_aliases.items():
+        split = re.sub(rf"\b{alias}\b", target, split)
+    return split
 
 
 # ----------------------------------------------------------------------------
@@ -229,50 +198,26 @@ def _resolve_data_dir(data_dir: str | None) -> tuple[str, str]:
     return os.path.expanduser("~/tensorflow_datasets"), "the TFDS default; neither data_dir nor $TFDS_DATA_DIR was set"
 
 
-def _how_to_provide(name: str, data_dir: str) -> str:
-    if name == "imagenet64":
-        manual = f"{data_dir}/downloads/manual"
-        return (
-            "TFDS cannot download ImageNet 64x64 itself any more. Download the files by hand "
-            "(image-net.org, 'Downsampled ImageNet 64x64'; needs an ImageNet account) and prepare "
-            "either TFDS builder offline:\n"
-            "  * imagenet_resized/64x64: put Imagenet64_train_part1_npz.zip, Imagenet64_train_part2_npz.zip\n"
-            f"    and Imagenet64_val_npz.zip in the manual_dir ({manual} by default), then run\n"
-            f"      tfds build imagenet_resized/64x64 --data_dir={data_dir} [--manual_dir=MANUAL_DIR]\n"
-            "  * downsampled_imagenet/64x64: put train_64x64.tar and valid_64x64.tar in the manual_dir, then run\n"
-            f"      tfds build downsampled_imagenet/64x64 --data_dir={data_dir} [--manual_dir=MANUAL_DIR]\n"
-            "and point svae-tf at the data directory with TFDS_DATA_DIR=DIR or --data_dir=DIR."
-        )
-    tfds_name = DATASETS[name][0]
-    return (
-        f"Prepare it in TFDS format (on a machine with internet: `tfds build {tfds_name} "
-        f"--data_dir=DIR`, then copy DIR here) and point svae-tf at it with TFDS_DATA_DIR=DIR "
-        f"or --data_dir=DIR (load_images(..., data_dir=DIR))."
-    )
-
-
-def _not_found(name: str, data_dir: str, source: str, detail: str, searched: tuple[str, ...]) -> DatasetNotFoundError:
-    candidates = ", ".join(DATASETS[name])
+def _not_found(spec: datasets.DatasetSpec, data_dir: str, source: str, detail: str,
+               searched: tuple[str, ...]) -> DatasetNotFoundError:
+    candidates = ", ".join(spec.tfds_names)
     message = (
-        f"Dataset {name!r} (TFDS: {candidates}) not found in data_dir {data_dir!r} "
-        f"({source}). {detail}\n{_how_to_provide(name, data_dir)}"
+        f"Dataset {spec.name!r} (TFDS: {candidates}) not found in data_dir {data_dir!r} "
+        f"({source}). {detail}\n{spec.missing_help(data_dir)}"
     )
-    return DatasetNotFoundError(message, name=name, searched=searched)
+    return DatasetNotFoundError(message, name=spec.name, searched=searched)
 
 
-def _find_tfds_builder(name: str, split: str, data_dir: str | None):
+def _find_tfds_builder(spec: datasets.DatasetSpec, split: str, data_dir: str | None):
     """Return `(tfds_name, builder, tfds_split)` for the first prepared TFDS candidate.
 
     Checks that the files of `split` exist, so a partial copy fails here with
     `DatasetNotFoundError` and not later inside the iterator.
     """
     directory, source = _resolve_data_dir(data_dir)
-    if name in VALIDATION_SPLITS and split in (TRAIN_WITHOUT_VALIDATION, VALIDATION):
-        split = VALIDATION_SPLITS[name][split == VALIDATION]
-    for alias, target in _SPLIT_ALIASES.get(name, {}).items():
-        split = re.sub(rf"\b{alias}\b", target, split)
-    searched = tuple(os.path.join(directory, tfds_name.split("/")[0]) for tfds_name in DATASETS[name])
-    for tfds_name in DATASETS[name]:
+    split = _tfds_split(spec, split)
+    searched = tuple(os.path.join(directory, tfds_name.split("/")[0]) for tfds_name in spec.tfds_names)
+    for tfds_name in spec.tfds_names:
         try:
             builder = tfds.builder(tfds_name, data_dir=directory)
             prepared = builder.is_prepared()
@@ -284,18 +229,19 @@ def _find_tfds_builder(name: str, split: str, data_dir: str | None):
         missing = [fi.filename for fi in split_info.file_instructions if not os.path.exists(fi.filename)]
         if missing:
             raise _not_found(
-                name, directory, source,
+                spec, directory, source,
                 f"{tfds_name} is prepared there but files of split {split!r} are missing: {missing}.",
                 tuple(missing),
             )
         return tfds_name, builder, split
     detail = "Searched: " + ", ".join(searched) + "."
-    raise _not_found(name, directory, source, detail, searched)
+    raise _not_found(spec, directory, source, detail, searched)
 
 
 def _tfds_examples(name: str, split: str, data_dir: str | None, with_labels: bool):
     """`(dataset of (image uint8 [H,W,C], label int64 []), number of examples)`."""
-    tfds_name, builder, split = _find_tfds_builder(name, split, data_dir)
+    spec = datasets.get(name)
+    tfds_name, builder, split = _find_tfds_builder(spec, split, data_dir)
     directory, source = _resolve_data_dir(data_dir)
     try:
         ds = tfds.load(
@@ -307,7 +253,7 @@ def _tfds_examples(name: str, split: str, data_dir: str | None, with_labels: boo
             read_config=tfds.ReadConfig(try_autocache=False),  # we cache decoded uint8 ourselves
         )
     except _TFDS_MISSING_ERRORS as err:
-        raise _not_found(name, directory, source, f"tfds.load failed: {err}", (directory,)) from err
+        raise _not_found(spec, directory, source, f"tfds.load failed: {err}", (directory,)) from err
     has_labels = "label" in builder.info.features
 
     def to_pair(example):
@@ -334,18 +280,28 @@ def _check_folder_image_size(name: str, image_size: int | None) -> None:
         )
 
 
-def _check_folder_split(name: str, split: str) -> None:
-    if split != "train":
-        raise ValueError(f"{name!r}: a folder holds a single split, 'train'; got split={split!r}.")
+def _folder_of_split(spec: datasets.DatasetSpec, split: str) -> Path:
+    """The directory holding `split` of a folder dataset; ValueError for a split it lacks.
+    With a "validation" folder, "train_without_validation" is the "train" folder."""
+    split = spec.split_aliases.get(split, split)
+    if split == TRAIN_WITHOUT_VALIDATION and VALIDATION in spec.folders:
+        split = "train"
+    if split not in spec.folders:
+        holds = ("a folder holds a single split, 'train'" if spec.single_split
+                 else f"a folder dataset holds the splits {sorted(spec.folders)}")
+        raise ValueError(f"{spec.name!r}: {holds}; got split={split!r}.")
+    return Path(spec.folders[split]).expanduser()
 
 
-def _list_folder(folder: Path) -> list[str]:
-    """Sorted paths of the PNG/JPEG files under `folder`, recursively."""
+def _list_folder(spec: datasets.DatasetSpec, split: str) -> list[str]:
+    """Sorted paths of the PNG/JPEG files under the folder of `split`, recursively."""
+    folder = _folder_of_split(spec, split)
+    where = os.fspath(folder)
     if not folder.is_dir():
         raise DatasetNotFoundError(
-            f"Image folder {os.fspath(folder)!r} does not exist or is not a directory. "
-            f"Pass 'folder:/path/to/images' naming a directory of PNG/JPEG files.",
-            name=f"{_FOLDER_PREFIX}{folder}", searched=(os.fspath(folder),),
+            f"Image folder {where!r} does not exist or is not a directory. "
+            + (spec.missing_help(where) or "Pass 'folder:/path/to/images' naming a directory of PNG/JPEG files."),
+            name=spec.name, searched=(where,),
         )
     paths = sorted(
         os.fspath(p) for p in folder.rglob("*")
@@ -353,18 +309,18 @@ def _list_folder(folder: Path) -> list[str]:
     )
     if not paths:
         raise DatasetNotFoundError(
-            f"Image folder {os.fspath(folder)!r} contains no images "
+            f"Image folder {where!r} contains no images "
             f"({'/'.join(_FOLDER_EXTENSIONS)} files, searched recursively). "
-            f"Put PNG/JPEG files there or pass another 'folder:/path'.",
-            name=f"{_FOLDER_PREFIX}{folder}", searched=(os.fspath(folder),),
+            + (spec.missing_help(where) or "Put PNG/JPEG files there or pass another 'folder:/path'."),
+            name=spec.name, searched=(where,),
         )
     return paths
 
 
-def _folder_examples(folder: Path):
+def _folder_examples(spec: datasets.DatasetSpec, split: str):
     """`(dataset of (path string [], label int64 []), paths)`; label is -1. The files
     are read in `load_images`' decode step, so that read errors are caught there."""
-    paths = _list_folder(folder)
+    paths = _list_folder(spec, split)
     ds = tf.data.Dataset.from_tensor_slices(paths)
     ds = ds.map(lambda p: (p, tf.constant(-1, tf.int64)), num_parallel_calls=tf.data.AUTOTUNE)
     return ds, paths
@@ -401,11 +357,12 @@ def _check_all_decoded(ds: tf.data.Dataset, paths: list[str], count: int, name: 
     return ds.filter(lambda index, image, label: index < count)
 
 
-def _decode(path: tf.Tensor) -> tf.Tensor:
-    """A PNG/JPEG file -> uint8 [h, w, 3] (grey becomes RGB, alpha is dropped)."""
+def _decode(path: tf.Tensor, channels: int) -> tf.Tensor:
+    """A PNG/JPEG file -> uint8 [h, w, channels] (3: grey becomes RGB; 1: RGB becomes grey;
+    alpha is dropped)."""
     contents = tf.io.read_file(path)
-    image = tf.io.decode_image(contents, channels=_FOLDER_CHANNELS, dtype=tf.uint8, expand_animations=False)
-    image.set_shape([None, None, _FOLDER_CHANNELS])
+    image = tf.io.decode_image(contents, channels=channels, dtype=tf.uint8, expand_animations=False)
+    image.set_shape([None, None, channels])
     return image
 
 
@@ -469,14 +426,18 @@ def load_images(
     """Batches of images in [0, 1] from a TFDS dataset or a folder.
 
     Args:
-      name: a key of `DATASETS` ("mnist", "cifar10", "imagenet64") or
-        "folder:/some/dir" (PNG/JPEG files found recursively, in sorted path
-        order; decoded to RGB, center-cropped to a square and resized to
-        `image_size`, which is required; only split "train" exists).
-      split: a TFDS split string ("train", "test", "train[:1000]", ...). For
-        imagenet64, "test" means its "validation" split. For mnist and cifar10,
-        "validation" is a part of the training set held out for choosing settings
-        and "train_without_validation" the rest (`VALIDATION_SPLITS`).
+      name: a dataset of `svae_tf.datasets` ("mnist", "cifar10", "imagenet64", or
+        one registered) or "folder:/some/dir" (PNG/JPEG files found recursively,
+        in sorted path order; decoded to RGB, center-cropped to a square and
+        resized to `image_size`, which is required; only split "train" exists).
+        A registered folder dataset reads the folder of each split the same
+        way, decoded to the channels of its shape and resized to its size.
+      split: a TFDS split string ("train", "test", "train[:1000]", ...); for a
+        folder dataset, the name of one of its folders. Aliases apply (imagenet64:
+        "test" means its "validation" split). For a dataset with a validation
+        split (mnist, cifar10), "validation" is a part of the training set held
+        out for choosing settings and "train_without_validation" the rest
+        (`DatasetSpec.validation_split`).
       batch_size: global batch size B.
       data_dir: TFDS data directory; default $TFDS_DATA_DIR, else
         ~/tensorflow_datasets. Nothing is downloaded.
@@ -563,7 +524,6 @@ def training_stream(
     take: int | None = None,
     image_size: int | None = None,
     cache: bool = True,
-    nan_from_step: int | None = None,
 ) -> tf.data.Dataset:
     """The training batches of a run, from batch number `start` (0-based) on.
 
@@ -571,24 +531,18 @@ def training_stream(
     image_size): `load_images` of the "train" split shuffles with `seed` and a new,
     seeded order each pass (grey levels in [0, 1]; the model binarizes/quantizes its
     targets itself), and the first `start` batches are skipped, which is how a
-    resumed run gets back to its data position. `nan_from_step` (tests) turns the
-    images of steps >= it into NaN.
+    resumed run gets back to its data position.
     """
     ds = load_images(name, split, batch_size=batch_size, data_dir=data_dir,
                      shuffle=True, seed=seed, repeat=True, drop_remainder=True,
                      take=take, image_size=image_size, cache=cache)
     if start:
         ds = ds.skip(start)
-    if nan_from_step is not None:
-        def poison(i, images):  # batch i (0-based) is trained on at step i + 1
-            return tf.where(i + 1 >= nan_from_step, images * float("nan"), images)
-
-        ds = ds.enumerate(start=start).map(poison).prefetch(tf.data.AUTOTUNE)
     return ds
 
 
 def _check_load_args(name, binarize, batch_size, take, image_size):
-    _check_name(name)
+    datasets.get(name)  # ValueError for an unknown name
     if binarize not in ("none", "static"):
         raise ValueError(f"binarize must be 'none' or 'static', got {binarize!r}.")
     if batch_size < 1:
@@ -610,15 +564,14 @@ def _warn_if_cache_is_large(name, split, cache_bytes):
 def _prepared_examples(name, split, data_dir, with_labels, binarize, image_size, take):
     """(dataset of (uint8 [H, W, C], int64 label), example count, (H, W, C)) of `load_images`:
     decoded, checked, resized and binarized, in the split's order (before caching)."""
-    folder = _folder_path(name)
-    if folder is not None:
-        _check_folder_image_size(name, image_size)
-        _check_folder_split(name, split)
-        ds, paths = _folder_examples(folder)  # (path, label)
+    spec = datasets.get(name)
+    shape = image_shape(name, image_size=image_size)  # ValueError: a folder without image_size
+    folder = bool(spec.folders)
+    if folder:
+        ds, paths = _folder_examples(spec, split)  # (path, label)
         count = len(paths)
     else:
         ds, count = _tfds_examples(name, split, data_dir, with_labels)  # (uint8 [H,W,C], label)
-    shape = image_shape(name, image_size=image_size)
 
     ds = ds.enumerate()  # (index int64 [], (x, label))
     if take is not None:
@@ -627,7 +580,7 @@ def _prepared_examples(name, split, data_dir, with_labels, binarize, image_size,
 
     def prepare(index, example):
         x, label = example
-        image = _decode(x) if folder is not None else x  # uint8 [h, w, C]
+        image = _decode(x, shape[-1]) if folder else x  # uint8 [h, w, C]
         if image.dtype.is_floating:  # uint8 sources cannot hold NaN/Inf
             ok = _data_check(
                 tf.reduce_all(tf.math.is_finite(image)), f"dataset {name}, split {split}: example ",
@@ -635,15 +588,15 @@ def _prepared_examples(name, split, data_dir, with_labels, binarize, image_size,
             )
             with tf.control_dependencies([ok]):
                 image = tf.identity(image)
-        if image_size is not None:
-            image = _square_resize(image, image_size)  # uint8 [S, S, C]
+        if image_size is not None or folder:  # folders: always to the square of `shape`
+            image = _square_resize(image, shape[0])  # uint8 [S, S, C]
         if binarize == "static":
             image = _static_binarize(index, image)  # uint8 {0, 255} [H, W, C]
         image.set_shape(shape)
         return index, image, label
 
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)  # (int64 [], uint8 [H,W,C], int64 [])
-    if folder is not None:
+    if folder:
         ds = _check_all_decoded(ds, paths, count, name, tuple(shape))
     ds = ds.map(lambda index, image, label: (image, label))  # (uint8 [H,W,C], int64 [])
     return ds, count, tuple(shape)

@@ -33,7 +33,7 @@ def test_every_field_is_a_flag_with_its_default_bounds_and_help():
         for field in config.flag_fields(cls):
             flag = flag_values[field.name]
             assert flag.help.endswith(field.metadata["help"]), field.name  # enums prefix <a|b>
-            assert flag.default == command.TRAINERS["mnist"].get(field.name, field.default), field.name
+            assert flag.default == command.trainer_defaults("mnist").get(field.name, field.default), field.name
     assert _flags("cifar")["batch_size"].value == 64 and _flags("cifar")["preset"].value == "cifar10"
     with pytest.raises(flags.IllegalFlagValueError, match="lam"):
         _flags(argv=["--lam=-0.5"])

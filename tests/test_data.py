@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from svae_tf import data
+from svae_tf import data, datasets
 
 
 
@@ -192,6 +192,6 @@ def test_validation_split_is_the_end_of_train_disjoint_from_the_rest(data_dir, n
     # Disjoint as images, not only as indices (no duplicate of a validation image in the rest).
     flat = lambda x: {row.tobytes() for row in (x * 255).round().astype(np.uint8).reshape(len(x), -1)}
     assert not flat(part) & flat(validation)
-    assert data.validation_splits(name) == data.VALIDATION_SPLITS[name]
+    assert data.validation_splits(name) == datasets.get(name).validation_split
     with pytest.raises(ValueError, match="no validation split"):
         data.validation_splits("imagenet64")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 FLOORS = {
-    1: ["svae_tf.objectives", "svae_tf.presets", "svae_tf.files", "svae_tf.logs", "svae_tf.images"],
+    1: ["svae_tf.objectives", "svae_tf.presets", "svae_tf.files", "svae_tf.logs", "svae_tf.images",
+        "svae_tf.datasets"],
     2: ["svae_tf.variants", "svae_tf.config", "svae_tf.cli"],
     3: ["svae_tf.distributions", "svae_tf.flows", "svae_tf.networks", "svae_tf.noise", "svae_tf.ema",
         "svae_tf.data"],

@@ -4,14 +4,16 @@
 
 One flag per field of `svae_tf.config.ModelConfig`, `ArchitectureOverrides` and
 `TrainConfig` (name, default, bounds and help are the field's), with each thin trainer's
-defaults (`TRAINERS`). Flags are checked when they are parsed, before TensorFlow is
+defaults (`trainer_defaults`: its dataset's `svae_tf.datasets.DatasetSpec`). Flags are checked when they are parsed, before TensorFlow is
 imported: a bad flag stops the program with a message naming it. `main` turns them into
 the configs (`configs_from_flags`), warns about the ones the variant does not read, and
 calls `trainers.train_lib.train`, which reads no flags. Exit status 0 on success, 1 on
 failure with the reason on stderr.
 
 A variant added with `svae_tf.variants.register` in a module imported before the flags
-are parsed (a script of your own that then calls `run_trainer`) is a valid `--variant`.
+are parsed (a script of your own that then calls `run_trainer`) is a valid `--variant`;
+a dataset added so with `svae_tf.datasets.register` is a valid `--dataset`, and
+`run_trainer(<its trainer name>)` trains on it with its defaults.
 """
 
 from __future__ import annotations
@@ -24,25 +26,29 @@ from absl import app, flags, logging
 
 from svae_tf import cli
 from svae_tf import config as config_lib  # no TensorFlow import
+from svae_tf import datasets  # no TensorFlow import
 from svae_tf import logs as tf_logs
 from trainers import train_lib
 from trainers.run_state import ConfigError, NonFiniteError, RunError
 
-# Each thin trainer's defaults. The paper gives no batch sizes or epoch counts; these are ours.
-TRAINERS = {
-    "mnist": dict(dataset="mnist", preset="mnist", batch_size=100, epochs=50),
-    "cifar": dict(dataset="cifar10", preset="cifar10", batch_size=64, epochs=100),
-    "imagenet": dict(dataset="imagenet64", preset="imagenet64", batch_size=64, epochs=12),
-}
 CONFIGS = (config_lib.ModelConfig, config_lib.ArchitectureOverrides, config_lib.TrainConfig)
 
 
+def trainer_defaults(trainer):
+    """{flag: default} of the thin trainer `trainer` ("mnist", "cifar", "imagenet", or a
+    registered dataset's): its dataset, preset, batch size and epochs
+    (`svae_tf.datasets.for_trainer`); ValueError naming the trainers otherwise."""
+    spec = datasets.for_trainer(trainer)
+    return dict(dataset=spec.name, preset=spec.preset, batch_size=spec.batch_size, epochs=spec.epochs)
+
+
 def define_flags(flag_values=flags.FLAGS, trainer="mnist", module_name=None):
-    """The training flags of `trainer` ("mnist", "cifar", "imagenet") on `flag_values`, as
-    flags of `module_name` (the program's, for --helpshort; default: this module)."""
+    """The training flags of `trainer` ("mnist", "cifar", "imagenet", ...) on `flag_values`,
+    as flags of `module_name` (the program's, for --helpshort; default: this module)."""
     module_name = module_name or __name__
+    defaults = trainer_defaults(trainer)
     for cls in CONFIGS:
-        cli.define_config_flags(cls, flag_values, defaults=TRAINERS[trainer], module_name=module_name)
+        cli.define_config_flags(cls, flag_values, defaults=defaults, module_name=module_name)
     flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP,
                       flag_values=flag_values, module_name=module_name)
     flags.register_validator("model_dir", check_model_dir, flag_values=flag_values)
@@ -112,7 +118,7 @@ def configs_from_flags(flag_values, trainer):
 
 
 def main(argv, trainer):
-    """absl main of the trainer `trainer` ("mnist", "cifar", "imagenet")."""
+    """absl main of the trainer `trainer` ("mnist", "cifar", "imagenet", ...)."""
     cli.no_arguments(argv)
     if not flags.FLAGS["verbosity"].present:  # TFDS and TF log much at INFO
         logging.set_verbosity(logging.WARNING)

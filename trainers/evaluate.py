@@ -5,7 +5,7 @@
         [--classifier=PATH|mnist_cnn|inception_v3] [--inception_weights=PATH]
 
 Loads the newest checkpoint of DIR (`runs.load_model`) and computes, on the test
-split of the dataset (MNIST: 10,000 images):
+split of the dataset (MNIST: 10,000 images; without --dataset, the run's, `default_dataset`):
 
 * nll_nats: -mean_x L_K(x), the importance-weighted bound with K = --iw_samples
   samples of q(z|x) (`svae_tf.likelihood`); nll_bits_per_dim = nll_nats / (D ln 2).
@@ -23,9 +23,9 @@ split of the dataset (MNIST: 10,000 images):
   normalising by each batch's statistics (--batch_size images), as in training; close
   to rmse when the moving statistics that inference uses match training's.
 * inception_score (+ _std) and fid of --num_samples decoder means at z ~ N(0, I),
-  under the dataset's classifier (`svae_tf.classifiers`: the project's MNIST CNN,
-  else Keras InceptionV3 at 299x299), 10 contiguous splits, FID against the
-  whole test split's features. The MNIST CNN is trained on first use: if it is not at
+  under the dataset's classifier (`DatasetSpec.classifier`, `svae_tf.classifiers`: the
+  project's MNIST CNN for mnist, else Keras InceptionV3 at 299x299), 10 contiguous
+  splits, FID against the whole test split's features. The MNIST CNN is trained on first use: if it is not at
   its default path (--cache_dir, $SVAE_TF_CACHE_DIR or ~/.cache/svae_tf), this program
   trains it there with `trainers.classifier.run` (its defaults: the command
   `python -m trainers.classifier`, a few CPU minutes), says so, and goes on; later
@@ -61,8 +61,9 @@ if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from svae_tf import classifiers, data, files, likelihood, metrics, refit, runs  # noqa: E402
+from svae_tf import classifiers, data, datasets, files, likelihood, metrics, refit, runs  # noqa: E402
 from trainers import classifier as classifier_trainer  # noqa: E402
+from trainers import train_lib  # noqa: E402
 
 REQUIRED_KEYS = (
     "nll_nats", "nll_bits_per_dim", "elbo", "rmse", "rmse_batch_stats", "inception_score",
@@ -97,7 +98,9 @@ def define_flags(flag_values=flags.FLAGS):
     f = dict(flag_values=flag_values)
     flags.DEFINE_string("model_dir", None, "The training run to evaluate (required).", **f)
     flags.mark_flag_as_required("model_dir", flag_values=flag_values)
-    flags.DEFINE_string("dataset", None, "mnist | cifar10 | imagenet64 (default: the run's preset).", **f)
+    flags.DEFINE_string("dataset", None, "A dataset of svae_tf.datasets (default: the one the run trained "
+                        "on, from its flags.json; for a folder or resized run, or one without flags.json, "
+                        "the dataset named like its preset).", **f)
     flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).", **f)
     flags.DEFINE_string("split", "test", "The split scored.", **f)
     flags.DEFINE_string("json", None, "Write the results here (default MODEL_DIR/eval.json).", **f)
@@ -155,6 +158,22 @@ def load_run(model_dir):
     config = runs.load_config(model_dir)
     model = runs.load_model(model_dir)
     return model, config, runs.checkpoint_info(model_dir)
+
+
+def default_dataset(model_dir, config, image_shape):
+    """The dataset a run is evaluated on without --dataset: the one it trained on (its
+    flags.json), if that has a test split and images of the model's `image_shape` as
+    stored; else (a folder, a resized dataset, no flags.json) the dataset named like the
+    run's preset. ValueError if the run's dataset is not registered in this process."""
+    try:
+        with open(os.path.join(model_dir, train_lib.FLAGS_JSON)) as f:
+            trained_on = json.load(f).get("dataset")
+    except FileNotFoundError:
+        trained_on = None
+    spec = datasets.get(trained_on) if trained_on else None
+    if spec is not None and not spec.single_split and spec.shape == tuple(image_shape):
+        return trained_on
+    return config.preset
 
 
 def recompute_batch_norm(model, dataset, args):
@@ -337,7 +356,7 @@ def run(args, classifier_flags=()):
     `args`: the flags (`parse_args`). `classifier_flags`: flags of `trainers.classifier`
     for the MNIST classifier if it is trained on first use (`ensure_default_classifier`)."""
     model, config, checkpoint = load_run(args.model_dir)
-    dataset = args.dataset or config.preset
+    dataset = args.dataset or default_dataset(args.model_dir, config, model.preset.image_shape)
     if tuple(data.image_shape(dataset)) != tuple(model.preset.image_shape):
         raise ValueError(f"dataset {dataset!r} has images {data.image_shape(dataset)}, the model "
                          f"{tuple(model.preset.image_shape)}")

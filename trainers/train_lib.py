@@ -209,33 +209,40 @@ class _RunData:
     eval_steps: int  # held-out batches each epoch; 0: no validation
     cache: bool
     nan_from_step: int | None  # (testing) TrainConfig.debug_inject_nan_at_step
-
-    @property
-    def is_folder(self):
-        return self.dataset.startswith("folder:")
+    single_split: bool  # the dataset has one split (a folder): "held-out" batches are training images
 
     def stream(self, start):
-        """The training stream from batch `start` on (`data.training_stream`)."""
+        """The training stream from batch `start` on (`data.training_stream`), its images
+        NaN from step `nan_from_step` on when that is set."""
         from svae_tf import data
 
-        return data.training_stream(
+        ds = data.training_stream(
             self.dataset, split=self.train_split, batch_size=self.batch_size, seed=self.seed, start=start,
-            data_dir=self.data_dir, take=self.take, image_size=self.image_size,
-            cache=self.cache, nan_from_step=self.nan_from_step)
+            data_dir=self.data_dir, take=self.take, image_size=self.image_size, cache=self.cache)
+        return ds if self.nan_from_step is None else _nan_from_step(ds, start, self.nan_from_step)
+
+
+def _nan_from_step(ds, start, step):
+    """(testing: --debug_inject_nan_at_step) The batches of the stream `ds`, which starts at
+    batch `start`, with the images of optimizer steps >= `step` replaced by NaN."""
+    import tensorflow as tf
+
+    def poison(i, images):  # batch i (0-based) is trained on at step i + 1
+        return tf.where(i + 1 >= step, images * float("nan"), images)
+
+    return ds.enumerate(start=start).map(poison).prefetch(tf.data.AUTOTUNE)
 
 
 def _resolve_data(tc, arch, preset_name, seed):
     """The `_RunData` of the TrainConfig `tc`, checked before any heavy work: its images
     must have the shape of the architecture `arch` (ConfigError), its training split must
     hold a batch (ConfigError); data.DatasetNotFoundError if it is missing."""
-    from svae_tf import data
+    from svae_tf import data, datasets
 
     dataset = tc.dataset
-    is_folder = dataset.startswith("folder:")
-    image_size = tc.image_size
-    if is_folder and image_size is None:
-        image_size = arch.image_shape[0]
     try:
+        spec = datasets.get(dataset)
+        image_size = arch.image_shape[0] if tc.image_size is None and spec.shape is None else tc.image_size
         shape = data.image_shape(dataset, image_size=image_size)
     except ValueError as err:
         raise ConfigError(f"--dataset={dataset}: {err}") from err
@@ -244,12 +251,12 @@ def _resolve_data(tc, arch, preset_name, seed):
             f"--dataset={dataset} gives images of shape {shape}, but the {preset_name} architecture "
             f"needs {arch.image_shape}" + (" (set --image_size)" if image_size else "")
         )
-    if is_folder and tc.holdout != "test":
+    if spec.single_split and tc.holdout != "test":
         raise ConfigError(f"--holdout={tc.holdout}: a folder dataset has one split (--dataset={dataset}).")
     train_split = data.TRAIN_WITHOUT_VALIDATION if tc.holdout == "validation" else "train"
     try:
         train_count = data.num_examples(dataset, train_split, tc.data_dir)  # DatasetNotFoundError
-        eval_count = train_count if is_folder else data.num_examples(dataset, tc.holdout, tc.data_dir)
+        eval_count = train_count if spec.single_split else data.num_examples(dataset, tc.holdout, tc.data_dir)
     except ValueError as err:  # no validation split for this dataset
         raise ConfigError(f"--holdout={tc.holdout}: {err}") from err
     if tc.take:
@@ -264,11 +271,11 @@ def _resolve_data(tc, arch, preset_name, seed):
         eval_steps = min(eval_steps, tc.eval_batches)
     return _RunData(
         dataset=dataset, train_split=train_split, data_dir=tc.data_dir, seed=seed, take=tc.take,
-        image_size=image_size, batch_size=tc.batch_size, eval_split="train" if is_folder else tc.holdout,
+        image_size=image_size, batch_size=tc.batch_size, eval_split="train" if spec.single_split else tc.holdout,
         eval_count=eval_count,
         steps_per_epoch=tc.steps_per_epoch or train_count // tc.batch_size, eval_steps=eval_steps,
-        cache=tc.cache if tc.cache is not None else dataset != "imagenet64",
-        nan_from_step=tc.debug_inject_nan_at_step,
+        cache=tc.cache if tc.cache is not None else spec.cache,
+        nan_from_step=tc.debug_inject_nan_at_step, single_split=spec.single_split,
     )
 
 
@@ -478,7 +485,7 @@ def train(config, tc, *, ignored=None, callbacks=()):
     _say(f"svae-tf: {config.variant} on {inputs.dataset} ({where}), model_dir={model_dir}, "
          f"{inputs.steps_per_epoch} steps/epoch of batch {inputs.batch_size}, {inputs.eval_steps} "
          "held-out batches" + (" (a folder has one split: the 'held-out' ELBO is on its first images)"
-                               if inputs.is_folder else ""))
+                               if inputs.single_split else ""))
 
     model = _build_model(config, tc, strategy)
     state, manager = _restore(model, write_dir, model_dir, inputs.steps_per_epoch, tc.keep_checkpoints)

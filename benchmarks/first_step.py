@@ -12,6 +12,11 @@ What a user waits for before anything happens, for the main job and the programs
   trainer's TensorBoard writer records step 1 (the event's own wall time, so nothing is
   added to the trainer for this); `to_first_step_s` is that time minus the launch, and
   `step_s` the median gap between the later steps' events;
+* `stream` and `trace`, where the train command's first step goes (this program with
+  `--child`): `stream` times the first batch of the MNIST training stream
+  (`data.training_stream`: the shuffle buffer fills with the whole decoded training set
+  first), `trace` tracing the flagfile's train step (`tf.function(model.train_step)`), then
+  its first call (graph optimisation and the first run), then a second call;
 * `evaluate`: `python -m trainers.evaluate` on that run with small settings (--num_samples,
   --iw_samples, --num_nll_images, --num_rmse_images below), start to exit;
 * `export_saved_model`, `export_tflite` (float32): start to exit.
@@ -36,6 +41,7 @@ from absl import app, flags
 from benchmarks import report
 
 FLAGFILE = "trainers/configs/mnist_svae_r.flags"
+MARK = "FIRST_STEP_JSON "
 
 
 def define_flags():
@@ -45,6 +51,42 @@ def define_flags():
     flags.DEFINE_integer("iw_samples", 10, "trainers.evaluate --iw_samples.")
     flags.DEFINE_integer("num_images", 100, "trainers.evaluate --num_nll_images and --num_rmse_images.")
     flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).")
+    flags.DEFINE_enum("child", None, list(CHILDREN), "(internal) time one part, print its JSON.")
+
+
+def child_stream():
+    """{seconds}: the first batch of the MNIST training stream, after the imports."""
+    from svae_tf import data
+
+    iterator = iter(data.training_stream("mnist", batch_size=100, seed=0))
+    start = time.perf_counter()
+    next(iterator)
+    return {"first_batch_s": round(time.perf_counter() - start, 3)}
+
+
+def child_trace():
+    """{seconds}: trace, first call and second call of the flagfile's train step."""
+    import numpy as np
+    import tensorflow as tf
+    from benchmarks.step_work import CONFIGS
+    from svae_tf import model as model_lib, presets
+
+    preset, variant, kwargs, _ = CONFIGS["flagfile"]
+    model = model_lib.SymmetricVAE(presets.get_preset(preset), variant, seed=0, **kwargs)
+    model.compile()
+    images = tf.constant(np.random.default_rng(0).random((100, 28, 28, 1), dtype=np.float32))
+    step, out = tf.function(model.train_step), {}
+    start = time.perf_counter()
+    step.get_concrete_function(images)
+    out["trace_s"] = round(time.perf_counter() - start, 3)
+    for name in ("first_call_s", "second_call_s"):
+        start = time.perf_counter()
+        float(step(images)["g_loss"])
+        out[name] = round(time.perf_counter() - start, 3)
+    return out
+
+
+CHILDREN = {"stream": child_stream, "trace": child_trace}
 
 
 def commands(work, f):
@@ -52,6 +94,7 @@ def commands(work, f):
     py, run = sys.executable, os.path.join(work, "run")
     return {
         "imports": [py, "-c", "import tensorflow, keras, tensorflow_probability, tensorflow_datasets"],
+        **{name: [py, "-m", "benchmarks.first_step", f"--child={name}"] for name in CHILDREN},
         "train": [py, "-m", "trainers.mnist", f"--flagfile={FLAGFILE}", f"--model_dir={run}", "--epochs=1",
                   f"--steps_per_epoch={f.train_steps}", "--log_every_steps=1", "--eval_batches=1",
                   f"--checkpoint_every_steps={f.train_steps}"],
@@ -98,6 +141,8 @@ def run_round(f):
             if proc.returncode:
                 raise RuntimeError(f"{name}: {' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
             out[name] = {"total_s": round(ended - launched, 2)}
+            if name in CHILDREN:
+                out[name].update(json.loads(proc.stdout.strip().splitlines()[-1].removeprefix(MARK)))
             if name == "train":
                 times = step_times(os.path.join(work, "run", "logs", "train"))
                 out[name]["to_first_step_s"] = round(times[0] - launched, 2)
@@ -130,15 +175,25 @@ def markdown(result):
              "| command | start to first step (s) | start to exit (s) | one step after (s) |",
              "|---|---:|---:|---:|"]
     for name, row in s.items():
-        lines.append(f"| {name} | {row.get('to_first_step_s', '-')} | {row['total_s']} | "
-                     f"{row.get('step_s') or '-'} |")
+        if name not in CHILDREN:
+            lines.append(f"| {name} | {row.get('to_first_step_s', '-')} | {row['total_s']} | "
+                         f"{row.get('step_s') or '-'} |")
+    lines += ["", "Where the train command's first step goes, each part in its own process after the imports:", "",
+              "| part | seconds |", "|---|---:|"]
+    for name in CHILDREN:
+        for key, value in s.get(name, {}).items():
+            if key != "total_s":
+                lines.append(f"| {name}: {key.removesuffix('_s').replace('_', ' ')} | {value} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv):
     del argv
-    started = report.start()
     f = flags.FLAGS
+    if f.child:
+        print(MARK + json.dumps(CHILDREN[f.child]()), flush=True)
+        return
+    started = report.start()
     rounds = []
     for i in range(f.rounds):
         rounds.append(run_round(f))

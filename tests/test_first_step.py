@@ -31,7 +31,8 @@ def test_a_round_times_every_command_and_the_first_step(monkeypatch, tmp_path):
     script.write_text(TRAIN)
 
     def fake_commands(work, f):
-        return {"imports": [sys.executable, "-c", "pass"], "train": [sys.executable, str(script), work]}
+        return {"imports": [sys.executable, "-c", "pass"], "train": [sys.executable, str(script), work],
+                "stream": [sys.executable, "-c", f"print('noise'); print({first_step.MARK!r} + '{{\"first_batch_s\": 1.5}}')"]}
 
     monkeypatch.setattr(first_step, "commands", fake_commands)
     rounds = [first_step.run_round(Flags), first_step.run_round(Flags)]
@@ -39,9 +40,12 @@ def test_a_round_times_every_command_and_the_first_step(monkeypatch, tmp_path):
     assert 0.3 < train["to_first_step_s"] < train["total_s"]
     assert train["step_s"] == pytest.approx(0.2, abs=0.1)
     summary = first_step.summarise(rounds)
-    assert set(summary) == {"imports", "train"} and set(summary["train"]) == {"total_s", "to_first_step_s", "step_s"}
-    assert "| train |" in first_step.markdown({"commands": summary, "rounds": 2, "train_steps": 4,
-                                               "num_samples": 10, "iw_samples": 2, "num_images": 5})
+    assert set(summary) == {"imports", "train", "stream"}
+    assert set(summary["train"]) == {"total_s", "to_first_step_s", "step_s"}
+    assert summary["stream"]["first_batch_s"] == 1.5
+    text = first_step.markdown({"commands": summary, "rounds": 2, "train_steps": 4,
+                                "num_samples": 10, "iw_samples": 2, "num_images": 5})
+    assert "| train |" in text and "| stream: first batch | 1.5 |" in text
 
 
 def test_a_failing_command_names_itself(monkeypatch):
@@ -55,3 +59,4 @@ def test_the_real_commands_are_the_users():
     assert argv["train"][1:4] == ["-m", "trainers.mnist", f"--flagfile={first_step.FLAGFILE}"]
     assert "--log_every_steps=1" in argv["train"] and "--model_dir=/w/run" in argv["evaluate"]
     assert argv["export_tflite"][1:3] == ["-m", "export.tflite"]
+    assert argv["trace"][1:] == ["-m", "benchmarks.first_step", "--child=trace"]

@@ -26,6 +26,7 @@ run; the report records the load.
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -143,10 +144,16 @@ def run_once(argv, cwd=report.REPO, env=None):
     raise RuntimeError(f"{' '.join(argv)} printed no img_per_s:\n{proc.stdout[-2000:]}")
 
 
+def key(name):
+    """The JSON key of implementation `name` (letters, digits, _ and -, so that a document can
+    cite it as a dot path): "svae_tf:a1_svae_r@mixed_bfloat16" -> "svae_tf_a1_svae_r_mixed_bfloat16"."""
+    return re.sub(r"[^\w\-]+", "_", name)
+
+
 def summarise(rates):
-    """{implementation: {img_per_s (median), rounds, vs_pytorch_eager, vs_keras_plain}}."""
-    out = {name: {"img_per_s": round(statistics.median(r), 1), "rounds": [round(x, 1) for x in r]}
-           for name, r in rates.items()}
+    """{key(implementation): {name, img_per_s (median), rounds, vs_pytorch_eager, vs_keras_plain}}."""
+    out = {key(name): {"name": name, "img_per_s": round(statistics.median(r), 1),
+                       "rounds": [round(x, 1) for x in r]} for name, r in rates.items()}
     for name, row in out.items():
         for base in ("pytorch_eager", "keras_plain"):
             if base in out:
@@ -163,8 +170,8 @@ def markdown(result):
              "within this run.", "",
              "| implementation | img/s (median) | per round | vs PyTorch eager | vs plain Keras |",
              "|---|---:|---|---:|---:|"]
-    for name, row in result["implementations"].items():
-        lines.append(f"| {name} | {row['img_per_s']} | {', '.join(map(str, row['rounds']))} | "
+    for row in result["implementations"].values():
+        lines.append(f"| {row['name']} | {row['img_per_s']} | {', '.join(map(str, row['rounds']))} | "
                      f"{row.get('vs_pytorch_eager', '-')} | {row.get('vs_keras_plain', '-')} |")
     lines += ["", "svae-tf configurations (`benchmarks.step_work.CONFIGS`):", ""]
     for name in result["configs"]:

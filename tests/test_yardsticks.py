@@ -38,7 +38,7 @@ def test_yardsticks_time_everything_in_alternating_rounds(tmp_path):
     result = json.loads((tmp_path / "y.json").read_text())
     impls = result["implementations"]
     assert list(impls) == ["pytorch_eager", "keras_plain"]
-    assert impls["pytorch_eager"] == {"img_per_s": 200.0, "rounds": [100.0, 300.0, 200.0],
+    assert impls["pytorch_eager"] == {"name": "pytorch_eager", "img_per_s": 200.0, "rounds": [100.0, 300.0, 200.0],
                                       "vs_pytorch_eager": 1.0, "vs_keras_plain": 0.5}
     assert impls["keras_plain"]["img_per_s"] == 400.0 and impls["keras_plain"]["vs_pytorch_eager"] == 2.0
     # The yardsticks got the run's step count and batch; plain Keras without XLA.
@@ -59,6 +59,11 @@ def test_svae_tf_configurations_run_in_their_own_process_and_environment():
 
 def test_a_child_times_the_library_step():
     assert yardsticks.time_child("a1_svae_r_shared", steps=1, batch=4) > 0
+
+
+def test_keys_are_dot_path_safe():
+    assert yardsticks.key("svae_tf@f61799b:a1_svae_r") == "svae_tf_f61799b_a1_svae_r"
+    assert yardsticks.key("svae_tf:a1_svae_r+TF_NUM_INTEROP_THREADS=1") == "svae_tf_a1_svae_r_TF_NUM_INTEROP_THREADS_1"
 
 
 def test_configuration_names_are_checked():

@@ -73,8 +73,6 @@ STATUS = {
     "speed/step_fingerprint_structure": ("current", "the #29 restructure against `step_fingerprint_a3fef46`, "
                                          "same machine: all 12 cases equal"),
     "speed/step_work": ("current", "issue #31's regression counted: FLOPs and network calls at f61799b and now"),
-    "speed/yardsticks": ("current", "issue #31: the step against plain PyTorch and plain Keras and against f61799b's "
-                         "step, in one run"),
 }
 
 

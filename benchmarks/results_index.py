@@ -73,6 +73,8 @@ STATUS = {
     "speed/step_fingerprint_structure": ("current", "the #29 restructure against `step_fingerprint_a3fef46`, "
                                          "same machine: all 12 cases equal"),
     "speed/step_work": ("current", "issue #31's regression counted: FLOPs and network calls at f61799b and now"),
+    "speed/first_step": ("current", "issue #31 item 3: start to first step of the main job, where it goes, and the "
+                         "programs after it"),
 }
 
 

@@ -45,6 +45,9 @@ FOLDERS = {
 # Status of each report (path relative to benchmarks/results, without extension). A report
 # not listed is current, with no note. "superseded" needs a note naming what replaces it.
 STATUS = {
+    "archive/yardsticks_first_run": (
+        "superseded", "by `speed/yardsticks` (keys a document can cite); an earlier run the same day at "
+        "e139324 that put today's A.1 step level with f61799b's: read the two runs together"),
     "archive/mnist_shared_samples": (
         "superseded", "by `mnist_table1/mnist_refit`: the same two checkpoints evaluated again with the "
         "encoder refit; its as-trained numbers, curves and samples are the same"),
@@ -73,6 +76,8 @@ STATUS = {
     "speed/step_fingerprint_structure": ("current", "the #29 restructure against `step_fingerprint_a3fef46`, "
                                          "same machine: all 12 cases equal"),
     "speed/step_work": ("current", "issue #31's regression counted: FLOPs and network calls at f61799b and now"),
+    "speed/yardsticks": ("current", "issue #31: the step against plain PyTorch and plain Keras and against f61799b's "
+                         "step, in one run (a noisy machine: see the rounds and `archive/yardsticks_first_run`)"),
     "speed/first_step": ("current", "issue #31 item 3: start to first step of the main job, where it goes, and the "
                          "programs after it"),
 }

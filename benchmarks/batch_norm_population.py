@@ -23,6 +23,7 @@ import sys
 
 from absl import app, flags
 
+from svae_tf import cli
 from svae_tf import logs as tf_logs
 
 if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
@@ -34,53 +35,52 @@ import numpy as np  # noqa: E402
 from svae_tf import data, likelihood, runs  # noqa: E402
 
 
-def define_flags():
-    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
-    flags.DEFINE_multi_string("model_dir", None, "A training run (repeatable).")
-    flags.DEFINE_string("dataset", "mnist", "The runs' dataset (mnist, cifar10, ...).")
-    flags.DEFINE_integer("batches", 100, "Training batches the population statistics are the mean over.")
-    flags.DEFINE_integer("batch_size", 100, "Batch size (as the training run's).")
-    flags.DEFINE_integer("num_images", 2000, "Test images of the RMSE.")
-    flags.DEFINE_integer("seed", 0, "Seed of the noise.")
-    flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).")
-    flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).")
+def define_flags(flag_values=flags.FLAGS):
+    """The program's flags, on `flag_values` (`svae_tf.cli`: defined when it runs)."""
+    f = dict(flag_values=flag_values)
+    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP, **f)
+    flags.DEFINE_multi_string("model_dir", None, "A training run (repeatable).", **f)
+    flags.DEFINE_string("dataset", "mnist", "The runs' dataset (mnist, cifar10, ...).", **f)
+    flags.DEFINE_integer("batches", 100, "Training batches the population statistics are the mean over.", **f)
+    flags.DEFINE_integer("batch_size", 100, "Batch size (as the training run's).", **f)
+    flags.DEFINE_integer("num_images", 2000, "Test images of the RMSE.", **f)
+    flags.DEFINE_integer("seed", 0, "Seed of the noise.", **f)
+    flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).", **f)
+    flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).", **f)
 
 
-FLAGS = flags.FLAGS
-
-
-def rmse_pair(model, test):
+def rmse_pair(model, test, args):
     """{inference, batch_stats, relative_gap, elbo_terms}: the two RMSEs over the batches
     `test`, and the mean ELBO terms (inference mode; `neg_elbo` their negated sum)."""
-    out = likelihood.reconstruction_rmses(model, test, seed=FLAGS.seed)
+    out = likelihood.reconstruction_rmses(model, test, seed=args.seed)
     out["relative_gap"] = abs(out["inference"] - out["batch_stats"]) / out["batch_stats"]
-    terms = [model.elbo_terms(batch, seed=FLAGS.seed + i) for i, batch in enumerate(test)]
+    terms = [model.elbo_terms(batch, seed=args.seed + i) for i, batch in enumerate(test)]
     out["elbo_terms"] = {k: float(np.mean(np.concatenate([t[k].numpy() for t in terms]))) for k in terms[0]}
     t = out["elbo_terms"]
     out["elbo_terms"]["neg_elbo"] = -(t["log_px_given_z"] + t["log_pz"] - t["log_qz"])
     return out
 
 
-def measure(model_dir):
+def measure(model_dir, args):
     model, config = runs.load_model(model_dir), runs.load_config(model_dir)
     if model.encoder is None:
         raise app.UsageError(f"--model_dir={model_dir}: {config.variant} has no encoder, so no reconstruction")
-    test = data.load_images(FLAGS.dataset, "test", batch_size=FLAGS.batch_size, data_dir=FLAGS.data_dir,
-                            take=FLAGS.num_images)
-    before = rmse_pair(model, test)
-    train = data.batch_norm_batches(FLAGS.dataset, FLAGS.batches, batch_size=FLAGS.batch_size,
-                                    data_dir=FLAGS.data_dir)
-    count = model.recompute_batch_norm_statistics(train, seed=FLAGS.seed)
+    test = data.load_images(args.dataset, "test", batch_size=args.batch_size, data_dir=args.data_dir,
+                            take=args.num_images)
+    before = rmse_pair(model, test, args)
+    train = data.batch_norm_batches(args.dataset, args.batches, batch_size=args.batch_size,
+                                    data_dir=args.data_dir)
+    count = model.recompute_batch_norm_statistics(train, seed=args.seed)
     result = dict(model_dir=model_dir, variant=config.variant, checkpoint=runs.checkpoint_info(model_dir).path,
-                  batches=count, moving_averages=before, recomputed=rmse_pair(model, test))
+                  batches=count, moving_averages=before, recomputed=rmse_pair(model, test, args))
     print(f"{model_dir}: {result}", flush=True)
     return result
 
 
-def markdown(results):
+def markdown(results, args):
     lines = ["# Batch norm in inference mode against a training step's batch statistics", "",
-             f"Test-set RMSE (0-255, x -> T(mu(x)) -> decoder mean) of {FLAGS.num_images} test images, batches "
-             f"of {FLAGS.batch_size}; recomputed: population statistics from the first {FLAGS.batches} training "
+             f"Test-set RMSE (0-255, x -> T(mu(x)) -> decoder mean) of {args.num_images} test images, batches "
+             f"of {args.batch_size}; recomputed: population statistics from the first {args.batches} training "
              "batches of the train step's forward passes. Gap: |inference - batch stats| / batch stats.", "",
              "| run | checkpoint | inference | batch stats | gap | inference, recomputed | batch stats, "
              "recomputed | gap, recomputed |", "|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -99,19 +99,18 @@ def markdown(results):
     return "\n".join(lines) + "\n"
 
 
-def main(argv):
-    del argv
+def main(args):
+    """The benchmark on the flags `args` (`svae_tf.cli.run`)."""
     started = report.start()
-    if not FLAGS.model_dir:
+    if not args.model_dir:
         raise app.UsageError("give at least one --model_dir")
-    results = [measure(d) for d in FLAGS.model_dir]
-    text = markdown(results)
+    results = [measure(d, args) for d in args.model_dir]
+    text = markdown(results, args)
     print(text)
-    if FLAGS.output:
-        report.write_report(FLAGS.output, dict(settings={k: FLAGS[k].value for k in (
+    if args.output:
+        report.write_report(args.output, dict(settings={k: getattr(args, k) for k in (
             "dataset", "batches", "batch_size", "num_images", "seed")}, runs=results), text, started=started)
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags)

@@ -36,22 +36,25 @@ import sys
 import tempfile
 import time
 
-from absl import app, flags
+from absl import flags
 
 from benchmarks import report
+from svae_tf import cli
 
 FLAGFILE = "trainers/configs/mnist_svae_r.flags"
 MARK = "FIRST_STEP_JSON "
 
 
-def define_flags():
-    flags.DEFINE_integer("rounds", 2, "Rounds (each runs every command once); medians are reported.")
-    flags.DEFINE_integer("train_steps", 5, "Steps of the train command (the later ones give the step time).")
-    flags.DEFINE_integer("num_samples", 1000, "trainers.evaluate --num_samples.")
-    flags.DEFINE_integer("iw_samples", 10, "trainers.evaluate --iw_samples.")
-    flags.DEFINE_integer("num_images", 100, "trainers.evaluate --num_nll_images and --num_rmse_images.")
-    flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).")
-    flags.DEFINE_enum("child", None, list(CHILDREN), "(internal) time one part, print its JSON.")
+def define_flags(flag_values=flags.FLAGS):
+    """The program's flags, on `flag_values` (`svae_tf.cli`: defined when it runs)."""
+    f = dict(flag_values=flag_values)
+    flags.DEFINE_integer("rounds", 2, "Rounds (each runs every command once); medians are reported.", **f)
+    flags.DEFINE_integer("train_steps", 5, "Steps of the train command (the later ones give the step time).", **f)
+    flags.DEFINE_integer("num_samples", 1000, "trainers.evaluate --num_samples.", **f)
+    flags.DEFINE_integer("iw_samples", 10, "trainers.evaluate --iw_samples.", **f)
+    flags.DEFINE_integer("num_images", 100, "trainers.evaluate --num_nll_images and --num_rmse_images.", **f)
+    flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).", **f)
+    flags.DEFINE_enum("child", None, list(CHILDREN), "(internal) time one part, print its JSON.", **f)
 
 
 def child_stream():
@@ -187,9 +190,8 @@ def markdown(result):
     return "\n".join(lines) + "\n"
 
 
-def main(argv):
-    del argv
-    f = flags.FLAGS
+def main(f):
+    """The benchmark on the flags `f` (`svae_tf.cli.run`)."""
     if f.child:
         print(MARK + json.dumps(CHILDREN[f.child]()), flush=True)
         return
@@ -205,5 +207,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags)

@@ -28,8 +28,9 @@ through `benchmarks.report`.
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
+from svae_tf import cli
 from svae_tf import logs as tf_logs
 
 if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
@@ -40,20 +41,19 @@ from svae_tf import data  # noqa: E402
 
 TARGET_RATIO = 5.0  # pipeline batches/s over train steps/s
 
-FLAGS = flags.FLAGS
-
-
-def define_flags():
-    """The program's flags, defined when it runs (not on import: absl flags are process-global,
-    and the trainers' --batch_size and --data_dir would clash)."""
-    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
-    flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).")
-    flags.DEFINE_integer("batch_size", 100, "Batch size (the MNIST trainer's).")
-    flags.DEFINE_integer("pipeline_batches", 1800, "Batches timed for the pipeline rate (600 = one pass at batch 100).")
-    flags.DEFINE_integer("skip_batches", 6000, "Batches skipped for the resume skip rate.")
-    flags.DEFINE_integer("warmup_steps", 10, "Train steps before timing (tracing, first calls).")
-    flags.DEFINE_integer("train_steps", 50, "Train steps timed.")
-    flags.DEFINE_string("data_dir", None, "TFDS data directory (default $TFDS_DATA_DIR).")
+def define_flags(flag_values=flags.FLAGS):
+    """The program's flags, on `flag_values` (`svae_tf.cli`: defined when it runs, not on import:
+    absl flags are process-global, and the trainers' --batch_size and --data_dir would clash)."""
+    f = dict(flag_values=flag_values)
+    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP, **f)
+    flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).", **f)
+    flags.DEFINE_integer("batch_size", 100, "Batch size (the MNIST trainer's).", **f)
+    flags.DEFINE_integer("pipeline_batches", 1800,
+                         "Batches timed for the pipeline rate (600 = one pass at batch 100).", **f)
+    flags.DEFINE_integer("skip_batches", 6000, "Batches skipped for the resume skip rate.", **f)
+    flags.DEFINE_integer("warmup_steps", 10, "Train steps before timing (tracing, first calls).", **f)
+    flags.DEFINE_integer("train_steps", 50, "Train steps timed.", **f)
+    flags.DEFINE_string("data_dir", None, "TFDS data directory (default $TFDS_DATA_DIR).", **f)
 
 
 def measure_pipeline(batch_size, batches, data_dir):
@@ -113,18 +113,15 @@ def markdown(result):
     return "\n".join(lines) + "\n"
 
 
-def main(argv):
-    del argv
+def main(args):
+    """The benchmark on the flags `args` (`svae_tf.cli.run`, which logs at WARNING: TFDS logs every
+    dataset it builds at INFO); the exit status: 1 if the ratio is below the target."""
     started = report.start()
-    from absl import logging
-
-    logging.set_verbosity(logging.WARNING)  # TFDS logs every dataset it builds at INFO
-
-    data_dir = FLAGS.data_dir
-    batch_size = FLAGS.batch_size
-    pipeline = measure_pipeline(batch_size, FLAGS.pipeline_batches, data_dir)
-    skip = measure_skip(batch_size, FLAGS.skip_batches, data_dir)
-    train = measure_train_step(batch_size, FLAGS.warmup_steps, FLAGS.train_steps, data_dir)
+    data_dir = args.data_dir
+    batch_size = args.batch_size
+    pipeline = measure_pipeline(batch_size, args.pipeline_batches, data_dir)
+    skip = measure_skip(batch_size, args.skip_batches, data_dir)
+    train = measure_train_step(batch_size, args.warmup_steps, args.train_steps, data_dir)
     ratio = pipeline["batches_per_s"] / train["steps_per_s"]
     result = {
         "benchmark": "input_pipeline",
@@ -139,12 +136,11 @@ def main(argv):
     }
     text = markdown(result)
     print(text)
-    if FLAGS.output:
-        report.write_report(FLAGS.output, result, text, started=started)
-        print(f"wrote {report.paths(FLAGS.output)}")
+    if args.output:
+        report.write_report(args.output, result, text, started=started)
+        print(f"wrote {report.paths(args.output)}")
     return 0 if result["meets_target"] else 1
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags)

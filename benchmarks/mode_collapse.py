@@ -50,6 +50,7 @@ import time
 
 from absl import app, flags
 
+from svae_tf import cli
 from svae_tf import logs as tf_logs
 
 if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
@@ -72,31 +73,34 @@ TRAIN_KEYS = ("g_learning_rate", "d_learning_rate", "beta1", "beta2", "batch_nor
 PRESET_KEYS = tuple(f.name for f in dataclasses.fields(presets.Preset) if f.name != "name")
 
 
-def define_flags():
-    """The program's flags, defined when it runs (not on import: absl flags are process-global,
-    and the trainers' --dataset, --batch_size, --seed, --data_dir would clash in tests)."""
-    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
+def define_flags(flag_values=flags.FLAGS):
+    """The program's flags, on `flag_values` (`svae_tf.cli`: defined when it runs, not on import:
+    absl flags are process-global, and the trainers' --dataset, --batch_size, --seed, --data_dir
+    would clash in tests)."""
+    f = dict(flag_values=flag_values)
+    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP, **f)
     flags.DEFINE_multi_string("run", DEFAULT_RUNS, "A run spec, repeatable: variant[,key=value...] with keys "
                               "the fields of svae_tf.config.ModelConfig, " + ", ".join(TRAIN_KEYS)
-                              + " and the fields of svae_tf.presets.Preset.")
-    flags.DEFINE_integer("steps", 600, "Train steps per run (batch 100).")
-    flags.DEFINE_integer("every", 100, "Record the probe every N steps (the runs' epoch length); divides --steps.")
-    flags.DEFINE_integer("probe_steps", 100, "Discriminator-only steps with a frozen encoder/decoder at the end.")
-    flags.DEFINE_integer("seed", 0, "Seed of weights, noise and data order.")
-    flags.DEFINE_enum("dataset", "mnist", ["mnist", "cifar10"], "Real data to train on; run specs' presets must fit it.")
-    flags.DEFINE_integer("batch_size", 100, "Batch size.")
-    flags.DEFINE_integer("take", None, "Use only the first N examples of each split (TrainConfig.take; tests).")
+                              + " and the fields of svae_tf.presets.Preset.", **f)
+    flags.DEFINE_integer("steps", 600, "Train steps per run (batch 100).", **f)
+    flags.DEFINE_integer("every", 100, "Record the probe every N steps (the runs' epoch length); divides --steps.",
+                         **f)
+    flags.DEFINE_integer("probe_steps", 100, "Discriminator-only steps with a frozen encoder/decoder at the end.",
+                         **f)
+    flags.DEFINE_integer("seed", 0, "Seed of weights, noise and data order.", **f)
+    flags.DEFINE_enum("dataset", "mnist", ["mnist", "cifar10"],
+                      "Real data to train on; run specs' presets must fit it.", **f)
+    flags.DEFINE_integer("batch_size", 100, "Batch size.", **f)
+    flags.DEFINE_integer("take", None, "Use only the first N examples of each split (TrainConfig.take; tests).", **f)
     flags.DEFINE_enum("eval_split", "test", list(config.HOLDOUTS), "Split of the held-out numbers: test "
                       "(training on all of train), or validation (training on train without it; "
-                      "datasets.DatasetSpec.validation_split). The runs' TrainConfig.holdout.")
+                      "datasets.DatasetSpec.validation_split). The runs' TrainConfig.holdout.", **f)
     flags.DEFINE_integer("quality_samples", 1000, "Samples scored for IS/FID at the end (0: none; needs the "
-                         "MNIST classifier of `python -m trainers.classifier`).")
-    flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).")
+                         "MNIST classifier of `python -m trainers.classifier`).", **f)
+    flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).", **f)
     flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report), e.g. "
-                        "benchmarks/results/screens/collapse/mode_collapse (see benchmarks/results/README.md).")
-
-
-FLAGS = flags.FLAGS
+                        "benchmarks/results/screens/collapse/mode_collapse (see benchmarks/results/README.md).",
+                        **f)
 
 
 def _value(text, kind):
@@ -151,16 +155,16 @@ def parse_run(spec, dataset="mnist", seed=0):
     return model_config, where["train"]
 
 
-def train_config(settings, model_dir):
+def train_config(settings, model_dir, args):
     """The TrainConfig of a run: the spec's `settings`, --steps in epochs of --every steps."""
-    if FLAGS.steps % FLAGS.every:
-        raise app.UsageError(f"--every={FLAGS.every} must divide --steps={FLAGS.steps}.")
+    if args.steps % args.every:
+        raise app.UsageError(f"--every={args.every} must divide --steps={args.steps}.")
     return config.TrainConfig(
-        dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, take=FLAGS.take, batch_size=FLAGS.batch_size,
-        epochs=FLAGS.steps // FLAGS.every,
-        steps_per_epoch=FLAGS.every, eval_batches=1, holdout=FLAGS.eval_split, model_dir=model_dir,
+        dataset=args.dataset, data_dir=args.data_dir, take=args.take, batch_size=args.batch_size,
+        epochs=args.steps // args.every,
+        steps_per_epoch=args.every, eval_batches=1, holdout=args.eval_split, model_dir=model_dir,
         checkpoint_every_steps=0,
-        keep_checkpoints=1, log_every_steps=FLAGS.every, num_grid_images=16, verbose=0, **settings)
+        keep_checkpoints=1, log_every_steps=args.every, num_grid_images=16, verbose=0, **settings)
 
 
 def spread(batch):
@@ -171,13 +175,13 @@ def spread(batch):
 class Probe(keras.callbacks.Callback):
     """At every epoch end: the sample spread at the fixed z and the epoch's mean losses."""
 
-    def __init__(self, fixed_z, label):
+    def __init__(self, fixed_z, label, every):
         super().__init__()
-        self.fixed_z, self.label, self.trajectory = fixed_z, label, []
+        self.fixed_z, self.label, self.every, self.trajectory = fixed_z, label, every, []
 
     def on_epoch_end(self, epoch, logs=None):
         with self.model.ema_scope():  # the weights sampling uses (the moving average, if any)
-            point = {"step": (epoch + 1) * FLAGS.every,
+            point = {"step": (epoch + 1) * self.every,
                      "sample_spread": spread(self.model.sample(len(self.fixed_z), noise=self.fixed_z))}
         point.update({k: None if (logs or {}).get(k) is None else float(logs[k]) for k in ("d_loss", "g_loss")})
         self.trajectory.append(point)
@@ -185,54 +189,55 @@ class Probe(keras.callbacks.Callback):
             f"{k} {v:.4f}" for k, v in point.items() if k != "step" and v is not None), flush=True)
 
 
-def run(spec, test_images):
+def run(spec, test_images, args):
     """One run: train `spec` with `train_lib.train` (every run sees the same data order),
     probe it; returns (PNG grid of its samples, result dict)."""
-    model_config, settings = parse_run(spec, FLAGS.dataset, FLAGS.seed)
-    fixed_z = tf.random.stateless_normal((64, model_config.get_preset().z_dim), seed=(FLAGS.seed, 1))
-    probe = Probe(fixed_z, spec)
+    model_config, settings = parse_run(spec, args.dataset, args.seed)
+    fixed_z = tf.random.stateless_normal((64, model_config.get_preset().z_dim), seed=(args.seed, 1))
+    probe = Probe(fixed_z, spec, args.every)
     with tempfile.TemporaryDirectory(prefix="mode_collapse_") as model_dir:
         start = time.perf_counter()
-        tc = train_config(settings, model_dir)
+        tc = train_config(settings, model_dir, args)
         trained = train_lib.train(model_config, tc, callbacks=[probe])
         model = trained["model"]
         seconds = time.perf_counter() - start
-    stream = iter(data.training_stream(FLAGS.dataset, split=train_split(), batch_size=FLAGS.batch_size,
-                                       seed=FLAGS.seed, start=FLAGS.steps, data_dir=FLAGS.data_dir, take=FLAGS.take))
+    stream = iter(data.training_stream(args.dataset, split=train_split(args), batch_size=args.batch_size,
+                                       seed=args.seed, start=args.steps, data_dir=args.data_dir, take=args.take))
     zq_spread = rmse = neg_elbo = None
     with model.ema_scope():
         if model.encoder is not None:
             _, z_q = model.encode(test_images)  # [256, z_dim]
             zq_spread = float(np.std(z_q.numpy(), axis=0).mean())
             rmse = likelihood.reconstruction_rmses(model, [test_images])
-            neg_elbo = -float(tf.reduce_mean(model.elbo(test_images, seed=FLAGS.seed)))
-        quality = sample_quality(model)
+            neg_elbo = -float(tf.reduce_mean(model.elbo(test_images, seed=args.seed)))
+        quality = sample_quality(model, args)
         grid = images.encode_png(images.image_grid(model.sample(len(fixed_z), noise=fixed_z).numpy(), columns=8))
     return grid, dict(run=spec, variant=model_config.variant, model_config=dataclasses.asdict(model_config),
-                      train_settings=settings, train_split=train_split(), weights_sha256=trained["weights_sha256"],
+                      train_settings=settings, train_split=train_split(args), weights_sha256=trained["weights_sha256"],
                       trajectory=probe.trajectory, seconds=seconds, zq_spread=zq_spread,
-                      frozen_d_loss=frozen_discriminator_loss(model, stream), rmse=rmse, neg_elbo=neg_elbo, **quality)
+                      frozen_d_loss=frozen_discriminator_loss(model, stream, args.probe_steps), rmse=rmse,
+                      neg_elbo=neg_elbo, **quality)
 
 
-def frozen_discriminator_loss(model, iterator):
+def frozen_discriminator_loss(model, iterator, probe_steps):
     """The discriminator's loss over the last quarter of `--probe_steps` updates of it
     alone (the encoder and decoder frozen); None without a discriminator."""
     if model.discriminator is None:
         return None
     d_step = tf.function(model.discriminator_step)
     model.reset_metrics()
-    tail = max(1, FLAGS.probe_steps // 4)
-    for step in range(FLAGS.probe_steps):
-        if step == FLAGS.probe_steps - tail:
+    tail = max(1, probe_steps // 4)
+    for step in range(probe_steps):
+        if step == probe_steps - tail:
             model.reset_metrics()
         d_step(next(iterator))
     return float(model.get_metrics_result()["d_loss"])
 
 
-def sample_quality(model):
+def sample_quality(model, args):
     """IS and FID of `--quality_samples` samples under the project's MNIST classifier
     (reference: the MNIST test set), or {} when it is off or not trained."""
-    if not FLAGS.quality_samples or FLAGS.dataset != "mnist":
+    if not args.quality_samples or args.dataset != "mnist":
         return {}
     from svae_tf import classifiers
 
@@ -241,22 +246,22 @@ def sample_quality(model):
     except FileNotFoundError as err:
         print(f"  no IS/FID: {err}")
         return {}
-    test = data.load_images("mnist", FLAGS.eval_split, batch_size=500, data_dir=FLAGS.data_dir)
+    test = data.load_images("mnist", args.eval_split, batch_size=500, data_dir=args.data_dir)
     _, reference = classifiers.activations(extractor, test)
-    z = tf.random.stateless_normal((FLAGS.quality_samples, model.preset.z_dim), seed=(FLAGS.seed, 7))
-    batches = (model.sample(500, noise=z[i:i + 500]) for i in range(0, FLAGS.quality_samples, 500))
+    z = tf.random.stateless_normal((args.quality_samples, model.preset.z_dim), seed=(args.seed, 7))
+    batches = (model.sample(500, noise=z[i:i + 500]) for i in range(0, args.quality_samples, 500))
     scores = classifiers.sample_quality(extractor, batches, reference)
     return dict(inception_score=scores["inception_score"], fid=scores["fid"])
 
 
-def markdown(results, reference):
+def markdown(results, reference, args):
     lines = [
-        f"# Mode-collapse probe: {FLAGS.dataset}, adversarial variants",
+        f"# Mode-collapse probe: {args.dataset}, adversarial variants",
         "",
-        f"Real {FLAGS.dataset} (TFDS), batch {FLAGS.batch_size}, "
-        f"seed {FLAGS.seed}, {FLAGS.steps} steps per run. Trained on split `{train_split()}`; z_q spread, RMSE, "
-        f"-ELBO and FID's reference from split `{FLAGS.eval_split}` ({eval_split_rows()}). "
-        f"`sample_spread` of 64 real {FLAGS.eval_split} images: "
+        f"Real {args.dataset} (TFDS), batch {args.batch_size}, "
+        f"seed {args.seed}, {args.steps} steps per run. Trained on split `{train_split(args)}`; z_q spread, RMSE, "
+        f"-ELBO and FID's reference from split `{args.eval_split}` ({eval_split_rows(args)}). "
+        f"`sample_spread` of 64 real {args.eval_split} images: "
         f"**{reference:.4f}**. Chance discriminator loss: 2 ln 2 = {2 * math.log(2):.3f}.",
         "",
         "| run | " + " | ".join(f"spread @{p['step']}" for p in results[0]["trajectory"])
@@ -280,49 +285,48 @@ def markdown(results, reference):
     return "\n".join(lines) + "\n"
 
 
-def train_split():
+def train_split(args):
     """The training split of the runs: all of train, or train without validation."""
-    return "train" if FLAGS.eval_split == "test" else data.TRAIN_WITHOUT_VALIDATION
+    return "train" if args.eval_split == "test" else data.TRAIN_WITHOUT_VALIDATION
 
 
-def eval_split_rows():
+def eval_split_rows(args):
     """The TFDS split strings of the training and held-out splits, e.g. 'train[:50000] / train[50000:]'."""
-    if FLAGS.eval_split == "test":
+    if args.eval_split == "test":
         return "train / test"
-    return " / ".join(data.validation_splits(FLAGS.dataset))
+    return " / ".join(data.validation_splits(args.dataset))
 
 
-def main(argv):
-    del argv
+def main(args):
+    """The probe on the flags `args` (`svae_tf.cli.run`)."""
     started = report.start()
-    for spec in FLAGS.run:
-        parse_run(spec, FLAGS.dataset, FLAGS.seed)  # fail before any training
-    train_config(settings={}, model_dir=None)
-    test_images = next(iter(data.load_images(FLAGS.dataset, FLAGS.eval_split, batch_size=256,
-                                             data_dir=FLAGS.data_dir)))
+    for spec in args.run:
+        parse_run(spec, args.dataset, args.seed)  # fail before any training
+    train_config(settings={}, model_dir=None, args=args)
+    test_images = next(iter(data.load_images(args.dataset, args.eval_split, batch_size=256,
+                                             data_dir=args.data_dir)))
     reference = spread(test_images[:64])
-    print(f"trained on {train_split()}, held-out numbers from {FLAGS.eval_split} ({eval_split_rows()}); "
-          f"sample_spread of 64 real {FLAGS.eval_split} images: {reference:.4f}")
-    outputs = [run(spec, test_images) for spec in FLAGS.run]  # (PNG grid, result) each
+    print(f"trained on {train_split(args)}, held-out numbers from {args.eval_split} ({eval_split_rows(args)}); "
+          f"sample_spread of 64 real {args.eval_split} images: {reference:.4f}")
+    outputs = [run(spec, test_images, args) for spec in args.run]  # (PNG grid, result) each
     grids, results = [grid for grid, _ in outputs], [result for _, result in outputs]
-    table = markdown(results, reference)
+    table = markdown(results, reference, args)
     print(table)
-    if FLAGS.output:
-        settings = {name: FLAGS[name].value for name in ("dataset", "batch_size", "steps", "every", "probe_steps",
-                                                         "seed", "quality_samples", "eval_split")}
-        settings.update(train_split=train_split(), splits=eval_split_rows())
-        samples = f"{os.path.basename(report.paths(FLAGS.output)[0])[:-len('.json')]}_samples"
+    if args.output:
+        settings = {name: getattr(args, name) for name in (
+            "dataset", "batch_size", "steps", "every", "probe_steps", "seed", "quality_samples", "eval_split")}
+        settings.update(train_split=train_split(args), splits=eval_split_rows(args))
+        samples = f"{os.path.basename(report.paths(args.output)[0])[:-len('.json')]}_samples"
         files = {}
         for index, (result, grid) in enumerate(zip(results, grids)):  # the 64 probe samples of each run
             result["samples_png"] = f"{samples}/{index}.png"
             files[result["samples_png"]] = grid
         table += "\nSamples at the end (the 64 fixed z of `sample_spread`), one grid per run: " + ", ".join(
             f"[{index}]({name})" for index, name in enumerate(files)) + ".\n"
-        report.write_report(FLAGS.output, dict(settings=settings, real_sample_spread=reference, runs=results),
+        report.write_report(args.output, dict(settings=settings, real_sample_spread=reference, runs=results),
                             table, started=started, files=files)
-        print(f"wrote {report.paths(FLAGS.output)}")
+        print(f"wrote {report.paths(args.output)}")
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags)

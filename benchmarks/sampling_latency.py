@@ -30,8 +30,9 @@ import tempfile
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
+from svae_tf import cli
 from svae_tf import logs as tf_logs
 
 if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
@@ -45,21 +46,20 @@ from svae_tf import runs  # noqa: E402
 from benchmarks import report  # noqa: E402
 
 
-def define_flags():
-    """The program's flags, defined when it runs (absl flags are process-global; the
-    trainers' --model_dir would clash in tests)."""
-    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
-    flags.DEFINE_string("model_dir", None, "Training run; default: random MNIST-preset weights.")
-    flags.DEFINE_list("batches", ["1", "64"], "Batch sizes.")
-    flags.DEFINE_integer("num_threads", 1, "LiteRT interpreter threads.")
-    flags.DEFINE_integer("warmup", 10, "Untimed calls per configuration.")
-    flags.DEFINE_float("min_time", 2.0, "Timed seconds per configuration (at least).")
-    flags.DEFINE_integer("min_calls", 20, "Timed calls per configuration (at least).")
-    flags.DEFINE_integer("error_samples", 1000, "Inputs for the LiteRT-vs-SavedModel errors.")
-    flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).")
+def define_flags(flag_values=flags.FLAGS):
+    """The program's flags, on `flag_values` (`svae_tf.cli`: defined when it runs; absl flags are
+    process-global, the trainers' --model_dir would clash in tests)."""
+    f = dict(flag_values=flag_values)
+    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP, **f)
+    flags.DEFINE_string("model_dir", None, "Training run; default: random MNIST-preset weights.", **f)
+    flags.DEFINE_list("batches", ["1", "64"], "Batch sizes.", **f)
+    flags.DEFINE_integer("num_threads", 1, "LiteRT interpreter threads.", **f)
+    flags.DEFINE_integer("warmup", 10, "Untimed calls per configuration.", **f)
+    flags.DEFINE_float("min_time", 2.0, "Timed seconds per configuration (at least).", **f)
+    flags.DEFINE_integer("min_calls", 20, "Timed calls per configuration (at least).", **f)
+    flags.DEFINE_integer("error_samples", 1000, "Inputs for the LiteRT-vs-SavedModel errors.", **f)
+    flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).", **f)
 
-
-FLAGS = flags.FLAGS
 
 TARGET_MS = 1.0  # LiteRT float32, batch 1, per image
 
@@ -173,25 +173,22 @@ def markdown(result):
     return "\n".join(lines)
 
 
-def main(argv):
-    del argv
+def main(args):
+    """The benchmark on the flags `args` (`svae_tf.cli.run`, which logs at WARNING: TF's INFO chatter)."""
     started = report.start()
-    from absl import logging
-
-    logging.set_verbosity(logging.WARNING)  # TF's INFO chatter
-    if FLAGS.model_dir:
-        model = runs.load_model(FLAGS.model_dir)
-        description = f"run {FLAGS.model_dir}"
+    if args.model_dir:
+        model = runs.load_model(args.model_dir)
+        description = f"run {args.model_dir}"
     else:
         model = runs.build_model(runs.ModelConfig(preset="mnist", variant="svae_r"))
         description = "MNIST preset (z_dim 64), sVAE-r, random weights"
     z_dim = model.preset.z_dim
-    batches = [int(b) for b in FLAGS.batches]
+    batches = [int(b) for b in args.batches]
     rng = np.random.default_rng(0)
     results = []
     with tempfile.TemporaryDirectory(prefix="svae-latency-") as workdir:
-        fns, sizes, signatures, lite = samplers(model, workdir, FLAGS.num_threads)
-        errors = litert_errors(model, signatures, lite, FLAGS.error_samples)
+        fns, sizes, signatures, lite = samplers(model, workdir, args.num_threads)
+        errors = litert_errors(model, signatures, lite, args.error_samples)
         for batch in batches:
             z = rng.standard_normal([batch, z_dim]).astype(np.float32)
             seeds = np.arange(batch, dtype=np.int64)
@@ -203,8 +200,8 @@ def main(argv):
                     max_diff = float(np.abs(out - reference).max())
                 else:
                     max_diff = None  # different z (drawn from seeds)
-                times = time_calls(lambda: fn(z, seeds), FLAGS.warmup, FLAGS.min_time,
-                                   FLAGS.min_calls)
+                times = time_calls(lambda: fn(z, seeds), args.warmup, args.min_time,
+                                   args.min_calls)
                 median = statistics.median(times)
                 p90 = float(np.percentile(times, 90))
                 results.append(dict(
@@ -220,7 +217,7 @@ def main(argv):
         if 1 in batches else None
     result = dict(
         model=description,
-        litert_threads=FLAGS.num_threads,
+        litert_threads=args.num_threads,
         batches=batches,
         backends=list(fns),
         model_bytes=sizes,
@@ -231,12 +228,11 @@ def main(argv):
     )
     text = markdown(result)
     print(text)
-    if FLAGS.output:
-        report.write_report(FLAGS.output, result, text, started=started,
+    if args.output:
+        report.write_report(args.output, result, text, started=started,
                             extra_versions=("ai-edge-litert",))
-        print(f"wrote {report.paths(FLAGS.output)}")
+        print(f"wrote {report.paths(args.output)}")
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags)

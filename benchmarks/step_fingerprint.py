@@ -27,6 +27,7 @@ import sys
 
 from absl import app, flags
 
+from svae_tf import cli
 from svae_tf import logs as tf_logs
 
 if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
@@ -40,6 +41,16 @@ from svae_tf import model as model_lib  # noqa: E402
 from svae_tf import presets  # noqa: E402
 
 VARIANTS = ("vae", "svae", "svae_r", "ali", "gan", "wgan_gp")
+
+
+def define_flags(flag_values=flags.FLAGS):
+    """The program's flags, on `flag_values` (`svae_tf.cli`: defined when it runs)."""
+    f = dict(flag_values=flag_values)
+    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP, **f)
+    flags.DEFINE_integer("steps", 20, "Train steps before the weights are hashed.", **f)
+    flags.DEFINE_list("cases", None, "Cases to run (default: all).", **f)
+    flags.DEFINE_string("compare", None, "An earlier report of this benchmark (JSON) to compare with.", **f)
+    flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).", **f)
 
 
 def cases():
@@ -84,10 +95,10 @@ def markdown(result):
     return "\n".join(lines) + "\n"
 
 
-def main(argv):
-    del argv
+def main(f):
+    """The benchmark on the flags `f` (`svae_tf.cli.run`); the exit status: 1 if --compare found a
+    digest that differs."""
     started = report.start()
-    f = flags.FLAGS
     result = {"steps": f.steps, "cases": {}}
     chosen = cases()
     unknown = set(f.cases or ()) - set(chosen)
@@ -113,13 +124,9 @@ def main(argv):
     if f.output:
         report.write_report(f.output, result, text, started=started)
     if f.compare and not result["compared_with"]["all_equal"]:
-        sys.exit(1)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
-    flags.DEFINE_integer("steps", 20, "Train steps before the weights are hashed.")
-    flags.DEFINE_list("cases", None, "Cases to run (default: all).")
-    flags.DEFINE_string("compare", None, "An earlier report of this benchmark (JSON) to compare with.")
-    flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).")
-    app.run(main)
+    cli.run(main, define_flags)

@@ -45,6 +45,8 @@ import os
 import subprocess
 import sys
 
+from absl import flags
+
 # Each configuration: (preset, variant, SymmetricVAE arguments, what it is).
 CONFIGS = {
     "a1_svae_r": ("mnist_a1", "svae_r", {}, "Appendix A.1 sVAE-r, eq. (29) (issue #31's A.1 step)"),
@@ -440,14 +442,25 @@ def compare(new, old, new_label, old_label, pairs):
     return out
 
 
-def main(argv):
-    del argv
-    from absl import flags
+def define_flags(flag_values=flags.FLAGS):
+    """The program's flags, on `flag_values` (`svae_tf.cli`: defined when it runs)."""
+    from svae_tf import logs as tf_logs  # only here: an older checkout imports this module without it
 
+    f = dict(flag_values=flag_values)
+    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP, **f)
+    flags.DEFINE_list("configs", list(DEFAULT_CONFIGS), "Configurations: " + ", ".join(CONFIGS) + ".", **f)
+    flags.DEFINE_integer("batch", 100, "Global batch size.", **f)
+    flags.DEFINE_string("preset", None, "A preset in place of every configuration's (tests: tiny).", **f)
+    flags.DEFINE_integer("calls", 3, "Calls of the train function after tracing (retracing check).", **f)
+    flags.DEFINE_multi_string("at", None, "Another checkout (directory) to count in as well.", **f)
+    flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).", **f)
+
+
+def main(f):
+    """The counts on the flags `f` (`svae_tf.cli.run`)."""
     from benchmarks import report  # only here: an older checkout imports this module without it
 
     started = report.start()
-    f = flags.FLAGS
     configs = list(f.configs)
     checkouts = {}
     here = report.REPO
@@ -475,16 +488,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from absl import app, flags
-
+    from svae_tf import cli
     from svae_tf import logs as tf_logs
 
-    tf_logs.configure(tf_logs.level_from_argv(sys.argv))
-    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
-    flags.DEFINE_list("configs", list(DEFAULT_CONFIGS), "Configurations: " + ", ".join(CONFIGS) + ".")
-    flags.DEFINE_integer("batch", 100, "Global batch size.")
-    flags.DEFINE_string("preset", None, "A preset in place of every configuration's (tests: tiny).")
-    flags.DEFINE_integer("calls", 3, "Calls of the train function after tracing (retracing check).")
-    flags.DEFINE_multi_string("at", None, "Another checkout (directory) to count in as well.")
-    flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).")
-    app.run(main)
+    tf_logs.configure(tf_logs.level_from_argv(sys.argv))  # before TensorFlow is imported
+    cli.run(main, define_flags)

@@ -21,6 +21,7 @@ import sys
 
 from absl import app, flags
 
+from svae_tf import cli
 from svae_tf import logs as tf_logs
 
 if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
@@ -32,20 +33,22 @@ from benchmarks import report  # noqa: E402
 from benchmarks.step_timing import time_config  # noqa: E402
 
 
-def define_flags():
-    """The program's flags, defined when it runs (absl flags are process-global)."""
-    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
+def define_flags(flag_values=flags.FLAGS):
+    """The program's flags, on `flag_values` (`svae_tf.cli`: defined when it runs; absl flags are
+    process-global)."""
+    f = dict(flag_values=flag_values)
+    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP, **f)
     flags.DEFINE_list("presets", ["mnist", "mnist_a1"], "Presets timed in this one run; `img_per_s` is the "
-                      "first's, `ratio_to_last` is against the last.")
-    flags.DEFINE_enum("variant", "svae_r", model_lib.VARIANTS, "Model variant.")
-    flags.DEFINE_float("lam_z", None, "SymmetricVAE's lam_z (svae_r, svae_r_elbo; default: lam, eq. 29).")
-    flags.DEFINE_integer("batch", 100, "Global batch size.")
-    flags.DEFINE_integer("steps", 30, "Timed train steps per repeat.")
-    flags.DEFINE_integer("warmup", 5, "Untimed steps before timing (tracing, XLA compile).")
-    flags.DEFINE_integer("repeats", 3, "Timed repeats; the median is reported.")
+                      "first's, `ratio_to_last` is against the last.", **f)
+    flags.DEFINE_enum("variant", "svae_r", model_lib.VARIANTS, "Model variant.", **f)
+    flags.DEFINE_float("lam_z", None, "SymmetricVAE's lam_z (svae_r, svae_r_elbo; default: lam, eq. 29).", **f)
+    flags.DEFINE_integer("batch", 100, "Global batch size.", **f)
+    flags.DEFINE_integer("steps", 30, "Timed train steps per repeat.", **f)
+    flags.DEFINE_integer("warmup", 5, "Untimed steps before timing (tracing, XLA compile).", **f)
+    flags.DEFINE_integer("repeats", 3, "Timed repeats; the median is reported.", **f)
     flags.DEFINE_list("configs", ["graph", "xla"], "Configurations: " + ", ".join(
-        f"{k} ({v[0]})" for k, v in CONFIGS.items()) + ".")
-    flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).")
+        f"{k} ({v[0]})" for k, v in CONFIGS.items()) + ".", **f)
+    flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).", **f)
 
 
 def markdown(result):
@@ -93,10 +96,9 @@ def time_preset(name, f):
     return {"img_per_s": by_config[best], "best_config": best, "img_per_s_by_config": by_config}
 
 
-def main(argv):
-    del argv
+def main(f):
+    """The benchmark on the flags `f` (`svae_tf.cli.run`)."""
     started = report.start()
-    f = flags.FLAGS
     for config in f.configs:
         if config not in CONFIGS:
             raise app.UsageError(f"--configs: unknown configuration {config!r} ({', '.join(CONFIGS)}).")
@@ -124,5 +126,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags)

@@ -35,6 +35,7 @@ import tempfile
 from absl import app, flags
 
 from benchmarks import report
+from svae_tf import cli
 
 YARDSTICKS = os.environ.get("SVAE_YARDSTICKS", os.path.join(
     os.path.dirname(report.REPO), "shared", "yardsticks"))
@@ -44,18 +45,20 @@ DEFAULT_CONFIGS = ("a1_svae_r", "a1_svae_r_shared", "flagfile", "a1_svae_r@mixed
                    "flagfile@mixed_bfloat16")
 
 
-def define_flags():
+def define_flags(flag_values=flags.FLAGS):
+    """The program's flags, on `flag_values` (`svae_tf.cli`: defined when it runs)."""
+    f = dict(flag_values=flag_values)
     flags.DEFINE_string("torch_python", None, "A Python with torch (the PyTorch yardstick); "
-                        "without it that yardstick is not run and no ratio to it is given.")
+                        "without it that yardstick is not run and no ratio to it is given.", **f)
     flags.DEFINE_list("configs", list(DEFAULT_CONFIGS), "svae-tf configurations: a name of "
-                      "benchmarks.step_work.CONFIGS, optionally @PRECISION (" + ", ".join(PRECISIONS) + ").")
-    flags.DEFINE_integer("steps", 30, "Timed steps per process.")
-    flags.DEFINE_integer("rounds", 3, "Rounds; each runs every implementation once. Median reported.")
-    flags.DEFINE_integer("batch", 100, "Batch size.")
+                      "benchmarks.step_work.CONFIGS, optionally @PRECISION (" + ", ".join(PRECISIONS) + ").", **f)
+    flags.DEFINE_integer("steps", 30, "Timed steps per process.", **f)
+    flags.DEFINE_integer("rounds", 3, "Rounds; each runs every implementation once. Median reported.", **f)
+    flags.DEFINE_integer("batch", 100, "Batch size.", **f)
     flags.DEFINE_multi_string("checkout", [], "A worktree of an older commit (f61799b's train_throughput "
-                              "interface) whose A.1 sVAE-r step is timed in the same rounds.")
-    flags.DEFINE_string("child", None, "(internal) time one svae-tf configuration, print its rate.")
-    flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).")
+                              "interface) whose A.1 sVAE-r step is timed in the same rounds.", **f)
+    flags.DEFINE_string("child", None, "(internal) time one svae-tf configuration, print its rate.", **f)
+    flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).", **f)
 
 
 def parse_config(name):
@@ -181,9 +184,8 @@ def markdown(result):
     return "\n".join(lines) + "\n"
 
 
-def main(argv):
-    del argv
-    f = flags.FLAGS
+def main(f):
+    """The benchmark on the flags `f` (`svae_tf.cli.run`; with --child, one configuration's rate)."""
     if f.child:
         print(MARK + json.dumps({"img_per_s": time_child(f.child, f.steps, f.batch)}), flush=True)
         return
@@ -208,5 +210,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags)

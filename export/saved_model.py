@@ -55,6 +55,9 @@ import shutil
 import sys
 import tempfile
 
+from absl import flags
+
+from svae_tf import cli
 from svae_tf import logs as tf_logs
 
 if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
@@ -324,30 +327,25 @@ def _write_info(path, model, model_dir):
         json.dump(info, f, indent=2)
 
 
-def main(argv):
-    del argv
-    from absl import logging
+def define_flags(flag_values=flags.FLAGS):
+    """The program's flags, on `flag_values` (`svae_tf.cli`: defined when it runs)."""
+    f = dict(flag_values=flag_values)
+    flags.DEFINE_string("model_dir", None, "Training run directory (config.json, checkpoints/).", **f)
+    flags.DEFINE_string("export_dir", None, "TF Serving base path; versions go in subdirs.", **f)
+    flags.DEFINE_integer("version", None, "Version number (default: next free integer).", **f)
+    flags.DEFINE_string("model_name", "svae", "Model name in the warmup requests' ModelSpec.", **f)
+    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP, **f)
+    flags.mark_flags_as_required(["model_dir", "export_dir"], **f)
 
-    logging.set_verbosity(logging.WARNING)  # TF's INFO chatter
-    from absl import flags
 
-    f = flags.FLAGS
-    try:
-        path = export_saved_model(f.model_dir, f.export_dir, f.version, f.model_name)
-    except (FileNotFoundError, FileExistsError, ValueError, runs.CheckpointError) as e:
-        sys.exit(f"error: {e}")  # exit status 1, message on stderr, nothing written
+def main(f):
+    """The export on the flags `f` (`svae_tf.cli.run`: a missing or bad input exits with status 1,
+    its message on stderr, nothing written; logs at WARNING: TF's INFO chatter)."""
+    path = export_saved_model(f.model_dir, f.export_dir, f.version, f.model_name)
     with open(os.path.join(path, "assets.extra", INFO_FILE)) as info:
         signatures = json.load(info)["signatures"]
     print(f"Exported {path}\nSignatures: {', '.join(signatures)}")
 
 
 if __name__ == "__main__":
-    from absl import app, flags
-
-    flags.DEFINE_string("model_dir", None, "Training run directory (config.json, checkpoints/).")
-    flags.DEFINE_string("export_dir", None, "TF Serving base path; versions go in subdirs.")
-    flags.DEFINE_integer("version", None, "Version number (default: next free integer).")
-    flags.DEFINE_string("model_name", "svae", "Model name in the warmup requests' ModelSpec.")
-    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
-    flags.mark_flags_as_required(["model_dir", "export_dir"])
-    app.run(main)
+    cli.run(main, define_flags, errors=(FileNotFoundError, FileExistsError, ValueError, runs.CheckpointError))

@@ -38,6 +38,9 @@ import os
 import sys
 import urllib.request
 
+from absl import flags
+
+from svae_tf import cli
 from svae_tf import logs as tf_logs
 
 if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
@@ -337,30 +340,35 @@ def _error_message(error):
 # -------------------------------------------------------------------------- demo CLI
 
 
-def main(argv):
-    del argv
-    from absl import logging
+def define_flags(flag_values=flags.FLAGS):
+    """The program's flags, on `flag_values` (`svae_tf.cli`: defined when it runs)."""
+    f = dict(flag_values=flag_values)
+    flags.DEFINE_string("export_dir", None, "Export base dir (BASE) or a version dir.", **f)
+    flags.DEFINE_string("signature", "serving_default", "Signature to call.", **f)
+    flags.DEFINE_string("model_name", "svae", "Model name in the URL / ModelSpec.", **f)
+    flags.DEFINE_integer("batch", 2, "Examples in the request.", **f)
+    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP, **f)
+    flags.mark_flag_as_required("export_dir", **f)
 
-    logging.set_verbosity(logging.WARNING)  # TF's INFO chatter
-    from absl import flags
 
-    flags_ = flags.FLAGS
-    server = LocalServer(flags_.export_dir)
-    specs = server.input_specs(flags_.signature)
+def main(args):
+    """The demo on the flags `args` (`svae_tf.cli.run`, which logs at WARNING: TF's INFO chatter)."""
+    server = LocalServer(args.export_dir)
+    specs = server.input_specs(args.signature)
     rng = np.random.default_rng(0)
     inputs = {}
     for name, spec in specs.items():
-        shape = [flags_.batch, *spec.shape[1:]]
+        shape = [args.batch, *spec.shape[1:]]
         if spec.dtype == tf.uint8:
             inputs[name] = rng.integers(0, 256, shape, dtype=np.uint8)
         elif spec.dtype == tf.int64:
-            inputs[name] = np.arange(flags_.batch, dtype=np.int64)
+            inputs[name] = np.arange(args.batch, dtype=np.int64)
         elif name == "images":
             inputs[name] = rng.random(shape, dtype=np.float32)
         else:
             inputs[name] = rng.standard_normal(shape).astype(np.float32)
-    body = rest_body(flags_.signature, inputs)
-    print(f"REST: POST {rest_url(model_name=flags_.model_name)}  "
+    body = rest_body(args.signature, inputs)
+    print(f"REST: POST {rest_url(model_name=args.model_name)}  "
           f"({len(json.dumps(body))} bytes of JSON)")
     reply = server.rest(body)
     if "error" in reply:  # the exit-status convention: 1 on any failure
@@ -370,19 +378,11 @@ def main(argv):
         shapes = {k: np.shape(v) for k, v in first.items()} if isinstance(first, dict) \
             else np.shape(first)
         print(f"  {len(reply['predictions'])} predictions, per-example shapes {shapes}")
-    request = grpc_request(flags_.signature, inputs, model_name=flags_.model_name)
+    request = grpc_request(args.signature, inputs, model_name=args.model_name)
     response = server.grpc(request)
     print("gRPC: PredictRequest ->",
           {k: list(tf.make_ndarray(v).shape) for k, v in response.outputs.items()})
 
 
 if __name__ == "__main__":
-    from absl import app, flags
-
-    flags.DEFINE_string("export_dir", None, "Export base dir (BASE) or a version dir.")
-    flags.DEFINE_string("signature", "serving_default", "Signature to call.")
-    flags.DEFINE_string("model_name", "svae", "Model name in the URL / ModelSpec.")
-    flags.DEFINE_integer("batch", 2, "Examples in the request.")
-    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
-    flags.mark_flag_as_required("export_dir")
-    app.run(main)
+    cli.run(main, define_flags)

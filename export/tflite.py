@@ -38,6 +38,9 @@ import os
 import sys
 import tempfile
 
+from absl import flags
+
+from svae_tf import cli
 from svae_tf import logs as tf_logs
 
 if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
@@ -178,28 +181,23 @@ def export_tflite(model_dir, output_dir, quantizations=QUANTIZATIONS, model=None
     return paths
 
 
-def main(argv):
-    del argv
-    from absl import logging
+def define_flags(flag_values=flags.FLAGS):
+    """The program's flags, on `flag_values` (`svae_tf.cli`: defined when it runs)."""
+    f = dict(flag_values=flag_values)
+    flags.DEFINE_string("model_dir", None, "Training run directory (config.json, checkpoints/).", **f)
+    flags.DEFINE_string("output_dir", None, "Directory for the .tflite files.", **f)
+    flags.DEFINE_list("quantization", list(QUANTIZATIONS), "Some of float32,float16,int8.", **f)
+    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP, **f)
+    flags.mark_flags_as_required(["model_dir", "output_dir"], **f)
 
-    logging.set_verbosity(logging.WARNING)  # TF's INFO chatter
-    from absl import flags
 
-    f = flags.FLAGS
-    try:
-        paths = export_tflite(f.model_dir, f.output_dir, f.quantization)
-    except (FileNotFoundError, FileExistsError, ValueError, runs.CheckpointError) as e:
-        sys.exit(f"error: {e}")  # exit status 1, message on stderr, nothing written
+def main(f):
+    """The conversion on the flags `f` (`svae_tf.cli.run`: a missing or bad input exits with status 1,
+    its message on stderr, nothing written; logs at WARNING: TF's INFO chatter)."""
+    paths = export_tflite(f.model_dir, f.output_dir, f.quantization)
     for name, path in paths.items():
         print(f"{path}  ({os.path.getsize(path) / 1024:.0f} KiB)")
 
 
 if __name__ == "__main__":
-    from absl import app, flags
-
-    flags.DEFINE_string("model_dir", None, "Training run directory (config.json, checkpoints/).")
-    flags.DEFINE_string("output_dir", None, "Directory for the .tflite files.")
-    flags.DEFINE_list("quantization", list(QUANTIZATIONS), "Some of float32,float16,int8.")
-    flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP)
-    flags.mark_flags_as_required(["model_dir", "output_dir"])
-    app.run(main)
+    cli.run(main, define_flags, errors=(FileNotFoundError, FileExistsError, ValueError, runs.CheckpointError))

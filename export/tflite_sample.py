@@ -10,8 +10,10 @@ uses TFLite builtin ops only, so the plain `Interpreter` (no Flex delegate) runs
 The grid and the PNG come from `svae_tf.images` (numpy + Pillow), as the trainer's do.
 """
 
+from absl import flags
 import numpy as np
 
+from svae_tf import cli
 from svae_tf.images import image_grid, write_png  # noqa: F401 (numpy + Pillow; also this module's API)
 
 
@@ -72,14 +74,19 @@ def sample(model, num, seed=0):
     return model(noise)
 
 
-def main(argv):
-    del argv
-    from absl import logging
+def define_flags(flag_values=flags.FLAGS):
+    """The program's flags, on `flag_values` (`svae_tf.cli`: defined when it runs)."""
+    f = dict(flag_values=flag_values)
+    flags.DEFINE_string("tflite", None, "Sampler .tflite (export.tflite output).", **f)
+    flags.DEFINE_string("out", "samples.png", "PNG grid to write.", **f)
+    flags.DEFINE_integer("num", 64, "Number of samples.", **f)
+    flags.DEFINE_integer("seed", 0, "numpy seed of the latent noise.", **f)
+    flags.DEFINE_integer("num_threads", 1, "LiteRT interpreter threads.", **f)
+    flags.mark_flag_as_required("tflite", **f)
 
-    logging.set_verbosity(logging.WARNING)  # TF's INFO chatter
-    from absl import flags
 
-    f = flags.FLAGS
+def main(f):
+    """Sample on the flags `f` (`svae_tf.cli.run`)."""
     model = LiteModel(f.tflite, num_threads=f.num_threads)
     images = sample(model, f.num, f.seed)
     write_png(f.out, image_grid(images))
@@ -87,12 +94,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from absl import app, flags
-
-    flags.DEFINE_string("tflite", None, "Sampler .tflite (export.tflite output).")
-    flags.DEFINE_string("out", "samples.png", "PNG grid to write.")
-    flags.DEFINE_integer("num", 64, "Number of samples.")
-    flags.DEFINE_integer("seed", 0, "numpy seed of the latent noise.")
-    flags.DEFINE_integer("num_threads", 1, "LiteRT interpreter threads.")
-    flags.mark_flag_as_required("tflite")
-    app.run(main)
+    cli.run(main, define_flags)

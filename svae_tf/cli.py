@@ -8,10 +8,27 @@ and 1 on failure, the reason on stderr: a bad flag (absl's `FATAL Flags error`),
 
 absl flags are process-global, and these modules are also imported by tests and by
 other programs whose flags have the same names (--seed, --batch_size, --data_dir...).
-So a program defines its flags in a function `define(flag_values)`: `run` calls it on
-absl's FLAGS when the program runs, and `parse` parses a command line into a FlagValues
-of its own, for callers in a process that has other flags. Both give the program a
-namespace holding its flags' values only. No TensorFlow import.
+So the programs follow one convention (issue #29; the thin trainers aside, see below):
+
+    def define_flags(flag_values=flags.FLAGS):   # every DEFINE_* with flag_values=flag_values
+        ...
+
+    def main(args):                              # args: a namespace of its own flags' values
+        ...                                      # returns the exit status (None: 0)
+
+    if __name__ == "__main__":
+        cli.run(main, define_flags[, errors=(...)])
+
+`run` defines the flags on absl's FLAGS when the program runs; `parse(define_flags, argv)`
+parses a command line into a FlagValues of its own, for callers in a process that has
+other flags (tests, `benchmarks.reproduce_mnist` calling `trainers.evaluate`). Both give
+the program a namespace holding its flags' values only, so no function but `define_flags`
+reads `flags.FLAGS` (tests/test_cli_convention.py checks every program). A program whose
+TensorFlow logs follow --tf_log_level also calls `logs.configure(logs.level_from_argv(
+sys.argv))` in an `if __name__ == "__main__":` block before it imports TensorFlow.
+The one exception is `trainers.command` (the thin trainers): its `main` needs absl's parsed
+FlagValues itself, which flags were given (`.present`) being part of what a run records.
+No TensorFlow import.
 """
 
 import sys

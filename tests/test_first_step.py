@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from benchmarks import first_step
+from svae_tf import cli
 
 TRAIN = """import os, sys, time
 import tensorflow as tf
@@ -22,8 +23,8 @@ with writer.as_default():
 """
 
 
-class Flags:
-    train_steps, num_samples, iw_samples, num_images = 4, 10, 2, 5
+# The program's flags, as `python -m benchmarks.first_step` parses them (`svae_tf.cli`).
+ARGS = cli.parse(first_step.define_flags, ["--train_steps=4", "--num_samples=10", "--iw_samples=2", "--num_images=5"])
 
 
 def test_a_round_times_every_command_and_the_first_step(monkeypatch, tmp_path):
@@ -35,7 +36,7 @@ def test_a_round_times_every_command_and_the_first_step(monkeypatch, tmp_path):
                 "stream": [sys.executable, "-c", f"print('noise'); print({first_step.MARK!r} + '{{\"first_batch_s\": 1.5}}')"]}
 
     monkeypatch.setattr(first_step, "commands", fake_commands)
-    rounds = [first_step.run_round(Flags), first_step.run_round(Flags)]
+    rounds = [first_step.run_round(ARGS), first_step.run_round(ARGS)]
     train = rounds[0]["train"]
     assert 0.3 < train["to_first_step_s"] < train["total_s"]
     assert train["step_s"] == pytest.approx(0.2, abs=0.1)
@@ -51,11 +52,11 @@ def test_a_round_times_every_command_and_the_first_step(monkeypatch, tmp_path):
 def test_a_failing_command_names_itself(monkeypatch):
     monkeypatch.setattr(first_step, "commands", lambda work, f: {"evaluate": [sys.executable, "-c", "raise SystemExit(3)"]})
     with pytest.raises(RuntimeError, match="evaluate: .* failed \\(3\\)"):
-        first_step.run_round(Flags)
+        first_step.run_round(ARGS)
 
 
 def test_the_real_commands_are_the_users():
-    argv = first_step.commands("/w", Flags)
+    argv = first_step.commands("/w", ARGS)
     assert argv["train"][1:4] == ["-m", "trainers.mnist", f"--flagfile={first_step.FLAGFILE}"]
     assert "--log_every_steps=1" in argv["train"] and "--model_dir=/w/run" in argv["evaluate"]
     assert argv["export_tflite"][1:3] == ["-m", "export.tflite"]

@@ -14,6 +14,7 @@ import pytest
 
 from benchmarks import report
 from benchmarks import yardsticks
+from svae_tf import cli
 
 FAKE = """import json, os, sys
 rounds = os.path.join(os.path.dirname(__file__), "{name}.count")
@@ -46,11 +47,8 @@ def test_yardsticks_time_everything_in_alternating_rounds(tmp_path):
 
 
 def test_svae_tf_configurations_run_in_their_own_process_and_environment():
-    class Flags:
-        torch_python, batch, steps, checkout = None, 100, 3, []
-        configs = ["flagfile@mixed_bfloat16+TF_NUM_INTEROP_THREADS=1"]
-
-    argvs = yardsticks.commands(Flags)
+    args = cli.parse(yardsticks.define_flags, ["--steps=3", "--configs=flagfile@mixed_bfloat16+TF_NUM_INTEROP_THREADS=1"])
+    argvs = yardsticks.commands(args)
     argv, cwd, env = argvs["svae_tf:flagfile@mixed_bfloat16+TF_NUM_INTEROP_THREADS=1"]
     assert argv[1:] == ["-m", "benchmarks.yardsticks", "--child=flagfile@mixed_bfloat16+TF_NUM_INTEROP_THREADS=1",
                         "--steps=3", "--batch=100"]

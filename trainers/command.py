@@ -14,6 +14,10 @@ A variant added with `svae_tf.variants.register` in a module imported before the
 are parsed (a script of your own that then calls `run_trainer`) is a valid `--variant`;
 a dataset added so with `svae_tf.datasets.register` is a valid `--dataset`, and
 `run_trainer(<its trainer name>)` trains on it with its defaults.
+
+The one program that does not follow `svae_tf.cli`'s convention (`cli.run` on a namespace of
+values): `main` reads absl's parsed FLAGS, as which flags the user gave (`.present`) is part
+of what a run reports and records (tests/test_cli_convention.py lists it as the exception).
 """
 
 from __future__ import annotations

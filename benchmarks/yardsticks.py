@@ -37,8 +37,7 @@ from absl import app, flags
 from benchmarks import report
 from svae_tf import cli
 
-YARDSTICKS = os.environ.get("SVAE_YARDSTICKS", os.path.join(
-    os.path.dirname(report.REPO), "shared", "yardsticks"))
+YARDSTICKS = os.path.join(os.path.dirname(report.REPO), "shared", "yardsticks")
 MARK = "YARDSTICK_JSON "
 PRECISIONS = ("float32", "mixed_bfloat16")
 DEFAULT_CONFIGS = ("a1_svae_r", "a1_svae_r_shared", "flagfile", "a1_svae_r@mixed_bfloat16",
@@ -57,6 +56,7 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_integer("batch", 100, "Batch size.", **f)
     flags.DEFINE_multi_string("checkout", [], "A worktree of an older commit (f61799b's train_throughput "
                               "interface) whose A.1 sVAE-r step is timed in the same rounds.", **f)
+    flags.DEFINE_string("yardsticks_dir", YARDSTICKS, "Where torch_svae_mnist.py and tf_svae_mnist.py are.", **f)
     flags.DEFINE_string("child", None, "(internal) time one svae-tf configuration, print its rate.", **f)
     flags.DEFINE_string("output", None, "Write OUTPUT.json and OUTPUT.md (benchmarks.report).", **f)
 
@@ -103,9 +103,9 @@ def commands(f):
     """{implementation: argv or (argv, directory to run it in)}, the yardsticks first."""
     out = {}
     if f.torch_python:
-        out["pytorch_eager"] = [f.torch_python, os.path.join(YARDSTICKS, "torch_svae_mnist.py"),
+        out["pytorch_eager"] = [f.torch_python, os.path.join(f.yardsticks_dir, "torch_svae_mnist.py"),
                                 "--batch", str(f.batch), "--steps", str(f.steps)]
-    out["keras_plain"] = [sys.executable, os.path.join(YARDSTICKS, "tf_svae_mnist.py"), "--xla", "0",
+    out["keras_plain"] = [sys.executable, os.path.join(f.yardsticks_dir, "tf_svae_mnist.py"), "--xla", "0",
                           "--batch", str(f.batch), "--steps", str(f.steps)]
     for directory in f.checkout:
         out[f"svae_tf@{checkout_commit(directory)[:7]}:a1_svae_r"] = (

@@ -28,11 +28,11 @@ print(json.dumps({{"impl": "{name}", "img_per_s": {rates}[n], "argv": sys.argv[1
 def test_yardsticks_time_everything_in_alternating_rounds(tmp_path):
     (tmp_path / "torch_svae_mnist.py").write_text(FAKE.format(name="torch", rates=[100.0, 300.0, 200.0]))
     (tmp_path / "tf_svae_mnist.py").write_text(FAKE.format(name="tf", rates=[400.0, 400.0, 500.0]))
-    env = dict(os.environ, SVAE_YARDSTICKS=str(tmp_path), TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     out = tmp_path / "y"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.yardsticks", f"--torch_python={sys.executable}", "--rounds=3",
-         "--steps=7", "--configs=", f"--output={out}"],
+         "--steps=7", "--configs=", f"--yardsticks_dir={tmp_path}", f"--output={out}"],
         cwd=report.REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert report.check_report(f"{out}.json") == []

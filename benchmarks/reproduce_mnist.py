@@ -563,7 +563,7 @@ def train_variant(variant, args, prober=None):
         files.write_json(paths["ledger"], ledger)
         _fresh_keras()
         error, result = None, {}
-        start = time.perf_counter()
+        load_before, cpu_start, start = report.load_average(), time.process_time(), time.perf_counter()
         try:
             with _logged(paths["train_log"], f"train_lib.train({variant}, epochs={target})"):
                 result = train_lib.train(model_config, train_config.replace(epochs=target))
@@ -574,7 +574,10 @@ def train_variant(variant, args, prober=None):
         ledger["seconds"] += seconds
         epochs_after, steps_after, _ = runs.checkpoint_info(model_dir)
         invocation = {"target_epochs": target, "seconds": seconds, "steps_before": steps_done,
-                      "epochs_after": epochs_after, "steps_after": steps_after, **at}
+                      "epochs_after": epochs_after, "steps_after": steps_after, **at,
+                      # other work on the machine shows as load and as CPU seconds below 2x wall seconds
+                      "cpu_seconds": time.process_time() - cpu_start,
+                      "load_before": load_before, "load_after": report.load_average()}
         if error:
             invocation["error"] = error
         else:
@@ -814,6 +817,19 @@ def evaluated_at(evaluation):
     return _commits([(evaluation or {}).get("evaluated_at") or {}])
 
 
+def training_load(ledger):
+    """The highest 1-minute load average seen at the start or end of the variant's training
+    chunks, or None where the ledger did not record it: above the machine's core count, other
+    work shared the CPU and the train minutes overstate the variant's own time."""
+    loads = [inv[key][0] for inv in ledger.get("invocations", []) for key in ("load_before", "load_after")
+             if inv.get(key)]
+    return max(loads) if loads else None
+
+
+def _load_note(load):
+    return "" if load is None else f" (load ≤ {load:.1f})"
+
+
 def table_rows(rows, ledgers):
     """{variant: the numbers of its row in RESULTS.md}, also written to RESULTS.json.
 
@@ -841,6 +857,7 @@ def table_rows(rows, ledgers):
             "epochs": led.get("epochs"),
             "steps": led.get("steps"),
             "train_minutes": led.get("seconds", 0) / 60,
+            "train_load_max": training_load(led),
             "eval_minutes": None if r.get("eval_seconds") is None else r["eval_seconds"] / 60,
             "trained_at": trained_at(led),
             "evaluated_at": evaluated_at(r) if r else "not evaluated",
@@ -994,7 +1011,7 @@ def paper_claims(table):
 
 TABLE_HEADER = ("| model | NLL = -IWAE, K = {k} (nats) | -ELBO (nats) | paper NLL (nats, bound (1)) | RMSE "
                 "| RMSE, batch stats | IS "
-                "| paper IS | FID | spread | epochs | steps | train wall (min) | trained at | evaluated at |")
+                "| paper IS | FID | spread | epochs | steps | train wall (min; highest 1-min load in a chunk) | trained at | evaluated at |")
 
 
 def refit_table(table):
@@ -1140,7 +1157,8 @@ def render(rows, ledgers, classifier_report, args, curves_name="mnist_curves.png
             f"{_f(t['rmse_batch_stats'])} | {is_text} | "
             f"{t['paper_inception_score'] or '—'} | {_f(t['fid'])} | {_f(t['spread'], 3)} | "
             f"{t['epochs'] if t['epochs'] is not None else 'n/a'} | "
-            f"{t['steps'] if t['steps'] is not None else 'n/a'} | {_f(t['train_minutes'], 1)} | "
+            f"{t['steps'] if t['steps'] is not None else 'n/a'} | {_f(t['train_minutes'], 1)}"
+            f"{_load_note(t.get('train_load_max'))} | "
             f"{t['trained_at']} | {t['evaluated_at']} |"
         )
     lines += ["", "NLL ± its standard error over images; IS ± the population std over splits. "

@@ -24,7 +24,7 @@ import sys
 from absl import app, flags
 
 from svae_tf import cli
-from svae_tf import logs as tf_logs
+from svae_tf.utils import logs as tf_logs
 
 if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
     tf_logs.configure(tf_logs.level_from_argv(sys.argv))  # before TensorFlow is imported
@@ -32,7 +32,9 @@ if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log
 from benchmarks import report  # noqa: E402
 import numpy as np  # noqa: E402
 
-from svae_tf import data, likelihood, runs  # noqa: E402
+from svae_tf.data import pipelines as data
+from svae_tf.evaluation import likelihood
+from svae_tf import runs  # noqa: E402
 
 
 def define_flags(flag_values=flags.FLAGS):

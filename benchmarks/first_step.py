@@ -59,7 +59,7 @@ def define_flags(flag_values=flags.FLAGS):
 
 def child_stream():
     """{seconds}: the first batch of the MNIST training stream, after the imports."""
-    from svae_tf import data
+    from svae_tf.data import pipelines as data
 
     iterator = iter(data.training_stream("mnist", batch_size=100, seed=0))
     start = time.perf_counter()
@@ -72,7 +72,7 @@ def child_trace():
     import numpy as np
     import tensorflow as tf
     from benchmarks.step_work import CONFIGS
-    from svae_tf import model as model_lib, presets
+    from svae_tf.model import symmetric_vae as model_lib, presets
 
     preset, variant, kwargs, _ = CONFIGS["flagfile"]
     model = model_lib.SymmetricVAE(presets.get_preset(preset), variant, seed=0, **kwargs)

@@ -7,7 +7,7 @@ Measures, on the real MNIST training split at batch 100 (the trainer's configura
 `--batch_size`; the data from `--data_dir`, default $TFDS_DATA_DIR):
 
 * pipeline rate: batches/s delivered by exactly the stream the trainer fits on
-  (`svae_tf.data.training_stream`: cache, seeded shuffle each pass, repeat,
+  (`svae_tf.data.pipelines.training_stream`: cache, seeded shuffle each pass, repeat,
   batch, float conversion, prefetch), over `--pipeline_batches` batches after the
   first one (which waits for the shuffle buffer: reported separately). The measured
   span crosses pass boundaries, where the shuffle buffer is refilled.
@@ -31,13 +31,13 @@ import time
 from absl import flags
 
 from svae_tf import cli
-from svae_tf import logs as tf_logs
+from svae_tf.utils import logs as tf_logs
 
 if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
     tf_logs.configure(tf_logs.level_from_argv(sys.argv))  # before TensorFlow is imported
 
 from benchmarks import report  # noqa: E402
-from svae_tf import data  # noqa: E402
+from svae_tf.data import pipelines as data  # noqa: E402
 
 TARGET_RATIO = 5.0  # pipeline batches/s over train steps/s
 
@@ -80,7 +80,7 @@ def measure_skip(batch_size, skip, data_dir):
 
 
 def measure_train_step(batch_size, warmup, steps, data_dir):
-    from svae_tf import presets
+    from svae_tf.model import presets
     from benchmarks import step_timing
 
     batch = next(iter(data.training_stream("mnist", batch_size=batch_size, seed=0, data_dir=data_dir)))

@@ -7,7 +7,7 @@
 Each run trains one variant of an MNIST preset (default `presets.MNIST`), with settings
 changed by `--run` specs ("ali,beta1=0.5,d_learning_rate=4e-4", "gan,preset=mnist_a1",
 "gan,disc_x_pooling=average"), on real MNIST for `--steps` steps of batch 100. A run is the
-trainers' own program, `trainers.train_lib.train`, on the configs of `svae_tf.config`: a
+trainers' own program, `trainers.train_lib.train`, on the configs of `svae_tf.model.config`: a
 spec's keys are the fields of `ModelConfig` and `TrainConfig` (each with its own default:
 what `python -m trainers.mnist` would do) and the fields of the preset (`presets.Preset`,
 which become `preset_overrides`), so a screen's run and a user's run of the same settings
@@ -35,7 +35,7 @@ of the 256 test images (grey levels binarized at random: a screen, not Table 1's
 
 With `--eval_split=validation` (the runs' `TrainConfig.holdout`) the runs train on the
 training set without its validation part (`DatasetSpec.validation_split` in
-`svae_tf/datasets.py`: MNIST train[:50000], the CIFAR-10 subset all but its last 200)
+`svae_tf/data/datasets.py`: MNIST train[:50000], the CIFAR-10 subset all but its last 200)
 and every held-out number above (the reference spread, z_q spread, RMSE, -ELBO, and FID's
 reference statistics) comes from the validation split instead of the test set; the report
 names both splits. Screens choose on validation.
@@ -51,7 +51,7 @@ import time
 from absl import app, flags
 
 from svae_tf import cli
-from svae_tf import logs as tf_logs
+from svae_tf.utils import logs as tf_logs
 
 if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
     tf_logs.configure(tf_logs.level_from_argv(sys.argv))  # before TensorFlow is imported
@@ -61,7 +61,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import report  # noqa: E402
-from svae_tf import config, data, images, likelihood, presets, variants  # noqa: E402
+from svae_tf.model import config, presets, variants
+from svae_tf.data import pipelines as data
+from svae_tf.utils import images
+from svae_tf.evaluation import likelihood  # noqa: E402
 from trainers import train_lib  # noqa: E402
 
 DEFAULT_RUNS = [
@@ -80,8 +83,8 @@ def define_flags(flag_values=flags.FLAGS):
     f = dict(flag_values=flag_values)
     flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP, **f)
     flags.DEFINE_multi_string("run", DEFAULT_RUNS, "A run spec, repeatable: variant[,key=value...] with keys "
-                              "the fields of svae_tf.config.ModelConfig, " + ", ".join(TRAIN_KEYS)
-                              + " and the fields of svae_tf.presets.Preset.", **f)
+                              "the fields of svae_tf.model.config.ModelConfig, " + ", ".join(TRAIN_KEYS)
+                              + " and the fields of svae_tf.model.presets.Preset.", **f)
     flags.DEFINE_integer("steps", 600, "Train steps per run (batch 100).", **f)
     flags.DEFINE_integer("every", 100, "Record the probe every N steps (the runs' epoch length); divides --steps.",
                          **f)
@@ -239,7 +242,7 @@ def sample_quality(model, args):
     (reference: the MNIST test set), or {} when it is off or not trained."""
     if not args.quality_samples or args.dataset != "mnist":
         return {}
-    from svae_tf import classifiers
+    from svae_tf.evaluation import classifiers
 
     try:
         extractor = classifiers.MnistClassifier.load()

@@ -46,7 +46,7 @@ the load average, the command line and the git state before any work is done):
   and `check_results_dir` accepts a file in benchmarks/results/ that is not a .json/.md
   pair only when a report lists it. Markdown can show them (`![curves](mnist_curves.png)`).
 
-All files are written atomically (`svae_tf.files.atomic_write`: a temporary name, then a
+All files are written atomically (`svae_tf.utils.files.atomic_write`: a temporary name, then a
 rename): the listed files first, then the JSON, then the Markdown. A path given as NAME, NAME.json or NAME.md means the same pair.
 
 Neither importing this module nor writing a report imports TensorFlow (drivers such as
@@ -67,7 +67,7 @@ import subprocess
 import sys
 import time
 
-from svae_tf.files import atomic_write  # no TensorFlow import
+from svae_tf.utils.files import atomic_write  # no TensorFlow import
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(REPO, "benchmarks", "results")

@@ -19,7 +19,7 @@ budget. Training is the trainers' own program, called in this process:
 `trainers.train_lib.train(ModelConfig, TrainConfig)` (what `python -m trainers.mnist` runs),
 on configs built here from this program's flags (`configs`): the variant, --seed, --lam,
 --lam_z, --batch_size, --steps_per_epoch, the learning rates, --beta1, --eval_batches and
-any `--setting=FIELD=VALUE` (a field of `svae_tf.config.ModelConfig`,
+any `--setting=FIELD=VALUE` (a field of `svae_tf.model.config.ModelConfig`,
 `ArchitectureOverrides` or `TrainConfig`, parsed as that field's kind, e.g.
 `--setting=n_disc=2`, `--setting=z_dim=8`). A setting a variant does not read (the
 fields' `applies=`, from the variants table) is not applied to it: the discriminator's
@@ -90,17 +90,18 @@ import time
 
 from absl import app, flags
 
-from svae_tf import cli, files  # no TensorFlow import
-from svae_tf import config as config_lib  # no TensorFlow import
-from svae_tf import variants  # no TensorFlow import
-from svae_tf import logs as tf_logs
+from svae_tf import cli
+from svae_tf.utils import files  # no TensorFlow import
+from svae_tf.model import config as config_lib  # no TensorFlow import
+from svae_tf.model import variants  # no TensorFlow import
+from svae_tf.utils import logs as tf_logs
 from benchmarks import report
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Seven by default: GAN, WGAN-GP, sVAE and sVAE-r (eq. 29) of Table 1, the VAE and ALI baselines, and
 # the flagfiles' sVAE-r (svae_r_lx); then other variations.
 DEFAULT_VARIANTS = ("vae", "gan", "wgan_gp", "ali", "svae", "svae_r", "svae_r_lx")
-# Every registered row of the variants table may run (svae_tf.variants), the defaults first.
+# Every registered row of the variants table may run (svae_tf.model.variants), the defaults first.
 VARIANTS = DEFAULT_VARIANTS + tuple(v for v in variants.names() if v not in DEFAULT_VARIANTS)
 LABELS = {"vae": "VAE", "gan": "GAN", "wgan_gp": "WGAN-GP", "ali": "ALI", "svae": "sVAE", "svae_r": "sVAE-r",
           "svae_r_elbo": "sVAE-r (exact E_q side)", "svae_r_lx": "sVAE-r (lambda L_x)"}  # display names
@@ -192,7 +193,7 @@ def define_flags(flag_values=flags.FLAGS):
                        "--lam (the paper's). Applied to the sVAE-r variants only.", **f)
     flags.DEFINE_integer("eval_batches", 10,
                          "Held-out ELBO batches per epoch in train() (keeps its overhead small).", **f)
-    flags.DEFINE_multi_string("setting", [], "FIELD=VALUE, repeatable: a field of svae_tf.config's "
+    flags.DEFINE_multi_string("setting", [], "FIELD=VALUE, repeatable: a field of svae_tf.model.config's "
                               "ModelConfig, ArchitectureOverrides or TrainConfig for every variant that reads "
                               "it, parsed as the field's kind, e.g. --setting=n_disc=2, --setting=z_dim=8, "
                               "--setting=shared_samples=true, --setting=take=500. The fields with a flag of "
@@ -211,7 +212,7 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_integer("splits", 10, "Inception-score splits of the table.", **f)
     flags.DEFINE_integer("refit_encoder_steps", 0, "trainers.evaluate --refit_encoder_steps for every variant "
                          "with an encoder: after the other numbers, its encoder refitted to the fixed "
-                         "decoder on the ELBO (svae_tf.refit), then NLL, -ELBO and RMSE again (a table of "
+                         "decoder on the ELBO (svae_tf.evaluation.refit), then NLL, -ELBO and RMSE again (a table of "
                          "their own); 0: no refit.", lower_bound=0, **f)
     flags.DEFINE_float("refit_learning_rate", 2e-4, "trainers.evaluate --refit_learning_rate.", **f)
     flags.DEFINE_integer("probe_samples", 1000, "Samples per learning-curve point; also the npz and the spread.", **f)
@@ -317,7 +318,7 @@ def parse_settings(entries, flag="setting"):
         name = name.strip()
         if not sep or name not in fields:
             raise app.UsageError(f"--{flag}={entry}: expected FIELD=VALUE with FIELD a field of "
-                                 "svae_tf.config's ModelConfig, ArchitectureOverrides or TrainConfig.")
+                                 "svae_tf.model.config's ModelConfig, ArchitectureOverrides or TrainConfig.")
         if (name in OWN_FLAGS and flag == "setting") or name in HARNESS_FIELDS:
             raise app.UsageError(f"--{flag}={entry}: " + (f"use --{name}" if name in OWN_FLAGS else
                                  f"{name} is set by this program"))
@@ -562,7 +563,7 @@ def train_variant(variant, args, prober=None):
         files.write_json(paths["ledger"], ledger)
         _fresh_keras()
         error, result = None, {}
-        start = time.perf_counter()
+        load_before, cpu_start, start = report.load_average(), time.process_time(), time.perf_counter()
         try:
             with _logged(paths["train_log"], f"train_lib.train({variant}, epochs={target})"):
                 result = train_lib.train(model_config, train_config.replace(epochs=target))
@@ -573,7 +574,10 @@ def train_variant(variant, args, prober=None):
         ledger["seconds"] += seconds
         epochs_after, steps_after, _ = runs.checkpoint_info(model_dir)
         invocation = {"target_epochs": target, "seconds": seconds, "steps_before": steps_done,
-                      "epochs_after": epochs_after, "steps_after": steps_after, **at}
+                      "epochs_after": epochs_after, "steps_after": steps_after, **at,
+                      # other work on the machine shows as load and as CPU seconds below 2x wall seconds
+                      "cpu_seconds": time.process_time() - cpu_start,
+                      "load_before": load_before, "load_after": report.load_average()}
         if error:
             invocation["error"] = error
         else:
@@ -640,7 +644,7 @@ class Prober:
         self.args = args
         self.extractor = self.reference = None
         if classifier_path is not None:
-            from svae_tf import classifiers, metrics
+            from svae_tf.evaluation import classifiers, metrics
             from trainers import evaluate as evaluate_lib
 
             self.extractor = classifiers.MnistClassifier.load(classifier_path)
@@ -667,7 +671,7 @@ class Prober:
         """{inception_score, inception_score_std, fid, spread} of float images."""
         out = {"inception_score": None, "inception_score_std": None, "fid": None, "spread": spread(images)}
         if self.extractor is not None:
-            from svae_tf import classifiers, metrics
+            from svae_tf.evaluation import classifiers, metrics
 
             batches = [images[i:i + SAMPLE_BATCH] for i in range(0, len(images), SAMPLE_BATCH)]
             logits, features = classifiers.activations(self.extractor, batches)
@@ -681,7 +685,7 @@ class Prober:
     def update(self, variant, ledger, checkpoint, epochs, steps):
         """A curve point for `checkpoint` unless the curve has one; the samples unless up to date."""
         import numpy as np
-        from svae_tf import images as images_lib
+        from svae_tf.utils import images as images_lib
 
         paths = work_paths(self.args, variant)
         have_point = any(p.get("checkpoint") == checkpoint for p in ledger["curve"])
@@ -712,7 +716,7 @@ class Prober:
 
 
 def _cache_dir(args):
-    from svae_tf import classifiers
+    from svae_tf.evaluation import classifiers
 
     return os.path.expanduser(args.cache_dir) if args.cache_dir else classifiers.default_cache_dir()
 
@@ -721,7 +725,7 @@ def _cache_dir(args):
 def ensure_classifier(args):
     """(path, report) of the MNIST classifier, trained once in this process
     (`trainers.classifier.run`) when it is not at --classifier."""
-    from svae_tf import classifiers
+    from svae_tf.evaluation import classifiers
 
     path = os.path.expanduser(args.classifier or classifiers.default_mnist_classifier_path())
     if not os.path.exists(path):
@@ -813,6 +817,19 @@ def evaluated_at(evaluation):
     return _commits([(evaluation or {}).get("evaluated_at") or {}])
 
 
+def training_load(ledger):
+    """The highest 1-minute load average seen at the start or end of the variant's training
+    chunks, or None where the ledger did not record it: above the machine's core count, other
+    work shared the CPU and the train minutes overstate the variant's own time."""
+    loads = [inv[key][0] for inv in ledger.get("invocations", []) for key in ("load_before", "load_after")
+             if inv.get(key)]
+    return max(loads) if loads else None
+
+
+def _load_note(load):
+    return "" if load is None else f" (load ≤ {load:.1f})"
+
+
 def table_rows(rows, ledgers):
     """{variant: the numbers of its row in RESULTS.md}, also written to RESULTS.json.
 
@@ -840,6 +857,7 @@ def table_rows(rows, ledgers):
             "epochs": led.get("epochs"),
             "steps": led.get("steps"),
             "train_minutes": led.get("seconds", 0) / 60,
+            "train_load_max": training_load(led),
             "eval_minutes": None if r.get("eval_seconds") is None else r["eval_seconds"] / 60,
             "trained_at": trained_at(led),
             "evaluated_at": evaluated_at(r) if r else "not evaluated",
@@ -993,7 +1011,7 @@ def paper_claims(table):
 
 TABLE_HEADER = ("| model | NLL = -IWAE, K = {k} (nats) | -ELBO (nats) | paper NLL (nats, bound (1)) | RMSE "
                 "| RMSE, batch stats | IS "
-                "| paper IS | FID | spread | epochs | steps | train wall (min) | trained at | evaluated at |")
+                "| paper IS | FID | spread | epochs | steps | train wall (min; highest 1-min load in a chunk) | trained at | evaluated at |")
 
 
 def refit_table(table):
@@ -1002,7 +1020,7 @@ def refit_table(table):
     if not refitted:
         return []
     lines = ["Encoders refitted to their fixed decoders (`trainers.evaluate --refit_encoder_steps`, "
-             "`svae_tf.refit`): Adam on the ELBO (1) of the training split, decoder in inference mode, "
+             "`svae_tf.evaluation.refit`): Adam on the ELBO (1) of the training split, decoder in inference mode, "
              "then the encoder's batch-norm population statistics; measured after every number above, "
              "the same test images and K. The decoder, hence samples, IS and FID, is unchanged; the "
              "refit's seconds are not part of the training budget.", "",
@@ -1093,7 +1111,7 @@ def render(rows, ledgers, classifier_report, args, curves_name="mnist_curves.png
         + ("" if args.lam_z is None else f", weight {args.lam_z:g} on its latent term E_p log q(z|x) "
            "(paper: lambda)") + "; trainer defaults otherwise "
         "(one discriminator update per step, WGAN-GP penalty weight 10). A setting is applied only to the "
-        "variants that read it (`svae_tf.config`)." + (f" Extra settings (`--setting`): {args.setting}."
+        "variants that read it (`svae_tf.model.config`)." + (f" Extra settings (`--setting`): {args.setting}."
                                                        if args.setting else ""),
     ]
     if args.variant_setting:
@@ -1139,7 +1157,8 @@ def render(rows, ledgers, classifier_report, args, curves_name="mnist_curves.png
             f"{_f(t['rmse_batch_stats'])} | {is_text} | "
             f"{t['paper_inception_score'] or '—'} | {_f(t['fid'])} | {_f(t['spread'], 3)} | "
             f"{t['epochs'] if t['epochs'] is not None else 'n/a'} | "
-            f"{t['steps'] if t['steps'] is not None else 'n/a'} | {_f(t['train_minutes'], 1)} | "
+            f"{t['steps'] if t['steps'] is not None else 'n/a'} | {_f(t['train_minutes'], 1)}"
+            f"{_load_note(t.get('train_load_max'))} | "
             f"{t['trained_at']} | {t['evaluated_at']} |"
         )
     lines += ["", "NLL ± its standard error over images; IS ± the population std over splits. "

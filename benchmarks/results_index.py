@@ -173,7 +173,7 @@ def main(argv=None):
             print(f"{INDEX} is out of date: run python -m benchmarks.results_index", file=sys.stderr)
             return 1
         return 0
-    from svae_tf.files import atomic_write  # no TensorFlow import
+    from svae_tf.utils.files import atomic_write  # no TensorFlow import
     atomic_write(INDEX, text)
     print(f"wrote {INDEX} ({len(text.splitlines())} lines)")
     return 0

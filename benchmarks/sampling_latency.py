@@ -33,7 +33,7 @@ import time
 from absl import flags
 
 from svae_tf import cli
-from svae_tf import logs as tf_logs
+from svae_tf.utils import logs as tf_logs
 
 if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
     tf_logs.configure(tf_logs.level_from_argv(sys.argv))  # before TensorFlow is imported
@@ -99,7 +99,7 @@ def samplers(model, workdir, num_threads):
 def _test_images(n, image_shape):
     """n MNIST test images in [0, 1] if the data are here, else uniform noise."""
     try:
-        from svae_tf import data
+        from svae_tf.data import pipelines as data
 
         data_dir = os.environ.get("TFDS_DATA_DIR") or os.path.join(
             os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "tfds")

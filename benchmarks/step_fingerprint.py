@@ -28,7 +28,7 @@ import sys
 from absl import app, flags
 
 from svae_tf import cli
-from svae_tf import logs as tf_logs
+from svae_tf.utils import logs as tf_logs
 
 if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
     tf_logs.configure(tf_logs.level_from_argv(sys.argv))
@@ -37,8 +37,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks import report, step_timing  # noqa: E402
-from svae_tf import model as model_lib  # noqa: E402
-from svae_tf import presets  # noqa: E402
+from svae_tf.model import symmetric_vae as model_lib  # noqa: E402
+from svae_tf.model import presets  # noqa: E402
 
 VARIANTS = ("vae", "svae", "svae_r", "ali", "gan", "wgan_gp")
 

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from svae_tf import model as model_lib
+from svae_tf.model import symmetric_vae as model_lib
 
 
 def repeated_batch(preset, batch, images=None):

@@ -204,7 +204,7 @@ def _sketch_class(model_lib, sketch):
     """A SymmetricVAE subclass for a step the library does not offer (counting only)."""
     assert sketch == "disc_decodes_z_p", sketch
     import tensorflow as tf
-    from svae_tf import distributions
+    from svae_tf.model import distributions
 
     class _DiscriminatorDecodesZp(model_lib.SymmetricVAE):
         """The discriminator update's samples as `_joints` draws them (same noise order),
@@ -228,7 +228,7 @@ class Unsupported(Exception):
 
 
 def _resolve_preset(name):
-    from svae_tf import presets
+    from svae_tf.model import presets
 
     if name == "tiny":  # tests
         return presets.tiny(image_shape=(8, 8, 1)), name
@@ -246,7 +246,7 @@ def count_config(preset_name, variant, kwargs, batch, calls=3):
     import keras
     import numpy as np
     import tensorflow as tf
-    from svae_tf import model as model_lib
+    from svae_tf.model import symmetric_vae as model_lib
 
     keras.backend.clear_session()
     kwargs = dict(kwargs)
@@ -444,7 +444,7 @@ def compare(new, old, new_label, old_label, pairs):
 
 def define_flags(flag_values=flags.FLAGS):
     """The program's flags, on `flag_values` (`svae_tf.cli`: defined when it runs)."""
-    from svae_tf import logs as tf_logs  # only here: an older checkout imports this module without it
+    from svae_tf.utils import logs as tf_logs  # only here: an older checkout imports this module without it
 
     f = dict(flag_values=flag_values)
     flags.DEFINE_enum(tf_logs.FLAG, None, list(tf_logs.LEVELS), tf_logs.FLAG_HELP, **f)
@@ -489,7 +489,7 @@ def main(f):
 
 if __name__ == "__main__":
     from svae_tf import cli
-    from svae_tf import logs as tf_logs
+    from svae_tf.utils import logs as tf_logs
 
     tf_logs.configure(tf_logs.level_from_argv(sys.argv))  # before TensorFlow is imported
     cli.run(main, define_flags)

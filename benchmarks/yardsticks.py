@@ -87,7 +87,7 @@ def time_child(name, steps, batch):
     import keras
     from benchmarks.step_timing import time_config
     from benchmarks.step_work import CONFIGS
-    from svae_tf import presets
+    from svae_tf.model import presets
 
     config, precision, _ = parse_config(name)
     preset, variant, kwargs, _ = CONFIGS[config]

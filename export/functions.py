@@ -4,7 +4,7 @@ Conventions (the same for every exported artifact):
 
 - Images are [B, H, W, C]. Clients send uint8 pixels 0..255 (the `*_float` variants take
   float32 in [0, 1]); they are converted to float32 / 255 inside the graph, which is what
-  the model was trained on (`svae_tf.data`). Output images are float32 in [0, 1]: the
+  the model was trained on (`svae_tf.data.pipelines`). Output images are float32 in [0, 1]: the
   decoder mean (Bernoulli probabilities for MNIST, the location of the 8-bit heads).
 - "z mean" of q(z|x) is T(mu): the flow T applied to the mean mu of the Gaussian head,
   i.e. `model.encode(images, noise=0)`. With a flow this is *not* E_q[z] (the flow is
@@ -18,7 +18,7 @@ Conventions (the same for every exported artifact):
 
 import tensorflow as tf
 
-from svae_tf import distributions
+from svae_tf.model import distributions
 
 SEED_SALT = 0x5EED  # second word of the stateless seed; fixed so old seeds stay valid
 

@@ -7,14 +7,14 @@ The sampler model maps latent noise [N, z_dim] float32 to images [N, H, W, C] fl
 [0, 1] (decoder means). Random draws are not part of the model (TFLite has no builtin
 `RandomStandardNormal`), so the caller draws z ~ N(0, I), here with numpy. The model
 uses TFLite builtin ops only, so the plain `Interpreter` (no Flex delegate) runs it.
-The grid and the PNG come from `svae_tf.images` (numpy + Pillow), as the trainer's do.
+The grid and the PNG come from `svae_tf.utils.images` (numpy + Pillow), as the trainer's do.
 """
 
 from absl import flags
 import numpy as np
 
 from svae_tf import cli
-from svae_tf.images import image_grid, write_png  # noqa: F401 (numpy + Pillow; also this module's API)
+from svae_tf.utils.images import image_grid, write_png  # noqa: F401 (numpy + Pillow; also this module's API)
 
 
 class LiteModel:

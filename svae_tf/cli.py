@@ -84,10 +84,10 @@ def run(main, define, errors=()):
 
 # ------------------------------------------------------------ flags derived from configs
 def define_config_flags(cls, flag_values=flags.FLAGS, *, defaults=None, module_name=None):
-    """One flag per hyper-parameter of the dataclass `cls` (`svae_tf.config.hparam` fields):
+    """One flag per hyper-parameter of the dataclass `cls` (`svae_tf.model.config.hparam` fields):
     the field's name, type, default (or `defaults[name]`), bounds, choices and help.
     Choices registered at run time (the variants) are checked when the flags are parsed."""
-    from svae_tf import config
+    from svae_tf.model import config
 
     defaults = defaults or {}
     for field in config.flag_fields(cls):
@@ -111,7 +111,7 @@ def define_config_flags(cls, flag_values=flags.FLAGS, *, defaults=None, module_n
 
 def _checked(field):
     """A flag validator: `config.check_field` (what absl's bounds cannot say)."""
-    from svae_tf import config
+    from svae_tf.model import config
 
     def check(value):
         try:
@@ -126,7 +126,7 @@ def _checked(field):
 def config_from_flags(cls, flag_values=flags.FLAGS, **fixed):
     """An instance of `cls` from the values of its flags in `flag_values`; `fixed` sets
     fields that are not flags (or overrides them)."""
-    from svae_tf import config
+    from svae_tf.model import config
 
     values = {f.name: flag_values[f.name].value for f in config.flag_fields(cls)}
     return cls(**{**values, **fixed})

@@ -7,7 +7,7 @@ Layout of `model_dir`:
 Trainers, evaluation and export all rebuild the model from `config.json` with
 `build_model` and restore it with `load_model` / `restore_newest`; nothing else
 is needed to reload a run. Files are written to a temporary name and renamed
-into place (`atomic_write`, from `svae_tf.files`), so a crash never leaves a
+into place (`atomic_write`, from `svae_tf.utils.files`), so a crash never leaves a
 half-written config; TensorFlow's checkpoint writer and the manager's state file
 are atomic in the same way. `checkpoint_info` reads the trainer's counters
 (epoch, optimizer steps) of the newest checkpoint.
@@ -25,9 +25,9 @@ from typing import NamedTuple, Optional
 
 import tensorflow as tf
 
-from svae_tf import model as model_lib
-from svae_tf.config import ModelConfig  # noqa: F401 -- runs.ModelConfig: a run's config.json
-from svae_tf.files import atomic_write  # noqa: F401 -- runs.atomic_write: the one atomic writer
+from svae_tf.model import symmetric_vae as model_lib
+from svae_tf.model.config import ModelConfig  # noqa: F401 -- runs.ModelConfig: a run's config.json
+from svae_tf.utils.files import atomic_write  # noqa: F401 -- runs.atomic_write: the one atomic writer
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_SUBDIR = "checkpoints"

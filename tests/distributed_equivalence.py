@@ -43,8 +43,8 @@ def main():
 
     import keras
 
-    from svae_tf import model as model_lib
-    from svae_tf import presets
+    from svae_tf.model import symmetric_vae as model_lib
+    from svae_tf.model import presets
 
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     assert len(devices) == args.replicas, devices

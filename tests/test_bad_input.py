@@ -173,7 +173,7 @@ def _image_folder(folder, n=8, size=(40, 36)):
 def test_folder_names_the_file_that_cannot_be_decoded(tmp_path, bad, position):
     import tensorflow as tf
 
-    from svae_tf import data
+    from svae_tf.data import pipelines as data
 
     folder = _image_folder(tmp_path / "images", n=4)
     good = (folder / "0.png").read_bytes()
@@ -209,7 +209,7 @@ def test_trainer_stops_on_a_bad_image_file_before_training(tmp_path):
 # ----------------------------------------------------------------- NaN / Inf in the data
 _FLOAT_MNIST = """
 import tensorflow as tf
-from svae_tf import data
+from svae_tf.data import pipelines as data
 
 _original = data._tfds_examples
 
@@ -238,7 +238,7 @@ def test_pipeline_names_the_example_holding_nan_or_inf(data_dir, value):
 
     namespace = {}
     exec(_FLOAT_MNIST.format(index=37, value=value), namespace)
-    from svae_tf import data
+    from svae_tf.data import pipelines as data
 
     try:
         ds = data.load_images("mnist", "train", batch_size=16, data_dir=data_dir, take=64,

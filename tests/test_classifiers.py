@@ -1,4 +1,4 @@
-"""Tests of svae_tf.classifiers (MNIST CNN, InceptionV3 extractor, shared IS/FID) and
+"""Tests of svae_tf.evaluation.classifiers (MNIST CNN, InceptionV3 extractor, shared IS/FID) and
 trainers.classifier."""
 
 import hashlib
@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from absl import app
 
-from svae_tf import classifiers, metrics
+from svae_tf.evaluation import classifiers, metrics
 from trainers import classifier as classifier_trainer
 
 
@@ -152,7 +152,7 @@ def test_classifier_evaluation_on_a_labelled_batch_with_a_known_answer(data_dir,
     On the first 40 test images, in batches of 16 (the last one short), the accuracy is
     30/40, and since it is sure of every answer, the Inception score of each split is
     exp(entropy of the digits it names there)."""
-    from svae_tf import data
+    from svae_tf.data import pipelines as data
 
     images, labels = next(iter(data.load_images("mnist", "test", batch_size=40, take=40, data_dir=data_dir,
                                                 with_labels=True)))

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from svae_tf import data, presets
-from svae_tf import model as model_lib
+from svae_tf.data import pipelines as data
+from svae_tf.model import presets
+from svae_tf.model import symmetric_vae as model_lib
 
 STEPS = 200
 BATCH = 50

@@ -1,4 +1,4 @@
-"""Hyper-parameters declared once (svae_tf.config): the model's constructor, its config,
+"""Hyper-parameters declared once (svae_tf.model.config): the model's constructor, its config,
 the trainers' flags and the unused-flag rules all derive from the declaration; the one
 training program `train_lib.train` runs in-process from configs exactly as the command
 line does; a variant registered by a plugin trains from the command line."""
@@ -13,7 +13,8 @@ import pytest
 from absl import flags
 
 import trainer_testlib as tl
-from svae_tf import cli, config, variants
+from svae_tf import cli
+from svae_tf.model import config, variants
 from trainers import command
 
 real_mnist = pytest.mark.skipif(not os.path.isdir(os.path.join(tl.TFDS_DATA_DIR, "mnist")),
@@ -61,8 +62,8 @@ def test_configs_from_flags_round_trip_and_unused_fields():
 def test_the_model_constructor_and_get_config_are_the_declared_hyper_parameters():
     import keras
 
-    from svae_tf import model as model_lib
-    from svae_tf import presets
+    from svae_tf.model import symmetric_vae as model_lib
+    from svae_tf.model import presets
 
     names = config.ModelHparams.names()
     changed = dict(variant="svae_r_lx", lam=0.2, lam_z=0.0, latent_x="draw", n_disc=2, gradient_penalty_weight=3.0,
@@ -78,7 +79,7 @@ def test_the_model_constructor_and_get_config_are_the_declared_hyper_parameters(
 
 
 TOY_PLUGIN = '''
-from svae_tf import variants
+from svae_tf.model import variants
 
 
 def half_elbo_loss(t, **_):

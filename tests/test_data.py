@@ -1,4 +1,4 @@
-"""Tests for svae_tf.data on the real TFDS data in ../shared/tfds (tiny `take`s)."""
+"""Tests for svae_tf.data.pipelines on the real TFDS data in ../shared/tfds (tiny `take`s)."""
 
 import os
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from svae_tf import data, datasets
+from svae_tf.data import pipelines as data, datasets
 
 
 

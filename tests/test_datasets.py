@@ -1,4 +1,4 @@
-"""The dataset registry (svae_tf.datasets): the built-in entries hold exactly the values the
+"""The dataset registry (svae_tf.data.datasets): the built-in entries hold exactly the values the
 project used before the registry, everything that depends on a dataset reads its entry, and
 a dataset registered by a plugin trains and evaluates end to end."""
 
@@ -13,8 +13,10 @@ import pytest
 from PIL import Image
 
 import trainer_testlib as tl
-from svae_tf import classifiers, data, datasets, presets
-from svae_tf.config import TrainConfig
+from svae_tf.evaluation import classifiers
+from svae_tf.data import pipelines as data, datasets
+from svae_tf.model import presets
+from svae_tf.model.config import TrainConfig
 from trainers import command, train_lib
 
 # The values of each built-in dataset before the registry (data.DATASETS, _NATIVE_SHAPES,
@@ -188,7 +190,7 @@ def test_a_registered_folder_dataset_reads_its_splits_and_sets_the_run(tmp_path)
 
 PLUGIN = '''
 """Registers tiny_digits: grey 28x28 PNGs in a train and a test folder (the mnist preset)."""
-from svae_tf import datasets
+from svae_tf.data import datasets
 
 datasets.register(datasets.DatasetSpec(
     "tiny_digits", folders={{"train": {train!r}, "test": {test!r}}}, shape=(28, 28, 1),
@@ -200,7 +202,7 @@ datasets.register(datasets.DatasetSpec(
 EVALUATE = '''
 import sys
 import tiny_digits  # registers the dataset
-from svae_tf import classifiers
+from svae_tf.evaluation import classifiers
 from trainers import classifier, evaluate
 
 args = evaluate.parse_args(sys.argv[1:])

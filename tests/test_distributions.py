@@ -1,4 +1,4 @@
-"""Tests for svae_tf.distributions: prior, posterior (+ flow), likelihood heads."""
+"""Tests for svae_tf.model.distributions: prior, posterior (+ flow), likelihood heads."""
 
 import math
 
@@ -9,7 +9,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from scipy.special import expit, log_expit
 
-from svae_tf import distributions, flows
+from svae_tf.model import distributions, flows
 
 tfd = tfp.distributions
 

@@ -14,7 +14,9 @@ import pytest
 import tensorflow as tf
 from absl import app
 
-from svae_tf import classifiers, data, likelihood, metrics, refit, runs
+from svae_tf.evaluation import classifiers, likelihood, metrics, refit
+from svae_tf.data import pipelines as data
+from svae_tf import runs
 from trainers import classifier as classifier_trainer
 from trainers import evaluate
 
@@ -179,7 +181,7 @@ def test_batch_norm_population_benchmark_reports_both_statistics(workdir, data_d
 
 
 def test_encoder_refit_is_scored_after_everything_else(workdir, data_dir, tmp_path):
-    """--refit_encoder_steps refits the encoder (svae_tf.refit on the training split in
+    """--refit_encoder_steps refits the encoder (svae_tf.evaluation.refit on the training split in
     order, noise seed --seed) after the other numbers, which stay those of the checkpoint,
     and scores NLL, ELBO and RMSE again under "refit"; samples, IS and FID are the decoder's."""
     base = evaluate.run(_args(workdir, data_dir, "svae_r", f"--json={tmp_path / 'a.json'}"))

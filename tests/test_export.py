@@ -52,7 +52,7 @@ INT8_Z_TOL = 5e-2  # z_mean, relative to max(1, max |z_mean|)
 
 def _mnist_uint8(n, data_dir):
     """The first n real MNIST training images, uint8 [n, 28, 28, 1]."""
-    from svae_tf import data
+    from svae_tf.data import pipelines as data
 
     batch = next(iter(data.load_images("mnist", "train", batch_size=n, take=n, data_dir=data_dir)))
     return np.round(batch.numpy() * 255).astype(np.uint8)

@@ -1,11 +1,11 @@
-"""Tests of svae_tf.files (atomic writes) and runs.checkpoint_info."""
+"""Tests of svae_tf.utils.files (atomic writes) and runs.checkpoint_info."""
 
 import json
 import os
 
 import pytest
 
-from svae_tf import files
+from svae_tf.utils import files
 
 
 def test_atomic_write_replaces_the_file_and_leaves_no_temporary(tmp_path):

@@ -75,7 +75,7 @@ def test_every_flagfile_documents_its_command():
 @pytest.fixture(scope="module")
 def upsampled_cifar_folder(tmp_path_factory, data_dir):
     """A folder of 16 real CIFAR-10 training images, upsampled (bicubic) to 64x64 PNGs."""
-    from svae_tf import data
+    from svae_tf.data import pipelines as data
 
     folder = tmp_path_factory.mktemp("cifar_as_64x64")
     batch = next(iter(data.load_images("cifar10", "train", batch_size=16, data_dir=data_dir, take=16)))
@@ -122,7 +122,7 @@ def test_flagfile_trains_on_real_data(path, tmp_path, data_dir, request):
 
 def test_imagenet_flagfile_without_the_data_stops_with_a_clear_message(data_dir, tmp_path):
     """The plain documented command, on a data directory without ImageNet 64."""
-    from svae_tf import data
+    from svae_tf.data import pipelines as data
 
     path = CONFIGS / "imagenet_svae_r.flags"
     trainer, _ = _documented_command(path)

@@ -1,11 +1,11 @@
-"""Tests for svae_tf.flows: invertibility, densities, MADE masks, Keras 3 variable tracking."""
+"""Tests for svae_tf.model.flows: invertibility, densities, MADE masks, Keras 3 variable tracking."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from svae_tf import distributions, flows, model as model_lib, presets
+from svae_tf.model import distributions, flows, symmetric_vae as model_lib, presets
 
 KINDS = ("coupling", "maf", "iaf")
 Z_DIMS = (4, 5)  # even and odd (coupling halves of unequal size)

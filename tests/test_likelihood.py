@@ -1,4 +1,4 @@
-"""Tests of svae_tf.likelihood: IWAE / ELBO bounds on an exact toy model and a tiny SymmetricVAE."""
+"""Tests of svae_tf.evaluation.likelihood: IWAE / ELBO bounds on an exact toy model and a tiny SymmetricVAE."""
 
 import math
 
@@ -8,8 +8,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from svae_tf import distributions, likelihood, metrics, networks, objectives, presets
-from svae_tf.model import SymmetricVAE
+from svae_tf.model import distributions, networks, objectives, presets
+from svae_tf.evaluation import likelihood, metrics
+from svae_tf.model.symmetric_vae import SymmetricVAE
 
 tfd = tfp.distributions
 

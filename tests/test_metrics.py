@@ -1,4 +1,4 @@
-"""Tests of svae_tf.metrics against closed forms and exact toy models."""
+"""Tests of svae_tf.evaluation.metrics against closed forms and exact toy models."""
 
 import math
 import warnings
@@ -9,7 +9,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from scipy import special
 
-from svae_tf import metrics
+from svae_tf.evaluation import metrics
 
 tfd = tfp.distributions
 

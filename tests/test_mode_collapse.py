@@ -11,7 +11,7 @@ from benchmarks import mode_collapse
 
 
 def test_parse_run_fills_defaults_and_converts_types():
-    from svae_tf import config
+    from svae_tf.model import config
 
     model, train = mode_collapse.parse_run("ali,beta1=0.5,n_disc=2")
     assert model == config.ModelConfig(variant="ali", preset="mnist", n_disc=2)

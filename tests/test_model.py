@@ -1,4 +1,4 @@
-"""Tests for svae_tf.model (SymmetricVAE) and svae_tf.runs (config, checkpoints).
+"""Tests for svae_tf.model.symmetric_vae (SymmetricVAE) and svae_tf.runs (config, checkpoints).
 
 Most tests use `presets.tiny()` (8x8x1 images, batch 8). `test_200_steps_on_mnist`
 trains the full default `presets.MNIST` on real MNIST from ../shared/tfds.
@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from svae_tf import model as model_lib
-from svae_tf import objectives, presets, runs
+from svae_tf.model import symmetric_vae as model_lib
+from svae_tf.model import objectives, presets
+from svae_tf import runs
 
 VARIANTS = model_lib.VARIANTS
 BATCH = 8
@@ -379,7 +380,7 @@ MNIST_CASES = [
 
 @pytest.mark.parametrize("variant,size", MNIST_CASES)
 def test_200_steps_on_mnist(variant, size, data_dir):
-    from svae_tf import data
+    from svae_tf.data import pipelines as data
 
     train = data.load_images(
         "mnist", "train", batch_size=32, data_dir=data_dir, take=2048, shuffle=True, repeat=True
@@ -539,7 +540,7 @@ def test_latent_x_draws_reach_the_encoder_and_the_decoder_as_named(latent_x, dec
 
 def _draws_of_one_step(monkeypatch, **kwargs):
     """[(sampler, shape)] of the noise one eager svae_r train step draws."""
-    from svae_tf import noise
+    from svae_tf.model import noise
 
     drawn, draw = [], noise.Streams._draw
 

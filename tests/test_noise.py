@@ -1,4 +1,4 @@
-"""`svae_tf.noise.Streams`: which source a draw comes from (the model-level behaviour,
+"""`svae_tf.model.noise.Streams`: which source a draw comes from (the model-level behaviour,
 seeded calls that never advance the training stream, is in test_model.py)."""
 
 import keras
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from svae_tf import noise
+from svae_tf.model import noise
 
 
 def _streams():

@@ -1,4 +1,4 @@
-"""Tests for svae_tf.objectives: the theory of Sec. 3 on a Gaussian toy, and the reductions of Sec. 4.
+"""Tests for svae_tf.model.objectives: the theory of Sec. 3 on a Gaussian toy, and the reductions of Sec. 4.
 
 Equation numbers refer to the paper (../shared/paper/svae.txt).
 """
@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from svae_tf import objectives
+from svae_tf.model import objectives
 
 # ----------------------------------------------------------------------------------------
 # Theory (eqs. 10, 11, 14, 15) on a toy with known joints: x and z are 1-D, and

@@ -5,7 +5,7 @@ import dataclasses
 import keras
 import pytest
 
-from svae_tf import networks, presets
+from svae_tf.model import networks, presets
 
 DEVIATIONS = {"decoder_dense_batch_norm": True, "disc_x_pooling": "flatten"}
 

@@ -16,7 +16,7 @@ import sys
 import pytest
 
 import trainer_testlib as tl
-from svae_tf import logs
+from svae_tf.utils import logs
 
 pytestmark = pytest.mark.skipif(
     not os.path.isdir(os.path.join(tl.TFDS_DATA_DIR, "mnist")),
@@ -148,7 +148,7 @@ def test_modules_do_not_set_the_log_level_when_imported():
     assert not found, f"os.environ used at import time: {found}"
 
     # And at run time, all in one process: importing them defines no clashing flags either.
-    modules = ["svae_tf.data", "svae_tf.runs", "svae_tf.logs", "svae_tf.cli", "svae_tf.files",
+    modules = ["svae_tf.data.pipelines", "svae_tf.runs", "svae_tf.utils.logs", "svae_tf.cli", "svae_tf.utils.files",
                "export.saved_model", "export.tflite", "export.tflite_sample", "export.serving_client",
                "trainers.evaluate", "trainers.classifier", "trainers.train_lib", "trainers.command",
                "benchmarks.input_pipeline", "benchmarks.reproduce_mnist", "benchmarks.train_throughput",

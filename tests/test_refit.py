@@ -1,11 +1,12 @@
-"""Tests for svae_tf.refit: the encoder refitted to a fixed decoder on the ELBO (1)."""
+"""Tests for svae_tf.evaluation.refit: the encoder refitted to a fixed decoder on the ELBO (1)."""
 
 import keras
 import numpy as np
 import pytest
 
-from svae_tf import model as model_lib
-from svae_tf import networks, presets, refit
+from svae_tf.model import symmetric_vae as model_lib
+from svae_tf.model import networks, presets
+from svae_tf.evaluation import refit
 
 BATCH = 8
 

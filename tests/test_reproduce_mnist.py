@@ -328,6 +328,11 @@ def test_tiny_reproduction_writes_its_report_and_resumes(tmp_path, data_dir):
     assert vae["steps"] == gan["steps"] == 3 and vae["trained_at"].startswith(commit)
     assert all(isinstance(vae[k], float) for k in ("nll_nats", "neg_elbo_nats", "rmse", "inception_score", "fid"))
     assert gan["nll_nats"] is gan["neg_elbo_nats"] is gan["rmse"] is None and isinstance(gan["fid"], float)
+    # The machine's load during training is recorded per chunk and shown beside the minutes.
+    (chunk,) = json.loads((work / "vae.budget.json").read_text())["invocations"]
+    assert len(chunk["load_before"]) == len(chunk["load_after"]) == 3 and 0 < chunk["cpu_seconds"]
+    assert vae["train_load_max"] == max(chunk["load_before"][0], chunk["load_after"][0])
+    assert f"(load ≤ {vae['train_load_max']:.1f})" in markdown
     assert isinstance(saved["evaluations"]["gan"]["inception_score"], float)
     assert saved["evaluations"]["vae"]["num_samples"] == 200 and saved["evaluations"]["vae"]["iw_samples"] == 2
     # Verdicts are the claims of the saved numbers.

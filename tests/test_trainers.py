@@ -64,9 +64,9 @@ def _assert_run_outputs(model_dir, epochs, grid_shape=None):
 
 
 def test_validation_runs_before_tensorflow_is_imported():
-    """Flags are defined from svae_tf.config and checked at parse time, without importing
+    """Flags are defined from svae_tf.model.config and checked at parse time, without importing
     TensorFlow; the --variant choices are the library's registered rows."""
-    from svae_tf import model
+    from svae_tf.model import symmetric_vae as model
 
     code = (
         "import json, sys; from absl import flags; from trainers import command; "
@@ -170,7 +170,8 @@ def test_cifar_flagfile_as_written_plus_a_training_aid(tmp_path):
     # --batch_norm_batches (default 100; here the one batch of --take=64): the checkpoint's
     # moving statistics are the population statistics of the averaged weights, so
     # recomputing them for the loaded model changes nothing.
-    from svae_tf import data, networks
+    from svae_tf.data import pipelines as data
+    from svae_tf.model import networks
 
     saved = [v.numpy() for v in networks.moving_statistics(model.encoder, model.decoder)]
     model.recompute_batch_norm_statistics(

@@ -1,4 +1,4 @@
-"""The variants table (svae_tf/variants.py): rows say what a variant is; the steps read them.
+"""The variants table (svae_tf/model/variants.py): rows say what a variant is; the steps read them.
 
 A toy variant is added by one row plus its loss function and trains without any edit to
 the model: a beta-VAE (no discriminator, the ELBO's terms) and a joint-discriminator
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from svae_tf import model as model_lib
-from svae_tf import objectives, presets, variants
+from svae_tf.model import symmetric_vae as model_lib
+from svae_tf.model import objectives, presets, variants
 
 
 def _images(batch_size=8, seed=0):

@@ -24,7 +24,7 @@ import tensorflow as tf
 from absl import logging
 
 from svae_tf import runs
-from svae_tf.images import encode_png, image_grid
+from svae_tf.utils.images import encode_png, image_grid
 from trainers.run_state import NonFiniteError, RunError
 
 

@@ -3,7 +3,7 @@
     python -m trainers.classifier [--output=PATH | --cache_dir=DIR] [--data_dir=DIR]
                                   [--epochs=10] [--batch_size=100] [--force]
 
-Trains `svae_tf.classifiers.build_mnist_classifier` on the real MNIST training set
+Trains `svae_tf.evaluation.classifiers.build_mnist_classifier` on the real MNIST training set
 (grey levels in [0, 1], no augmentation; Adam with a cosine-decayed learning rate),
 then reports its test accuracy and the Inception score of the real MNIST test set
 under it (10 contiguous splits; `ChunyuanLI/MNIST_Inception_Score` reports
@@ -28,7 +28,7 @@ import time
 from absl import app, flags
 
 from svae_tf import cli
-from svae_tf import logs as tf_logs
+from svae_tf.utils import logs as tf_logs
 
 if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
     tf_logs.configure(tf_logs.level_from_argv(sys.argv))  # before TensorFlow is imported
@@ -37,7 +37,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from svae_tf import classifiers, data, files, metrics  # noqa: E402
+from svae_tf.evaluation import classifiers, metrics
+from svae_tf.data import pipelines as data
+from svae_tf.utils import files  # noqa: E402
 
 NUM_TRAIN = 60000
 

@@ -2,17 +2,17 @@
 
     python -m trainers.mnist --flagfile=trainers/configs/mnist_svae_r.flags [--model_dir=DIR ...]
 
-One flag per field of `svae_tf.config.ModelConfig`, `ArchitectureOverrides` and
+One flag per field of `svae_tf.model.config.ModelConfig`, `ArchitectureOverrides` and
 `TrainConfig` (name, default, bounds and help are the field's), with each thin trainer's
-defaults (`trainer_defaults`: its dataset's `svae_tf.datasets.DatasetSpec`). Flags are checked when they are parsed, before TensorFlow is
+defaults (`trainer_defaults`: its dataset's `svae_tf.data.datasets.DatasetSpec`). Flags are checked when they are parsed, before TensorFlow is
 imported: a bad flag stops the program with a message naming it. `main` turns them into
 the configs (`configs_from_flags`), warns about the ones the variant does not read, and
 calls `trainers.train_lib.train`, which reads no flags. Exit status 0 on success, 1 on
 failure with the reason on stderr.
 
-A variant added with `svae_tf.variants.register` in a module imported before the flags
+A variant added with `svae_tf.model.variants.register` in a module imported before the flags
 are parsed (a script of your own that then calls `run_trainer`) is a valid `--variant`;
-a dataset added so with `svae_tf.datasets.register` is a valid `--dataset`, and
+a dataset added so with `svae_tf.data.datasets.register` is a valid `--dataset`, and
 `run_trainer(<its trainer name>)` trains on it with its defaults.
 
 The one program that does not follow `svae_tf.cli`'s convention (`cli.run` on a namespace of
@@ -29,9 +29,9 @@ import tempfile
 from absl import app, flags, logging
 
 from svae_tf import cli
-from svae_tf import config as config_lib  # no TensorFlow import
-from svae_tf import datasets  # no TensorFlow import
-from svae_tf import logs as tf_logs
+from svae_tf.model import config as config_lib  # no TensorFlow import
+from svae_tf.data import datasets  # no TensorFlow import
+from svae_tf.utils import logs as tf_logs
 from trainers import train_lib
 from trainers.run_state import ConfigError, NonFiniteError, RunError
 
@@ -41,7 +41,7 @@ CONFIGS = (config_lib.ModelConfig, config_lib.ArchitectureOverrides, config_lib.
 def trainer_defaults(trainer):
     """{flag: default} of the thin trainer `trainer` ("mnist", "cifar", "imagenet", or a
     registered dataset's): its dataset, preset, batch size and epochs
-    (`svae_tf.datasets.for_trainer`); ValueError naming the trainers otherwise."""
+    (`svae_tf.data.datasets.for_trainer`); ValueError naming the trainers otherwise."""
     spec = datasets.for_trainer(trainer)
     return dict(dataset=spec.name, preset=spec.preset, batch_size=spec.batch_size, epochs=spec.epochs)
 

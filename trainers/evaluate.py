@@ -8,7 +8,7 @@ Loads the newest checkpoint of DIR (`runs.load_model`) and computes, on the test
 split of the dataset (MNIST: 10,000 images; without --dataset, the run's, `default_dataset`):
 
 * nll_nats: -mean_x L_K(x), the importance-weighted bound with K = --iw_samples
-  samples of q(z|x) (`svae_tf.likelihood`); nll_bits_per_dim = nll_nats / (D ln 2).
+  samples of q(z|x) (`svae_tf.evaluation.likelihood`); nll_bits_per_dim = nll_nats / (D ln 2).
   MNIST (Bernoulli decoder) scores the *statically binarized* test set of
   `data.load_images(..., binarize="static")`: pixel = 1 iff u < grey/255 with
   u ~ U[0,1) from Philox seed (data.STATIC_BINARIZATION_SEED = 20170517, image
@@ -23,7 +23,7 @@ split of the dataset (MNIST: 10,000 images; without --dataset, the run's, `defau
   normalising by each batch's statistics (--batch_size images), as in training; close
   to rmse when the moving statistics that inference uses match training's.
 * inception_score (+ _std) and fid of --num_samples decoder means at z ~ N(0, I),
-  under the dataset's classifier (`DatasetSpec.classifier`, `svae_tf.classifiers`: the
+  under the dataset's classifier (`DatasetSpec.classifier`, `svae_tf.evaluation.classifiers`: the
   project's MNIST CNN for mnist, else Keras InceptionV3 at 299x299), 10 contiguous
   splits, FID against the whole test split's features. The MNIST CNN is trained on first use: if it is not at
   its default path (--cache_dir, $SVAE_TF_CACHE_DIR or ~/.cache/svae_tf), this program
@@ -32,7 +32,7 @@ split of the dataset (MNIST: 10,000 images; without --dataset, the run's, `defau
   evaluations reuse it. An explicit --classifier=PATH that does not exist is an error.
 
 * refit (with --refit_encoder_steps=N): the encoder and its flow refitted to the fixed
-  decoder on the ELBO (1) of the training split, N Adam steps (`svae_tf.refit`; the
+  decoder on the ELBO (1) of the training split, N Adam steps (`svae_tf.evaluation.refit`; the
   amortisation gap of Cremer et al. 2018), after every number above; then nll_nats,
   elbo, rmse and rmse_batch_stats again, under "refit" with the refit's settings and
   seconds. Samples, IS and FID are the decoder's and do not change.
@@ -53,7 +53,7 @@ import time
 from absl import flags
 
 from svae_tf import cli
-from svae_tf import logs as tf_logs
+from svae_tf.utils import logs as tf_logs
 
 if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log_level
     tf_logs.configure(tf_logs.level_from_argv(sys.argv))  # before TensorFlow is imported
@@ -61,7 +61,10 @@ if __name__ == "__main__":  # the program: TensorFlow's C++ logs follow --tf_log
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from svae_tf import classifiers, data, datasets, files, likelihood, metrics, refit, runs  # noqa: E402
+from svae_tf.evaluation import classifiers, likelihood, metrics, refit
+from svae_tf.data import pipelines as data, datasets
+from svae_tf.utils import files
+from svae_tf import runs  # noqa: E402
 from trainers import classifier as classifier_trainer  # noqa: E402
 from trainers import train_lib  # noqa: E402
 
@@ -88,7 +91,7 @@ CONVENTIONS = {
     "samples": "decoder means E[p(x|z)] at z ~ N(0, I) (stateless seed)",
     "refit": "present with --refit_encoder_steps > 0: nll_nats, elbo, rmse, rmse_batch_stats after the "
              "encoder and flow were refitted to the fixed decoder on the training split's ELBO (1) "
-             "(svae_tf.refit), measured after every top-level number",
+             "(svae_tf.evaluation.refit), measured after every top-level number",
 }
 
 
@@ -98,7 +101,7 @@ def define_flags(flag_values=flags.FLAGS):
     f = dict(flag_values=flag_values)
     flags.DEFINE_string("model_dir", None, "The training run to evaluate (required).", **f)
     flags.mark_flag_as_required("model_dir", flag_values=flag_values)
-    flags.DEFINE_string("dataset", None, "A dataset of svae_tf.datasets (default: the one the run trained "
+    flags.DEFINE_string("dataset", None, "A dataset of svae_tf.data.datasets (default: the one the run trained "
                         "on, from its flags.json; for a folder or resized run, or one without flags.json, "
                         "the dataset named like its preset).", **f)
     flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).", **f)
@@ -131,7 +134,7 @@ def define_flags(flag_values=flags.FLAGS):
                          "--batch_norm_batches=100 already holds population statistics).", lower_bound=0, **f)
     flags.DEFINE_integer("refit_encoder_steps", 0, "After the other numbers, refit the encoder and its flow to "
                          "the fixed decoder with this many Adam steps on the training split's ELBO (1) "
-                         "(batches of --batch_size; svae_tf.refit) and measure NLL, ELBO and RMSE again, "
+                         "(batches of --batch_size; svae_tf.evaluation.refit) and measure NLL, ELBO and RMSE again, "
                          "under \"refit\" in the JSON; 0: no refit. The checkpoint is not changed.",
                          lower_bound=0, **f)
     flags.DEFINE_float("refit_learning_rate", refit.DEFAULT_LEARNING_RATE, "Adam learning rate of the refit.",
@@ -252,7 +255,7 @@ def likelihood_and_rmse(model, dataset, args):
 
 
 def refit_and_score(model, dataset, args):
-    """The encoder refitted to the fixed decoder (`svae_tf.refit`, on the training split in
+    """The encoder refitted to the fixed decoder (`svae_tf.evaluation.refit`, on the training split in
     order, repeated), then `likelihood_and_rmse` again: the "refit" entry of the JSON."""
     batches = data.load_images(dataset, "train", batch_size=args.batch_size, data_dir=args.data_dir,
                                drop_remainder=True).repeat()

@@ -1,6 +1,6 @@
 """The one training program: `train(model_config, train_config)`.
 
-    from svae_tf.config import ModelConfig, TrainConfig
+    from svae_tf.model.config import ModelConfig, TrainConfig
     from trainers import train_lib
     train_lib.train(ModelConfig(variant="svae", preset="mnist"),
                     TrainConfig(dataset="mnist", epochs=1, model_dir="runs/try"))
@@ -22,7 +22,7 @@ newest checkpoint (`_restore`), then fit with resume (`_fit`).
 
 Outputs in `model_dir` (user documentation: README.md "Training", BUILD.md "Distributed"):
 `config.json` (`runs.save_config`), `flags.txt` / `flags.json` (the settings used, as
-flags; the ones the variant does not read are left out, `svae_tf.config.unused_fields`),
+flags; the ones the variant does not read are left out, `svae_tf.model.config.unused_fields`),
 `logs/train`, `logs/validation` (TensorBoard), `samples_epoch_XXX.png`,
 `reconstructions_epoch_XXX.png`, `checkpoints/ckpt-<step>` (`runs.checkpoint_manager`).
 
@@ -69,7 +69,7 @@ import time
 
 from absl import logging
 
-from svae_tf import config as config_lib  # no TensorFlow import
+from svae_tf.model import config as config_lib  # no TensorFlow import
 from trainers.run_state import COUNTERS, ConfigError, NonFiniteError, RunError, RunState  # noqa: F401
 
 RUNS_DIR = "runs"  # default parent of model_dir (created on demand)
@@ -101,7 +101,7 @@ def _stop_on_bad_data():
     """Turns the input pipeline's data checks (an undecodable image file, NaN/Inf in
     the data; raised inside tf.data, so from `model.fit` too) into a RunError."""
     import tensorflow as tf
-    from svae_tf import data
+    from svae_tf.data import pipelines as data
 
     try:
         yield
@@ -214,7 +214,7 @@ class _RunData:
     def stream(self, start):
         """The training stream from batch `start` on (`data.training_stream`), its images
         NaN from step `nan_from_step` on when that is set."""
-        from svae_tf import data
+        from svae_tf.data import pipelines as data
 
         ds = data.training_stream(
             self.dataset, split=self.train_split, batch_size=self.batch_size, seed=self.seed, start=start,
@@ -237,7 +237,7 @@ def _resolve_data(tc, arch, preset_name, seed):
     """The `_RunData` of the TrainConfig `tc`, checked before any heavy work: its images
     must have the shape of the architecture `arch` (ConfigError), its training split must
     hold a batch (ConfigError); data.DatasetNotFoundError if it is missing."""
-    from svae_tf import data, datasets
+    from svae_tf.data import pipelines as data, datasets
 
     dataset = tc.dataset
     try:
@@ -373,7 +373,7 @@ def _restore(model, write_dir, model_dir, steps_per_epoch, keep):
 def _validation_data(inputs):
     """The held-out batches of the validation ELBO, or None (eval_batches=0, or fewer
     held-out examples than a batch)."""
-    from svae_tf import data
+    from svae_tf.data import pipelines as data
 
     if inputs.eval_steps == 0:
         logging.warning("No held-out ELBO: %d held-out examples, batch size %d, %d held-out batches.",
@@ -392,7 +392,7 @@ def _make_callbacks(tc, *, state, manager, inputs, z_dim, write_dir, is_chief):
     """The Keras callbacks of a run (`trainers.callbacks`; the same objects serve both
     `fit` calls) and its `Summaries`, to close at the end."""
     import tensorflow as tf
-    from svae_tf import data
+    from svae_tf.data import pipelines as data
     from trainers import callbacks
 
     seed, model_dir = inputs.seed, tc.model_dir

@@ -34,7 +34,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from svae_tf import distributions, metrics, networks, objectives
+from svae_tf.model import distributions, networks, objectives
+from svae_tf.evaluation import metrics
 
 DEFAULT_MAX_CHUNK_ELEMENTS = 1024  # decoder passes per chunk: chunk_size * batch size
 

@@ -34,11 +34,11 @@ from typing import Callable, Optional
 
 
 class _Objectives:
-    """`svae_tf.objectives`, imported on first use: it imports TensorFlow, and the table
-    (with the command line built on it, `svae_tf.config`) loads without TensorFlow."""
+    """`svae_tf.model.objectives`, imported on first use: it imports TensorFlow, and the table
+    (with the command line built on it, `svae_tf.model.config`) loads without TensorFlow."""
 
     def __getattr__(self, name):
-        return getattr(importlib.import_module("svae_tf.objectives"), name)
+        return getattr(importlib.import_module("svae_tf.model.objectives"), name)
 
 
 objectives = _Objectives()

@@ -12,7 +12,7 @@ Three frozen dataclasses:
 
 The command line is derived from these (`svae_tf.cli.define_flags` / `from_flags`): one
 flag per field, with the field's name, default, bounds and help. A field's `applies`
-names the rows of the variants table (`svae_tf.variants`) that read it; for other
+names the rows of the variants table (`svae_tf.model.variants`) that read it; for other
 variants the field keeps its default, stays out of `config.json`'s differences and is
 reported as unused (`unused_fields`).
 """
@@ -23,7 +23,7 @@ import dataclasses
 import json
 from typing import Optional
 
-from svae_tf import presets, variants
+from svae_tf.model import presets, variants
 
 # applies= name -> (test on a variants.Variant row, what the rows that pass are).
 APPLIES = {
@@ -32,7 +32,7 @@ APPLIES = {
     "critic": (lambda row: row.critic, "the rows with an IPM critic"),
     "encoder": (lambda row: row.encoder, "the rows with an encoder"),
 }
-FLOW_KINDS = ("none", "coupling", "maf", "iaf")  # svae_tf.flows
+FLOW_KINDS = ("none", "coupling", "maf", "iaf")  # svae_tf.model.flows
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 # The x of eq. (29)'s latent term and the decoder's gradient through it (distributions.latent_term).
 LATENT_X = ("mean", "draw", "straight_through", "score_function")
@@ -132,7 +132,7 @@ def unused_fields(cls, variant):
 class ModelHparams(_Checked):
     """`SymmetricVAE`'s hyper-parameters (its keyword arguments and `get_config`)."""
 
-    variant: str = hparam("svae_r", "Model/objective, a row of svae_tf.variants: vae, svae, svae_r (eq. 29), "
+    variant: str = hparam("svae_r", "Model/objective, a row of svae_tf.model.variants: vae, svae, svae_r (eq. 29), "
                           "svae_r_elbo (sVAE-r with the encoder side exact, eq. 28), svae_r_lx (sVAE-r with "
                           "lambda on the whole bound L_x), ali, gan, wgan_gp, or a row added with "
                           "variants.register.", kind="enum", choices=variants.names)
@@ -160,7 +160,7 @@ class ModelHparams(_Checked):
         "gan) on the discriminator; zero-centred at the data, so f still estimates eq. (11); 0: off.",
         lower=0.0, applies="discriminator")
     ema_decay: float = hparam(
-        0.0, "Decay of a moving average of the encoder/flow/decoder weights (svae_tf.ema), which "
+        0.0, "Decay of a moving average of the encoder/flow/decoder weights (svae_tf.model.ema), which "
         "evaluation, export and sampling then use; 0: off.", lower=0.0, upper=0.999999)
     shared_samples: bool = hparam(
         False, "The discriminator's (last) update and the encoder/decoder update of a step read one "
@@ -176,7 +176,7 @@ class ModelHparams(_Checked):
 class ModelConfig(ModelHparams):
     """Everything that defines the model's variables and its training objective."""
 
-    preset: str = hparam("mnist", "Network architecture (svae_tf.presets): mnist, cifar10, imagenet64 "
+    preset: str = hparam("mnist", "Network architecture (svae_tf.model.presets): mnist, cifar10, imagenet64 "
                          "(the paper's Appendix A networks with the fixes that keep the adversarial "
                          "variants from collapsing), mnist_a1, cifar10_a2, imagenet64_a3 (Appendix A "
                          "exactly).", kind="enum", choices=tuple(presets.PRESETS))
@@ -246,7 +246,7 @@ class TrainConfig(_Checked):
 
     # Data.
     dataset: str = hparam("mnist", "Dataset: mnist, cifar10, imagenet64, one added with "
-                          "svae_tf.datasets.register, or folder:/dir/of/images (needs --image_size for folders).")
+                          "svae_tf.data.datasets.register, or folder:/dir/of/images (needs --image_size for folders).")
     data_dir: Optional[str] = hparam(None, "TFDS data directory; default $TFDS_DATA_DIR, else "
                                      "~/tensorflow_datasets. Nothing is downloaded.", kind="str")
     holdout: str = hparam("test", "Held-out split of the per-epoch ELBO and the reconstruction grids: test "

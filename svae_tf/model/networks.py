@@ -9,7 +9,7 @@ import contextlib
 import keras
 import tensorflow as tf
 
-from svae_tf import distributions
+from svae_tf.model import distributions
 
 
 def _conv_bn_relu(x, spec, transpose=False):

@@ -4,7 +4,7 @@ One idea: every dataset the project uses becomes a `tf.data.Dataset` of float32
 image batches `[B, H, W, C]` holding the grey levels `uint8 / 255.0` in [0, 1].
 
 Which datasets exist and every fact about one (TFDS names or folders, shape, splits,
-what to do when it is missing) is its `DatasetSpec` in `svae_tf.datasets`; this module
+what to do when it is missing) is its `DatasetSpec` in `svae_tf.data.datasets`; this module
 reads images by the spec.
 
 * TFDS datasets ("mnist", "cifar10", "imagenet64") are read with
@@ -47,7 +47,7 @@ from pathlib import Path
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from svae_tf import datasets
+from svae_tf.data import datasets
 
 __all__ = [
     "DataError",
@@ -426,7 +426,7 @@ def load_images(
     """Batches of images in [0, 1] from a TFDS dataset or a folder.
 
     Args:
-      name: a dataset of `svae_tf.datasets` ("mnist", "cifar10", "imagenet64", or
+      name: a dataset of `svae_tf.data.datasets` ("mnist", "cifar10", "imagenet64", or
         one registered) or "folder:/some/dir" (PNG/JPEG files found recursively,
         in sorted path order; decoded to RGB, center-cropped to a square and
         resized to `image_size`, which is required; only split "train" exists).

@@ -5,8 +5,8 @@ images come from (TFDS builders tried in order, or folders of PNG/JPEG files per
 the shape of one image, its split aliases and held-out validation split, the preset and
 thin-trainer defaults of a run on it, whether a run caches it in memory, which classifier
 scores its samples (IS / FID), and what to tell a user whose copy is missing.
-`svae_tf.data` reads images by the spec, `trainers` take their defaults from it and
-`svae_tf.classifiers` its classifier, so adding a dataset is one `register(DatasetSpec(...))`
+`svae_tf.data.pipelines` reads images by the spec, `trainers` take their defaults from it and
+`svae_tf.evaluation.classifiers` its classifier, so adding a dataset is one `register(DatasetSpec(...))`
 in a module imported before the flags are parsed (see CONTRIBUTING.md, "Add a dataset").
 
 A name `"folder:/some/dir"` needs no registration: `get` returns a spec reading that
@@ -21,7 +21,7 @@ from typing import Mapping, Optional
 
 FOLDER_PREFIX = "folder:"
 FOLDER_CHANNELS = 3  # a "folder:/dir" is decoded to RGB
-CLASSIFIERS = ("mnist_cnn", "inception_v3")  # svae_tf.classifiers.make_extractor
+CLASSIFIERS = ("mnist_cnn", "inception_v3")  # svae_tf.evaluation.classifiers.make_extractor
 
 _GENERIC_HOW_TO_PROVIDE = (
     "Prepare it in TFDS format (on a machine with internet: `tfds build {tfds_name} "

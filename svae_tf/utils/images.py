@@ -1,7 +1,7 @@
 """Image grids and PNG files: the one helper behind the trainer's grids, the LiteRT sampler's
 PNG and the sample grids of `benchmarks.reproduce_mnist`.
 
-numpy, Pillow and `svae_tf.files` only (no TensorFlow), so `export.tflite_sample` stays
+numpy, Pillow and `svae_tf.utils.files` only (no TensorFlow), so `export.tflite_sample` stays
 TensorFlow-free.
 """
 
@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from svae_tf import files
+from svae_tf.utils import files
 
 
 def image_grid(images, columns=None):

@@ -16,7 +16,7 @@ import time
 import keras
 import tensorflow as tf
 
-from svae_tf import networks, objectives
+from svae_tf.model import networks, objectives
 
 DEFAULT_STEPS = 500
 DEFAULT_LEARNING_RATE = 2e-4

@@ -5,7 +5,7 @@ features [B, F])`. The Inception score (`metrics.inception_score`) is computed
 from the logits and the Frechet distance (`metrics.frechet_distance`) from
 Gaussians fitted to the features; `sample_quality` does both for any extractor,
 so datasets differ only by the classifier (each dataset's `DatasetSpec.classifier`,
-`svae_tf.datasets`):
+`svae_tf.data.datasets`):
 
 * MNIST: `MnistClassifier`, a small CNN trained on real MNIST by the project
   (`python -m trainers.classifier`), after `ChunyuanLI/MNIST_Inception_Score`
@@ -35,7 +35,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from svae_tf import datasets, metrics
+from svae_tf.data import datasets
+from svae_tf.evaluation import metrics
 
 MNIST_CLASSIFIER_FILE = "mnist_classifier.keras"
 DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "svae_tf")
@@ -82,7 +83,7 @@ def read_provenance(path):
 def classifier_kind(dataset, classifier=None):
     """What `make_extractor` uses: "mnist_cnn" (the default path), "inception_v3", or the
     path of a saved MNIST classifier. None/""/"auto": the dataset's
-    (`svae_tf.datasets.DatasetSpec.classifier`)."""
+    (`svae_tf.data.datasets.DatasetSpec.classifier`)."""
     if classifier in (None, "", "auto"):
         return datasets.get(dataset).classifier
     return classifier

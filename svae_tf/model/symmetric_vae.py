@@ -1,7 +1,7 @@
 """The symmetric VAE family as one Keras 3 model with an alternating train step.
 
 Variants (Sec. 3-5 of the paper) are chosen by name; what each one is (its networks,
-losses and metrics) is its row in `svae_tf/variants.py`, which the steps below read.
+losses and metrics) is its row in `svae_tf/model/variants.py`, which the steps below read.
 
 One `train_step` runs `n_disc` discriminator updates, then one encoder/decoder
 update, with two optimizers. Gradients of each are taken over its own variables
@@ -9,7 +9,7 @@ only. Every hand-written loss is a per-example vector reduced with
 `tf.nn.compute_average_loss` (sum / global batch size), because the optimizer
 sums gradients over replicas. The training noise comes from one checkpointable
 `keras.random.SeedGenerator`, drawn for the *global* batch and sliced per replica,
-so a run gives the same numbers on one device or several (`svae_tf/noise.py`).
+so a run gives the same numbers on one device or several (`svae_tf/model/noise.py`).
 
 The discriminator sees grey-level real images x ~ q(x) and decoder means
 x ~ p(x|z) on the other side (same kind of pixels on both joints); the
@@ -22,8 +22,8 @@ from typing import NamedTuple, Optional
 import keras
 import tensorflow as tf
 
-from svae_tf import config as config_lib
-from svae_tf import distributions, ema, flows, networks, noise, objectives, presets, variants
+from svae_tf.model import config as config_lib
+from svae_tf.model import distributions, ema, flows, networks, noise, objectives, presets, variants
 
 VARIANTS = variants.BUILT_IN
 JOINT_VARIANTS = tuple(v for v in VARIANTS if variants.get(v).discriminator == "joint")
@@ -50,7 +50,7 @@ class SymmetricVAE(keras.Model):
     Args:
       preset: a `presets.Preset` (or its config dict).
       variant: a name in `variants` (VARIANTS, or a row added with `variants.register`).
-      **kwargs: the hyper-parameters of `svae_tf.config.ModelHparams` (lam, lam_z, n_disc,
+      **kwargs: the hyper-parameters of `svae_tf.model.config.ModelHparams` (lam, lam_z, n_disc,
         gradient_penalty_weight, discriminator_dropout, seed, r1_weight, ema_decay,
         shared_samples: their meaning, defaults and
         bounds are declared there, once), then Keras' `Model` arguments. A value out of
@@ -293,7 +293,7 @@ class SymmetricVAE(keras.Model):
     def elbo_terms(self, images, training=False, seed=None, decoder_training=None):
         """{log_px_given_z, log_pz, log_qz} [B]: the ELBO's terms at one z ~ q(z|x) per image
         (their sum with log_qz negated is `elbo`; noise as `encode`). `decoder_training`: the
-        decoder's mode when it differs from the encoder's (`svae_tf.refit`: False)."""
+        decoder's mode when it differs from the encoder's (`svae_tf.evaluation.refit`: False)."""
         with self.streams.for_call(seed):
             return self._elbo_terms(images, training, decoder_training)
 

@@ -159,7 +159,7 @@ def squared_norm(gradients):
 
 def log_weight(log_px_given_z, log_pz, log_qz_given_x):
     """log w = log p(x|z) + log p(z) - log q(z|x) at z ~ q(z|x): the ELBO (1) is its mean
-    over z, the importance-weighted bound its log-mean-exp (`svae_tf.likelihood`)."""
+    over z, the importance-weighted bound its log-mean-exp (`svae_tf.evaluation.likelihood`)."""
     return log_px_given_z + log_pz - log_qz_given_x
 
 

@@ -28,7 +28,7 @@ import math
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from svae_tf import config
+from svae_tf.model import config
 
 tfd = tfp.distributions
 
@@ -230,7 +230,7 @@ def likelihood_mean(likelihood, params):
     return _loc_and_log_scale(likelihood, params)[0]
 
 
-LATENT_X = config.LATENT_X  # one home: svae_tf/config.py
+LATENT_X = config.LATENT_X  # one home: svae_tf/model/config.py
 
 
 def draw_noise(likelihood):

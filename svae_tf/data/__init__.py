@@ -1,0 +1,7 @@
+"""Layer 2 -- the data: which datasets exist, and their images as `tf.data`.
+
+- `datasets` (TensorFlow-free): `DatasetSpec`, `register`, `get`, `names` -- one entry per
+  dataset (builders or folders, shape, splits, validation split, defaults, classifier).
+- `pipelines`: `load_images`, `training_stream`, `batch_norm_batches`, `validation_splits`,
+  `DataError`.
+"""

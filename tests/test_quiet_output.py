@@ -143,7 +143,7 @@ def _import_time_environ_uses(path):
 def test_modules_do_not_set_the_log_level_when_imported():
     packages = ("svae_tf", "export", "benchmarks", "trainers")
     found = {str(path.relative_to(tl.REPO)): lines
-             for package in packages for path in sorted((tl.REPO / package).glob("*.py"))
+             for package in packages for path in sorted((tl.REPO / package).rglob("*.py"))
              if (lines := _import_time_environ_uses(path))}
     assert not found, f"os.environ used at import time: {found}"
 

@@ -75,6 +75,8 @@ STATUS = {
                                        "reference of the #29 restructure"),
     "speed/step_fingerprint_structure": ("current", "the #29 restructure against `step_fingerprint_a3fef46`, "
                                          "same machine: all 12 cases equal"),
+    "speed/step_fingerprint_layout": ("current", "svae_tf in layered subpackages (fb260cd) against "
+                                      "`step_fingerprint_a3fef46`, same machine: all 12 cases equal"),
     "speed/step_work": ("current", "issue #31's regression counted: FLOPs and network calls at f61799b and now"),
     "speed/yardsticks": ("current", "issue #31: the step against plain PyTorch and plain Keras and against f61799b's "
                          "step, in one run (a noisy machine: see the rounds and `archive/yardsticks_first_run`)"),

@@ -61,6 +61,9 @@ STATUS = {
     "mnist_table1/mnist_refit": (
         "current", "the shipped sVAE-r (`mnist_svae_r.flags`) and its VAE, Adam 4e-4, with the encoder refit"),
     "mnist_table1/mnist_refit_seed1": ("current", "the shipped sVAE-r, second seed"),
+    "mnist_table1/mnist_updates_lx_draw": (
+        "current", "issue #28's candidate (the recipe with eq. (29)'s latent term at a drawn x) at 10,200 "
+        "updates; wall-clock minutes taken on a shared machine (load in the report)"),
     "mnist_table1/mnist_lr4e-4": ("current", "ablation: Adam 4e-4 without `--shared_samples`"),
     "mnist_table1/mnist_shared_samples_r1": ("current", "ablation: the shipped sVAE-r with R1 0.1"),
     "mnist_table1/mnist_svae_r_batch50": ("current", "ablation: batch 50 (Adam 2e-4)"),

@@ -61,6 +61,9 @@ STATUS = {
     "mnist_table1/mnist_refit": (
         "current", "the shipped sVAE-r (`mnist_svae_r.flags`) and its VAE, Adam 4e-4, with the encoder refit"),
     "mnist_table1/mnist_refit_seed1": ("current", "the shipped sVAE-r, second seed"),
+    "mnist_table1/mnist_updates_lx_draw": (
+        "current", "issue #28's candidate (the recipe with eq. (29)'s latent term at a drawn x) at 10,200 "
+        "updates; wall-clock minutes taken on a shared machine (load in the report)"),
     "mnist_table1/mnist_lr4e-4": ("current", "ablation: Adam 4e-4 without `--shared_samples`"),
     "mnist_table1/mnist_shared_samples_r1": ("current", "ablation: the shipped sVAE-r with R1 0.1"),
     "mnist_table1/mnist_svae_r_batch50": ("current", "ablation: batch 50 (Adam 2e-4)"),
@@ -75,6 +78,8 @@ STATUS = {
                                        "reference of the #29 restructure"),
     "speed/step_fingerprint_structure": ("current", "the #29 restructure against `step_fingerprint_a3fef46`, "
                                          "same machine: all 12 cases equal"),
+    "speed/step_fingerprint_layout": ("current", "svae_tf in layered subpackages (fb260cd) against "
+                                      "`step_fingerprint_a3fef46`, same machine: all 12 cases equal"),
     "speed/step_work": ("current", "issue #31's regression counted: FLOPs and network calls at f61799b and now"),
     "speed/yardsticks": ("current", "issue #31: the step against plain PyTorch and plain Keras and against f61799b's "
                          "step, in one run (a noisy machine: see the rounds and `archive/yardsticks_first_run`)"),

@@ -53,15 +53,21 @@ def _python(*args):
     return [sys.executable, *map(str, args)]
 
 
+QUIET = ("train", "evaluate", "saved_model", "tflite")  # no TensorFlow C++ notices at the default level
+
+
 def _run(step, argv, timings, data_dir, timeout=600):
-    """Run one step of the chain from the repository root; returns its CompletedProcess."""
+    """Run one step of the chain from the repository root with the user's default log level
+    (no TF_CPP_MIN_LOG_LEVEL); returns its CompletedProcess."""
     start = time.monotonic()
-    proc = subprocess.run(argv, cwd=tl.REPO, env=tl.env(TFDS_DATA_DIR=data_dir), capture_output=True,
+    proc = subprocess.run(argv, cwd=tl.REPO, env=tl.user_env(TFDS_DATA_DIR=data_dir), capture_output=True,
                           text=True, timeout=timeout)
     timings[step] = round(time.monotonic() - start, 1)
     assert proc.returncode == 0, (
         f"{step}: {shlex.join(map(str, argv))} exited {proc.returncode}\n"
         f"STDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-5000:]}")
+    if step in QUIET:
+        tl.assert_quiet(proc)
     return proc
 
 
@@ -126,6 +132,7 @@ def test_readme_chain(tmp_path, data_dir, standin):
                                 "--epochs=1", "--eval_batches=1", "--num_grid_images=4", "--verbose=2"))
     epoch, _, step, _ = tl.finished(proc.stdout + proc.stderr)
     assert (epoch, step) == (1, 2)
+    assert "WARNING" not in proc.stdout + proc.stderr  # e.g. no flag of the flagfile reported as unused
     assert tl.checkpoint_numbers(run_dir) == [2]
     for name in ("config.json", "flags.json", "flags.txt", "samples_epoch_001.png", "reconstructions_epoch_001.png"):
         assert (run_dir / name).is_file(), name

@@ -1,8 +1,9 @@
 """The programs print their own output and Keras' progress, not TensorFlow's C++ logs.
 
 By default (no --tf_log_level, no $TF_CPP_MIN_LOG_LEVEL) a trainer, `trainers.evaluate`,
-`export.saved_model` and `export.tflite` show none of TensorFlow's C++ notices;
-`--tf_log_level` brings them back. The tf.data warning about a partly read cache is
+`export.saved_model` and `export.tflite` show none of TensorFlow's C++ notices (checked on
+the README's chain, tests/test_chain.py, which runs them as a user does); `--tf_log_level`
+brings them back (here). The tf.data warning about a partly read cache is
 fixed at its cause (the held-out dataset holds exactly the batches Keras reads), so it
 does not appear even when warnings are shown. Library, export and benchmark modules do
 not touch the log level when imported.
@@ -23,37 +24,10 @@ pytestmark = pytest.mark.skipif(
     reason=f"real TFDS data not found in {tl.TFDS_DATA_DIR}",
 )
 
-# Text of TensorFlow C++ messages seen on this CPU-only machine before the fix.
-NOISE = ("cuInit", "remapper", "oneDNN", "did not fully read the dataset", "absl::InitializeLog",
-         "cudart_stub", "cpu_feature_guard", "Creating a tf.data.Dataset reading")  # the last: TFDS at INFO
-TWO_STEPS = [*tl.SMALL, "--epochs=1"]  # 2 steps of batch 16; 1 held-out batch of the 64 images
-
-
-def _env():
-    """The tests' environment without TF_CPP_MIN_LOG_LEVEL: the programs' own default."""
-    env = tl.env()
-    env.pop("TF_CPP_MIN_LOG_LEVEL")
-    return env
-
-
 def _run(*args, timeout=420):
-    proc = subprocess.run([sys.executable, "-m", *map(str, args)], cwd=tl.REPO, env=_env(),
+    proc = subprocess.run([sys.executable, "-m", *map(str, args)], cwd=tl.REPO, env=tl.user_env(),
                           capture_output=True, text=True, timeout=timeout)
     return proc, proc.stdout + proc.stderr
-
-
-def _assert_quiet(proc, output):
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{output[-6000:]}"
-    found = [text for text in NOISE if text in output]
-    assert not found, f"TensorFlow log lines {found} in:\n{output[-6000:]}"
-
-
-@pytest.fixture(scope="module")
-def quiet_run(tmp_path_factory):
-    """A 2-step MNIST run with the default log level: (model_dir, its output)."""
-    model_dir = tmp_path_factory.mktemp("quiet") / "run"
-    proc, output = _run("trainers.mnist", f"--model_dir={model_dir}", *TWO_STEPS)
-    return model_dir, proc, output
 
 
 def test_log_filter_and_level_parsing(monkeypatch):
@@ -82,14 +56,6 @@ def test_log_filter_and_level_parsing(monkeypatch):
         logs.min_log_level("loud")
 
 
-def test_trainer_is_quiet_by_default(quiet_run):
-    model_dir, proc, output = quiet_run
-    _assert_quiet(proc, output)
-    assert "WARNING" not in output  # e.g. no flag reported as unused by a default run
-    assert "[svae-tf] Finished: epoch 1" in output
-    assert "[svae-tf] Saved checkpoint" in output
-
-
 def test_tf_log_level_shows_tensorflow_logs_and_no_partial_cache_warning(tmp_path):
     # Warnings shown: TensorFlow's C++ lines come back, but the held-out dataset (1 batch
     # of 16 out of 64 images) no longer leaves a partly read cache behind, over 2 epochs.
@@ -98,25 +64,6 @@ def test_tf_log_level_shows_tensorflow_logs_and_no_partial_cache_warning(tmp_pat
     assert proc.returncode == 0, output[-6000:]
     assert any(logs._LOG_LINE.match(line) for line in output.splitlines()), output[-3000:]
     assert "did not fully read the dataset" not in output
-
-
-def test_evaluate_and_export_are_quiet_by_default(quiet_run, tmp_path):
-    model_dir, proc, _ = quiet_run
-    assert proc.returncode == 0
-    commands = {
-        "evaluate": ("trainers.evaluate", f"--model_dir={model_dir}", "--dataset=mnist",
-                     f"--json={tmp_path / 'eval.json'}", "--iw_samples=2", "--num_nll_images=32",
-                     "--nll_batch_size=16", "--batch_size=16", "--num_rmse_images=32", "--no_quality"),
-        "saved_model": ("export.saved_model", f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'serving'}"),
-        "tflite": ("export.tflite", f"--model_dir={model_dir}", f"--output_dir={tmp_path / 'litert'}",
-                   "--quantization=float32"),
-    }
-    for name, command in commands.items():
-        proc, output = _run(*command)
-        _assert_quiet(proc, output)
-    assert (tmp_path / "eval.json").exists()
-    assert (tmp_path / "serving" / "1" / "saved_model.pb").exists()
-    assert (tmp_path / "litert" / "sampler_float32.tflite").exists()
 
 
 def _import_time_environ_uses(path):
@@ -143,7 +90,7 @@ def _import_time_environ_uses(path):
 def test_modules_do_not_set_the_log_level_when_imported():
     packages = ("svae_tf", "export", "benchmarks", "trainers")
     found = {str(path.relative_to(tl.REPO)): lines
-             for package in packages for path in sorted((tl.REPO / package).glob("*.py"))
+             for package in packages for path in sorted((tl.REPO / package).rglob("*.py"))
              if (lines := _import_time_environ_uses(path))}
     assert not found, f"os.environ used at import time: {found}"
 
@@ -158,7 +105,7 @@ def test_modules_do_not_set_the_log_level_when_imported():
             f"for name in {modules!r}:\n"
             "    importlib.import_module(name)\n"
             "print(repr(os.environ.get('TF_CPP_MIN_LOG_LEVEL')))\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tl.REPO, env=_env(),
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tl.REPO, env=tl.user_env(),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == "None"

@@ -40,6 +40,27 @@ def env(**extra):
     return out
 
 
+# Text of TensorFlow C++ messages seen on this CPU-only machine before the programs set the
+# log level themselves (tests/test_quiet_output.py, tests/test_chain.py).
+NOISE = ("cuInit", "remapper", "oneDNN", "did not fully read the dataset", "absl::InitializeLog",
+         "cudart_stub", "cpu_feature_guard", "Creating a tf.data.Dataset reading")  # the last: TFDS at INFO
+
+
+def user_env(**extra):
+    """`env` without TF_CPP_MIN_LOG_LEVEL: what a user's shell gives the programs."""
+    out = env(**extra)
+    out.pop("TF_CPP_MIN_LOG_LEVEL")
+    return out
+
+
+def assert_quiet(proc):
+    """A program run with `user_env` printed none of TensorFlow's C++ notices."""
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{output[-6000:]}"
+    found = [text for text in NOISE if text in output]
+    assert not found, f"TensorFlow log lines {found} in:\n{output[-6000:]}"
+
+
 def command(trainer, *args):
     return [sys.executable, "-m", f"trainers.{trainer}", *map(str, args)]
 

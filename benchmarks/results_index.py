@@ -78,6 +78,9 @@ STATUS = {
                                        "reference of the #29 restructure"),
     "speed/step_fingerprint_structure": ("current", "the #29 restructure against `step_fingerprint_a3fef46`, "
                                          "same machine: all 12 cases equal"),
+    "screens/cifar10/cifar10_validation_latent_x": (
+        "current", "issue #28 item 6: the CIFAR-10 flagfile's recipe against eq. (29) at a drawn x and the MNIST "
+        "candidate, on the validation slice (a shared machine; steps count, not seconds)"),
     "speed/step_fingerprint_layout": ("current", "svae_tf in layered subpackages (fb260cd) against "
                                       "`step_fingerprint_a3fef46`, same machine: all 12 cases equal"),
     "speed/step_work": ("current", "issue #31's regression counted: FLOPs and network calls at f61799b and now"),

@@ -7,24 +7,26 @@ What a user waits for before anything happens, for the main job and the programs
 
 * `imports`: `python -c "import tensorflow, keras, tensorflow_probability, tensorflow_datasets"`,
   the floor under every command below;
-* `train`: `python -m trainers.mnist --flagfile=trainers/configs/mnist_svae_r.flags` for
+* `train_cold`, `train`: `python -m trainers.mnist --flagfile=trainers/configs/mnist_svae_r.flags` for
   --train_steps steps, with `--log_every_steps=1`: the first optimizer step ends when the
   trainer's TensorBoard writer records step 1 (the event's own wall time, so nothing is
   added to the trainer for this); `to_first_step_s` is that time minus the launch, and
-  `step_s` the median gap between the later steps' events;
-* `stream` and `trace`, where the train command's first step goes (this program with
-  `--child`): `stream` times the first batch of the MNIST training stream
-  (`data.training_stream`: the shuffle buffer fills with the whole decoded training set
-  first), `trace` tracing the flagfile's train step (`tf.function(model.train_step)`), then
+  `step_s` the median gap between the later steps' events. `train_cold` starts with an
+  empty data cache (`svae_tf.data.snapshots`: a user's first run decodes the training
+  images and saves them), `train` finds them there (every later run);
+* `stream_cold`, `stream` and `trace`, where the train command's first step goes (this program
+  with `--child`): `stream` times the first batch of the MNIST training stream
+  (`data.training_stream`: the shuffle buffer fills with the whole training set first;
+  `stream_cold` decodes and saves it, `stream` loads it), `trace` tracing the flagfile's train step (`tf.function(model.train_step)`), then
   its first call (graph optimisation and the first run), then a second call;
 * `evaluate`: `python -m trainers.evaluate` on that run with small settings (--num_samples,
   --iw_samples, --num_nll_images, --num_rmse_images below), start to exit;
 * `export_saved_model`, `export_tflite` (float32): start to exit.
 
 Each row is the median of --rounds rounds; the rounds alternate the commands. The
-classifier for IS/FID must already be cached (a first `trainers.evaluate` trains it); the
-FID reference statistics are computed in each round (--cache_dir in a fresh directory),
-as a new user's first evaluation does.
+classifier for IS/FID must already be cached (a first `trainers.evaluate` trains it; each
+round copies it into a fresh cache directory, $SVAE_TF_CACHE_DIR of every command); the FID
+reference statistics are computed in each round, as a new user's first evaluation does.
 """
 
 import json
@@ -40,6 +42,7 @@ from absl import flags
 
 from benchmarks import report
 from svae_tf import cli
+from svae_tf.utils import files
 
 FLAGFILE = "trainers/configs/mnist_svae_r.flags"
 MARK = "FIRST_STEP_JSON "
@@ -58,12 +61,12 @@ def define_flags(flag_values=flags.FLAGS):
 
 
 def child_stream():
-    """{seconds}: the first batch of the MNIST training stream, after the imports."""
+    """{seconds}: the MNIST training stream built and its first batch read, after the imports
+    (building it reads, or first decodes and saves, the split's snapshot)."""
     from svae_tf.data import pipelines as data
 
-    iterator = iter(data.training_stream("mnist", batch_size=100, seed=0))
     start = time.perf_counter()
-    next(iterator)
+    next(iter(data.training_stream("mnist", batch_size=100, seed=0)))
     return {"first_batch_s": round(time.perf_counter() - start, 3)}
 
 
@@ -97,10 +100,11 @@ def commands(work, f):
     py, run = sys.executable, os.path.join(work, "run")
     return {
         "imports": [py, "-c", "import tensorflow, keras, tensorflow_probability, tensorflow_datasets"],
+        "stream_cold": [py, "-m", "benchmarks.first_step", "--child=stream"],
         **{name: [py, "-m", "benchmarks.first_step", f"--child={name}"] for name in CHILDREN},
-        "train": [py, "-m", "trainers.mnist", f"--flagfile={FLAGFILE}", f"--model_dir={run}", "--epochs=1",
-                  f"--steps_per_epoch={f.train_steps}", "--log_every_steps=1", "--eval_batches=1",
-                  f"--checkpoint_every_steps={f.train_steps}"],
+        **{name: [py, "-m", "trainers.mnist", f"--flagfile={FLAGFILE}", f"--model_dir={os.path.join(work, d)}",
+                  "--epochs=1", f"--steps_per_epoch={f.train_steps}", "--log_every_steps=1", "--eval_batches=1",
+                  f"--checkpoint_every_steps={f.train_steps}"] for name, d in TRAIN_RUNS.items()},
         "evaluate": [py, "-m", "trainers.evaluate", f"--model_dir={run}", f"--num_samples={f.num_samples}",
                      f"--iw_samples={f.iw_samples}", f"--num_nll_images={f.num_images}",
                      f"--num_rmse_images={f.num_images}", f"--num_reference={f.num_samples}",
@@ -110,6 +114,14 @@ def commands(work, f):
         "export_tflite": [py, "-m", "export.tflite", f"--model_dir={run}", "--quantization=float32",
                           f"--output_dir={os.path.join(work, 'tflite')}"],
     }
+
+
+TRAIN_RUNS = {"train_cold": "run_cold", "train": "run"}  # train command: its run directory
+COLD = "_cold"  # a command run after emptying the data cache
+
+
+def _is_child(name):
+    return name.removesuffix(COLD) in CHILDREN
 
 
 def step_times(log_dir):
@@ -129,25 +141,30 @@ def run_round(f):
     work = tempfile.mkdtemp(prefix="first_step_")
     out = {}
     try:
-        # The classifier cache is shared (trained once per machine); the FID reference is not.
-        shared_classifier = os.path.join(os.path.expanduser(os.environ.get("SVAE_TF_CACHE_DIR", "~/.cache/svae_tf")),
-                                         "mnist_classifier.keras")
-        os.makedirs(os.path.join(work, "cache"))
+        # The classifier is copied from the user's cache (trained once per machine); the FID
+        # reference statistics and the decoded datasets start afresh.
+        cache = os.path.join(work, "cache")
+        shared_classifier = os.path.join(files.cache_dir(), "mnist_classifier.keras")
+        os.makedirs(cache)
         for suffix in ("", ".json"):
             if os.path.exists(shared_classifier + suffix):
-                shutil.copy(shared_classifier + suffix, os.path.join(work, "cache"))
+                shutil.copy(shared_classifier + suffix, cache)
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **{files.CACHE_DIR_ENV: cache})
         for name, argv in commands(work, f).items():
+            if name.endswith(COLD):
+                from svae_tf.data import snapshots
+
+                shutil.rmtree(os.path.join(cache, snapshots.SUBDIR), ignore_errors=True)
             launched = time.time()
-            proc = subprocess.run(argv, cwd=report.REPO, capture_output=True, text=True,
-                                  env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+            proc = subprocess.run(argv, cwd=report.REPO, capture_output=True, text=True, env=env)
             ended = time.time()
             if proc.returncode:
                 raise RuntimeError(f"{name}: {' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
             out[name] = {"total_s": round(ended - launched, 2)}
-            if name in CHILDREN:
+            if _is_child(name):
                 out[name].update(json.loads(proc.stdout.strip().splitlines()[-1].removeprefix(MARK)))
-            if name == "train":
-                times = step_times(os.path.join(work, "run", "logs", "train"))
+            if name in TRAIN_RUNS:
+                times = step_times(os.path.join(work, TRAIN_RUNS[name], "logs", "train"))
                 out[name]["to_first_step_s"] = round(times[0] - launched, 2)
                 gaps = [b - a for a, b in zip(times, times[1:])]
                 out[name]["step_s"] = round(statistics.median(gaps), 3) if gaps else None
@@ -174,17 +191,21 @@ def markdown(result):
              f"(`{FLAGFILE}`) for {result['train_steps']} steps; its first step ends when the trainer's "
              "TensorBoard writer records step 1. `evaluate` runs with "
              f"--num_samples={result['num_samples']}, --iw_samples={result['iw_samples']} and "
-             f"{result['num_images']} test images, computing the FID reference statistics.", "",
+             f"{result['num_images']} test images, computing the FID reference statistics. "
+             "`_cold`: run with an empty data cache (`svae_tf/data/snapshots.py`), as a user's first "
+             "run; the others read the decoded images from it.", "",
              "| command | start to first step (s) | start to exit (s) | one step after (s) |",
              "|---|---:|---:|---:|"]
     for name, row in s.items():
-        if name not in CHILDREN:
+        if not _is_child(name):
             lines.append(f"| {name} | {row.get('to_first_step_s', '-')} | {row['total_s']} | "
                          f"{row.get('step_s') or '-'} |")
     lines += ["", "Where the train command's first step goes, each part in its own process after the imports:", "",
               "| part | seconds |", "|---|---:|"]
-    for name in CHILDREN:
-        for key, value in s.get(name, {}).items():
+    for name in s:
+        if not _is_child(name):
+            continue
+        for key, value in s[name].items():
             if key != "total_s":
                 lines.append(f"| {name}: {key.removesuffix('_s').replace('_', ' ')} | {value} |")
     return "\n".join(lines) + "\n"

@@ -59,7 +59,8 @@ def cases():
     tiny = presets.tiny(image_shape=(8, 8, 1))
     for v in ("svae", "svae_r", "ali", "gan"):
         out[f"tiny_r1_ndisc2/{v}"] = (tiny, 8, v, dict(r1_weight=1.0, n_disc=2))
-    # The shipped MNIST sVAE-r recipe (trainers/configs/mnist_svae_r.flags) and the EMA path.
+    # The MNIST sVAE-r recipe of trainers/configs/mnist_svae_r.flags before issue #28 (lam_z=0) and
+    # the EMA path.
     out["mnist/svae_r_lx_recipe"] = (presets.get_preset("mnist"), 100, "svae_r_lx",
                                      dict(lam_z=0.0, shared_samples=True))
     out["tiny/svae_r_elbo_ema"] = (tiny, 8, "svae_r_elbo", dict(ema_decay=0.99))

@@ -53,8 +53,8 @@ CONFIGS = {
     "a1_svae_r_shared": ("mnist_a1", "svae_r", {"shared_samples": True},
                          "A.1 sVAE-r with shared_samples"),
     "mnist_svae_r": ("mnist", "svae_r", {}, "default MNIST preset, sVAE-r"),
-    "flagfile": ("mnist", "svae_r_lx", {"lam_z": 0.0, "shared_samples": True},
-                 "trainers/configs/mnist_svae_r.flags: svae_r_lx, lam_z=0, shared_samples"),
+    "flagfile": ("mnist", "svae_r_lx", {"latent_x": "draw", "shared_samples": True},
+                 "trainers/configs/mnist_svae_r.flags: svae_r_lx, latent_x=draw, shared_samples"),
     # Not a library setting: what the A.1 step would cost if the discriminator update decoded
     # z_p alone (`_DiscriminatorDecodesZp`). It changes the numbers (batch norm's statistics
     # of the decoder batch), so it is counted here and not trained.

@@ -41,6 +41,16 @@ def data_dir():
     return os.fspath(path)
 
 
+def pytest_configure(config):
+    """Under `pytest -n N`, TensorFlow in each worker (and in the programs its tests start, which
+    inherit the environment) gets cpu_count // N intra-op threads instead of a pool of every
+    core, so that N workers share the cores rather than each scheduling work on all of them.
+    An explicit TF_NUM_INTRAOP_THREADS is kept."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and "TF_NUM_INTRAOP_THREADS" not in os.environ:
+        os.environ["TF_NUM_INTRAOP_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(workers)))
+
+
 def pytest_runtest_logreport(report):
     if report.skipped and not any(reason in str(report.longrepr) for reason in DELIBERATE_SKIPS):
         _UNEXPECTED_SKIPS.append(f"{report.nodeid}: {report.longrepr}")

@@ -5,7 +5,8 @@ Every step is the README's command (`python -m ...` from the repository root, in
 installed environment), with small sizes so the chain takes a minute or two:
 
 1. `TFDS_DATA_DIR=... python -m trainers.mnist --flagfile=trainers/configs/mnist_svae_r_quick.flags`
-   with overrides after the flagfile (2 steps of batch 8 on 32 real MNIST images);
+   with overrides after the flagfile (2 steps of batch 8 on 32 real MNIST images; this is the
+   flagfile's test in `test_flagfiles.py` too);
 2. `python -m trainers.classifier --output=PATH` (the MNIST classifier behind IS/FID), here
    1 epoch of 2 steps on 64 images instead of 10 epochs on 60,000;
 3. `python -m trainers.evaluate --model_dir=... --dataset=mnist --json=... --classifier=PATH`
@@ -129,11 +130,14 @@ def test_readme_chain(tmp_path, data_dir, standin):
     # 1. Train (the README's main job, tiny).
     proc = run("train", _python("-m", "trainers.mnist", "--flagfile=trainers/configs/mnist_svae_r_quick.flags",
                                 f"--model_dir={run_dir}", "--take=32", "--batch_size=8", "--steps_per_epoch=2",
-                                "--epochs=1", "--eval_batches=1", "--num_grid_images=4", "--verbose=2"))
+                                "--epochs=1", "--eval_batches=1", "--num_grid_images=4", "--log_every_steps=1",
+                                "--verbose=2"))
     epoch, _, step, _ = tl.finished(proc.stdout + proc.stderr)
     assert (epoch, step) == (1, 2)
     assert "WARNING" not in proc.stdout + proc.stderr  # e.g. no flag of the flagfile reported as unused
-    assert tl.checkpoint_numbers(run_dir) == [2]
+    variant = re.search(r"^--variant=(\S+)$", (tl.REPO / "trainers" / "configs" / "mnist_svae_r_quick.flags").read_text(),
+                        re.M).group(1)
+    tl.assert_trained(run_dir, variant, 2)  # the checks test_flagfiles.py makes of every flagfile
     for name in ("config.json", "flags.json", "flags.txt", "samples_epoch_001.png", "reconstructions_epoch_001.png"):
         assert (run_dir / name).is_file(), name
 

@@ -31,9 +31,14 @@ def test_a_round_times_every_command_and_the_first_step(monkeypatch, tmp_path):
     script = tmp_path / "train.py"
     script.write_text(TRAIN)
 
+    data_cache = "os.path.join(os.environ['SVAE_TF_CACHE_DIR'], 'datasets')"
+    child = f"print('noise'); print({first_step.MARK!r} + '{{\"first_batch_s\": 1.5}}')"
+
     def fake_commands(work, f):
-        return {"imports": [sys.executable, "-c", "pass"], "train": [sys.executable, str(script), work],
-                "stream": [sys.executable, "-c", f"print('noise'); print({first_step.MARK!r} + '{{\"first_batch_s\": 1.5}}')"]}
+        return {"imports": [sys.executable, "-c", f"import os; os.makedirs({data_cache})"],  # a run caches data
+                "stream_cold": [sys.executable, "-c", f"import os; assert not os.path.exists({data_cache}); os.makedirs({data_cache}); {child}"],
+                "train": [sys.executable, str(script), work],
+                "stream": [sys.executable, "-c", f"import os; assert os.path.exists({data_cache}); {child}"]}
 
     monkeypatch.setattr(first_step, "commands", fake_commands)
     rounds = [first_step.run_round(ARGS), first_step.run_round(ARGS)]
@@ -41,12 +46,13 @@ def test_a_round_times_every_command_and_the_first_step(monkeypatch, tmp_path):
     assert 0.3 < train["to_first_step_s"] < train["total_s"]
     assert train["step_s"] == pytest.approx(0.2, abs=0.1)
     summary = first_step.summarise(rounds)
-    assert set(summary) == {"imports", "train", "stream"}
+    assert set(summary) == {"imports", "train", "stream", "stream_cold"}
     assert set(summary["train"]) == {"total_s", "to_first_step_s", "step_s"}
     assert summary["stream"]["first_batch_s"] == 1.5
     text = first_step.markdown({"commands": summary, "rounds": 2, "train_steps": 4,
                                 "num_samples": 10, "iw_samples": 2, "num_images": 5})
     assert "| train |" in text and "| stream: first batch | 1.5 |" in text
+    assert "| stream_cold: first batch | 1.5 |" in text and "| stream_cold |" not in text
 
 
 def test_a_failing_command_names_itself(monkeypatch):
@@ -59,5 +65,7 @@ def test_the_real_commands_are_the_users():
     argv = first_step.commands("/w", ARGS)
     assert argv["train"][1:4] == ["-m", "trainers.mnist", f"--flagfile={first_step.FLAGFILE}"]
     assert "--log_every_steps=1" in argv["train"] and "--model_dir=/w/run" in argv["evaluate"]
+    assert "--model_dir=/w/run" in argv["train"] and "--model_dir=/w/run_cold" in argv["train_cold"]
+    assert list(argv).index("train_cold") < list(argv).index("train")  # the cold run first
     assert argv["export_tflite"][1:3] == ["-m", "export.tflite"]
     assert argv["trace"][1:] == ["-m", "benchmarks.first_step", "--child=trace"]

@@ -21,6 +21,10 @@ def test_parse_run_fills_defaults_and_converts_types():
         "mnist_a1", {"decoder_dense_batch_norm": True}, True)
     model, train = mode_collapse.parse_run("svae_r_lx,lam_z=0,z_dim=8,batch_norm_batches=0", seed=3)
     assert (model.lam_z, model.preset_overrides, model.seed, train) == (0.0, {"z_dim": 8}, 3, {"batch_norm_batches": 0})
+    model, _ = mode_collapse.parse_run("svae_r,latent_x=draw")
+    assert model.latent_x == "draw"
+    with pytest.raises(ValueError, match="latent_x=sample"):
+        mode_collapse.parse_run("svae_r,latent_x=sample")
 
 
 @pytest.mark.parametrize("spec, named", [("vea", "vea"), ("ali,lr=1", "lr=1"), ("svae,beta1", "beta1"),
@@ -39,15 +43,21 @@ def test_spread_is_zero_for_one_repeated_image_and_positive_otherwise():
 
 
 def test_two_step_run_writes_the_table_and_json(tmp_path, data_dir):
+    """Four runs on the validation split (--eval_split=validation: trained on
+    train_without_validation, held-out numbers from validation; the JSON and the table say so)."""
     out = tmp_path / "probe.json"  # --output=NAME writes NAME.json and NAME.md
     subprocess.run(
         [sys.executable, "-m", "benchmarks.mode_collapse", "--run=gan,batch_norm_batches=1", "--run=ali,n_disc=2,batch_norm_batches=2",
          "--run=vae,batch_norm_batches=1", "--run=gan,batch_norm_batches=1", "--steps=2",
          "--every=1", "--probe_steps=2", "--quality_samples=0", "--take=512", f"--data_dir={data_dir}",
-         f"--output={tmp_path / 'probe'}"],
+         "--eval_split=validation", f"--output={tmp_path / 'probe'}"],
         check=True, capture_output=True,
     )
     report = json.loads(out.read_text())
+    assert report["runs"][0]["train_split"] == "train_without_validation"
+    assert (report["settings"]["eval_split"], report["settings"]["train_split"]) == ("validation", "train_without_validation")
+    assert report["settings"]["splits"] == "train[:50000] / train[50000:]"
+    assert report["runs"][1]["model_config"]["n_disc"] == 2  # a run spec reaches the model
     assert [r["run"] for r in report["runs"]] == ["gan,batch_norm_batches=1", "ali,n_disc=2,batch_norm_batches=2",
                                                   "vae,batch_norm_batches=1", "gan,batch_norm_batches=1"]
     # Every run trains on the same data order: the repeated run repeats the first one.
@@ -65,6 +75,7 @@ def test_two_step_run_writes_the_table_and_json(tmp_path, data_dir):
     assert report["runs"][0]["neg_elbo"] is None and 0 < vae["neg_elbo"] < 784 * 5
     assert 0 < report["real_sample_spread"] < 0.5
     text = (tmp_path / "probe.md").read_text()
+    assert "Trained on split `train_without_validation`" in text and "real validation images" in text
     assert "| ali,n_disc=2,batch_norm_batches=2 |" in text
     assert f"{rmse['inference']:.1f} / {rmse['batch_stats']:.1f}" in text
     from PIL import Image
@@ -97,24 +108,3 @@ def test_a_screen_run_is_the_trainer_run_of_the_same_settings(tmp_path, data_dir
         "--epochs=2", "--eval_batches=1", "--batch_norm_batches=1", "--take=512", "--verbose=0",
         f"--model_dir={tmp_path / 'run'}"))
     assert screen["weights_sha256"] == tl.finished(proc.stdout)[3]
-
-
-def test_validation_split_run_names_its_splits(tmp_path, data_dir):
-    """--eval_split=validation: trained on train_without_validation, held-out numbers from
-    validation; the JSON and the table say so. A latent_x run spec reaches the model."""
-    subprocess.run(
-        [sys.executable, "-m", "benchmarks.mode_collapse", "--run=svae_r,latent_x=draw,batch_norm_batches=1", "--steps=1", "--every=1",
-         "--probe_steps=1", "--quality_samples=0", "--eval_split=validation", "--take=512", f"--data_dir={data_dir}",
-         f"--output={tmp_path / 'v'}"],
-        check=True, capture_output=True,
-    )
-    report = json.loads((tmp_path / "v.json").read_text())
-    assert report["runs"][0]["train_split"] == "train_without_validation"
-    assert report["settings"]["eval_split"] == "validation"
-    assert report["settings"]["train_split"] == "train_without_validation"
-    assert report["settings"]["splits"] == "train[:50000] / train[50000:]"
-    assert report["runs"][0]["model_config"]["latent_x"] == "draw"
-    assert "Trained on split `train_without_validation`" in (tmp_path / "v.md").read_text()
-    assert "real validation images" in (tmp_path / "v.md").read_text()
-    with pytest.raises(ValueError, match="latent_x=sample"):
-        mode_collapse.parse_run("svae_r,latent_x=sample")

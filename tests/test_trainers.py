@@ -183,24 +183,6 @@ def test_cifar_flagfile_as_written_plus_a_training_aid(tmp_path):
     assert model.sample(1).shape == (1, 32, 32, 3)
 
 
-def test_imagenet_trainer_on_a_folder_of_pngs(tmp_path):
-    folder = tmp_path / "images"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(8):  # non-square, not 64x64: cropped and resized
-        Image.fromarray(rng.integers(0, 256, (70 + i, 90, 3), dtype=np.uint8)).save(folder / f"{i}.png")
-    model_dir = tmp_path / "imagenet_run"
-    proc = tl.check_ok(tl.run(
-        "imagenet", f"--dataset=folder:{folder}", "--image_size=64", "--z_dim=32", "--variant=vae",
-        "--batch_size=4", "--epochs=1", "--steps_per_epoch=2", "--num_grid_images=4",
-        f"--model_dir={model_dir}", "--verbose=2",
-    ))
-    assert tl.finished(proc.stdout)[:3] == (1, 2, 2)
-    config, model = _assert_run_outputs(model_dir, epochs=1, grid_shape=(2 * 64, 2 * 64))
-    assert (config.preset, config.variant, config.preset_overrides) == ("imagenet64", "vae", {"z_dim": 32})
-    assert model.sample(1).shape == (1, 64, 64, 3)
-
-
 def test_mnist_end_to_end_then_sigkill_and_resume(tmp_path):
     """The same command run twice: once uninterrupted (the reference; all outputs are
     checked) and once killed with SIGKILL right after its first checkpoint and restarted.

@@ -4,6 +4,8 @@ Trainers run as subprocesses (as users run them): absl flags are process-global,
 `--logical_cpus` / `--strategy=multi_worker` must configure TensorFlow before it starts.
 """
 
+import json
+import math
 import os
 import re
 import subprocess
@@ -135,3 +137,25 @@ def event_scalars(log_dir):
                     continue
                 scalars.setdefault(value.tag, []).append((event.step, number))
     return scalars
+
+
+def assert_trained(model_dir, variant, steps):
+    """A run of `variant` that trained `steps` steps with --log_every_steps=1: its config, one
+    checkpoint at `steps`, the variant's training scalars at every step and per epoch, a
+    held-out ELBO, all finite."""
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["variant"] == variant
+    assert checkpoint_numbers(model_dir) == [steps]
+    assert list((model_dir / "checkpoints").glob(f"ckpt-{steps}.index"))
+
+    train = event_scalars(model_dir / "logs" / "train")
+    names = {"g_loss"} | ({"log_px_given_z", "elbo"} if variant == "vae" else {"d_loss", "d_acc_q", "d_acc_p"})
+    if variant == "svae_r":
+        names |= {"log_px_given_z", "log_qz_given_x", "symmetric_kl_bound"}
+    for name in names:
+        assert [s for s, _ in train.get(name, [])] == list(range(1, steps + 1)), (name, sorted(train))
+        assert f"epoch/{name}" in train, (name, sorted(train))
+    validation = event_scalars(model_dir / "logs" / "validation")
+    assert "elbo" in validation, sorted(validation)
+    for tag, values in {**train, **{f"validation/{t}": v for t, v in validation.items()}}.items():
+        assert all(math.isfinite(v) for _, v in values), (tag, values)

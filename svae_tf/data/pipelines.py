@@ -31,7 +31,7 @@ their pixel values alone, and teach the encoder and decoder nothing). `binarize=
 likelihood evaluation (convention in `load_images`).
 
 The pipeline order is: read -> enumerate -> take -> decode/resize/binarize
-(uint8) -> checks -> cache (uint8) -> shuffle -> repeat -> batch -> to float32 ->
+(uint8) -> checks -> cache (uint8; a TFDS split also on disk, `snapshots`) -> shuffle -> repeat -> batch -> to float32 ->
 prefetch. The result is a plain global-batch dataset; under a
 `tf.distribute` strategy Keras splits it (auto-shard policy DATA).
 """
@@ -47,7 +47,7 @@ from pathlib import Path
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from svae_tf.data import datasets
+from svae_tf.data import datasets, snapshots
 
 __all__ = [
     "DataError",
@@ -460,7 +460,10 @@ def load_images(
         folders and downsampled_imagenet).
       drop_remainder: drop the last partial batch (static batch dimension).
       cache: cache the decoded uint8 examples in memory (after resize and
-        static binarization, before shuffling). Full imagenet64 needs ~15 GiB;
+        static binarization, before shuffling), and for a TFDS dataset on disk
+        too (`svae_tf.data.snapshots`: the first read of the whole split saves
+        them under ~/.cache/svae_tf/datasets, later runs load them instead of
+        decoding; the same examples). Full imagenet64 needs ~15 GiB;
         pass cache=False there. tf.data keeps the cache only once a pass has
         read it to the end: a reader that stops earlier (e.g. Keras'
         `validation_steps`) makes it drop the partial cache with a warning and
@@ -482,7 +485,7 @@ def load_images(
     """
     _check_load_args(name, binarize, batch_size, take, image_size)
     ds, count, shape = _prepared_examples(name, split, data_dir, with_labels, binarize,
-                                          image_size, take)
+                                          image_size, take, snapshot=cache)
     if cache:
         _warn_if_cache_is_large(name, split, count * math.prod(shape))
         ds = ds.cache()
@@ -561,9 +564,37 @@ def _warn_if_cache_is_large(name, split, cache_bytes):
         )
 
 
-def _prepared_examples(name, split, data_dir, with_labels, binarize, image_size, take):
+def _prepared_examples(name, split, data_dir, with_labels, binarize, image_size, take, snapshot):
     """(dataset of (uint8 [H, W, C], int64 label), example count, (H, W, C)) of `load_images`:
-    decoded, checked, resized and binarized, in the split's order (before caching)."""
+    decoded, checked, resized and binarized, in the split's order (before caching). With
+    `snapshot`, a TFDS split is read from its `snapshots` copy on disk, made first when the
+    whole split is read (`take` None) and none exists."""
+    spec = datasets.get(name)
+    if snapshot and not spec.folders:
+        path, count = _snapshot_of(spec, split, data_dir, with_labels, binarize, image_size)
+        if take is None or os.path.isdir(path):
+            shape = image_shape(name, image_size=image_size)
+            spec = (tf.TensorSpec(shape, tf.uint8), tf.TensorSpec([], tf.int64))
+            ds = snapshots.load_or_build(path, lambda: _decoded_examples(
+                name, split, data_dir, with_labels, binarize, image_size, None)[0], spec)
+            if take is not None:
+                ds, count = ds.take(take), min(count, take)
+            return ds, count, shape
+    return _decoded_examples(name, split, data_dir, with_labels, binarize, image_size, take)
+
+
+def _snapshot_of(spec, split, data_dir, with_labels, binarize, image_size):
+    """(`snapshots` path of a TFDS split's prepared examples, the split's example count)."""
+    tfds_name, builder, tfds_split = _find_tfds_builder(spec, split, data_dir)
+    key = dict(dataset=spec.name, tfds_name=tfds_name, version=str(builder.version),
+               data_dir=os.path.realpath(builder.data_dir), split=tfds_split,
+               files=snapshots.directory_signature(builder.data_dir), with_labels=with_labels,
+               binarize=binarize, binarization_seed=STATIC_BINARIZATION_SEED, image_size=image_size)
+    return snapshots.path_for(spec.name, key), int(builder.info.splits[tfds_split].num_examples)
+
+
+def _decoded_examples(name, split, data_dir, with_labels, binarize, image_size, take):
+    """`_prepared_examples` read from the source: TFDS records or image files."""
     spec = datasets.get(name)
     shape = image_shape(name, image_size=image_size)  # ValueError: a folder without image_size
     folder = bool(spec.folders)

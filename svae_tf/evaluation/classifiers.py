@@ -37,18 +37,16 @@ import tensorflow as tf
 
 from svae_tf.data import datasets
 from svae_tf.evaluation import metrics
+from svae_tf.utils import files
 
 MNIST_CLASSIFIER_FILE = "mnist_classifier.keras"
-DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "svae_tf")
-CACHE_DIR_ENV = "SVAE_TF_CACHE_DIR"
+CACHE_DIR_ENV = files.CACHE_DIR_ENV
 
 _FEATURES_LAYER = "features"
 _LOGITS_LAYER = "logits"
 
 
-def default_cache_dir():
-    """$SVAE_TF_CACHE_DIR, else ~/.cache/svae_tf (expanded)."""
-    return os.path.expanduser(os.environ.get(CACHE_DIR_ENV) or DEFAULT_CACHE_DIR)
+default_cache_dir = files.cache_dir
 
 
 def default_mnist_classifier_path(cache_dir=None):

@@ -139,8 +139,7 @@ class ModelHparams(_Checked):
     lam: float = hparam(0.3, "lambda of sVAE-r, eq. (29) (paper: 0.3).", lower=0.0, applies="lambda")
     lam_z: Optional[float] = hparam(
         None, "Weight of eq. (29)'s latent term E_p log q(z|x) alone; default: --lam (the paper's). "
-        "The term is taken at x_p, the decoder mean: a deterministic function of z_p, so it has no "
-        "upper bound; 0 leaves only lam E_q log p(x|z).", kind="float", lower=0.0, applies="lambda")
+        "Its x: --latent_x. 0 leaves only lam E_q log p(x|z).", kind="float", lower=0.0, applies="lambda")
     latent_x: str = hparam(
         "mean", "x of eq. (29)'s latent term log q(z_p|x) and the decoder's gradient through it: mean (the "
         "decoder mean x_p), or x ~ p(x|z_p) as eq. (29) writes it: draw (no gradient to the decoder through "

@@ -12,6 +12,15 @@ import contextlib
 import json
 import os
 
+CACHE_DIR_ENV = "SVAE_TF_CACHE_DIR"
+DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "svae_tf")
+
+
+def cache_dir():
+    """svae-tf's cache (the MNIST classifier, decoded datasets): $SVAE_TF_CACHE_DIR, else
+    ~/.cache/svae_tf (expanded)."""
+    return os.path.expanduser(os.environ.get(CACHE_DIR_ENV) or DEFAULT_CACHE_DIR)
+
 
 def _is_remote(path):
     return "://" in str(path)
